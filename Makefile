@@ -1,0 +1,48 @@
+# Set-up, run, test and benchmark. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+PG_URL ?= postgresql://postgres@127.0.0.1:5432
+PYTEST_WORKERS ?= 2
+
+.PHONY: install run test test-sqlite test-postgres bench lint services clean
+
+install: $(STAMP)
+
+$(STAMP): requirements/base.txt requirements/test.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements/test.txt
+	$(PIP) install --quiet --no-deps -e .
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/orchestrator server start
+
+services:
+	@scripts/ensure-services.sh
+
+test: install services lint
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite:
+	@echo "== test suite on SQLite"
+	ORCHESTRATOR_HOME=$$(mktemp -d) ORCHESTRATOR_DATABASE_URL= $(PY) -m pytest -n $(PYTEST_WORKERS) -q
+
+test-postgres:
+	@echo "== test suite on PostgreSQL"
+	ORCHESTRATOR_HOME=$$(mktemp -d) ORCHESTRATOR_DATABASE_URL=$(PG_URL)/orch_ci_$$(date +%s)_$$$$ \
+		$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install services
+	$(PY) benchmarks/api_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

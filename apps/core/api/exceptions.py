@@ -1,0 +1,91 @@
+"""One place that turns every error into JSON: {"error": code, "message": "...", "fields": {...}}."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+from apps.core.errors import OrchestratorError
+
+logger = logging.getLogger("apps.core.api")
+
+
+def _flatten(detail, prefix: str = "") -> list[tuple[str, str]]:
+    """Turn DRF's nested error detail into (field path, message) pairs."""
+    if isinstance(detail, dict):
+        pairs = []
+        for key, value in detail.items():
+            path = key if not prefix else (prefix if key == "non_field_errors" else f"{prefix}.{key}")
+            if key == "non_field_errors" and not prefix:
+                path = ""
+            pairs.extend(_flatten(value, path))
+        return pairs
+    if isinstance(detail, list):
+        pairs = []
+        for index, value in enumerate(detail):
+            nested = isinstance(value, dict | list)
+            pairs.extend(_flatten(value, f"{prefix}[{index}]" if nested else prefix))
+        return pairs
+    return [(prefix, str(detail))]
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    body = {"error": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def exception_handler(exc, context) -> Response | None:
+    if isinstance(exc, OrchestratorError):
+        fields = {exc.field: [exc.message]} if exc.field else None
+        message = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        return Response(error_body(exc.code, message, fields), status=exc.status_code)
+    if isinstance(exc, Http404):
+        return Response(error_body("not_found", str(exc) or "not found"), status=404)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("payload_too_large", "request body too large"), status=413)
+    if isinstance(exc, PermissionDenied):
+        return Response(error_body("permission_denied", str(exc) or "permission denied"), status=403)
+    if isinstance(exc, SuspiciousOperation):
+        return Response(error_body("bad_request", str(exc) or "bad request"), status=400)
+    if isinstance(exc, DjangoValidationError):
+        exc = drf.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, drf.ValidationError):
+        pairs = _flatten(exc.detail)
+        fields: dict[str, list[str]] = {}
+        for path, message in pairs:
+            fields.setdefault(path or "body", []).append(message)
+        message = "; ".join(f"{path}: {text}" if path else text for path, text in pairs) or "invalid input"
+        return Response(error_body("invalid_input", message, fields), status=400)
+    if isinstance(exc, drf.APIException):
+        code = exc.default_code if isinstance(exc.default_code, str) else "error"
+        detail = exc.detail if isinstance(exc.detail, str) else "; ".join(t for _, t in _flatten(exc.detail))
+        response = Response(error_body(code, str(detail)), status=exc.status_code)
+        if getattr(exc, "wait", None):
+            response["Retry-After"] = str(int(exc.wait))
+        return response
+    return None
+
+
+def json_error_view(status: int, code: str, message: str):
+    def view(request, exception=None, *args, **kwargs):
+        if isinstance(exception, RequestDataTooBig):
+            return JsonResponse(error_body("payload_too_large", "request body too large"), status=413)
+        if request.path.startswith("/api/") or status != 404:
+            return JsonResponse(error_body(code, message), status=status)
+        from django.views.defaults import page_not_found
+
+        return page_not_found(request, exception)
+
+    return view
+
+
+bad_request = json_error_view(400, "bad_request", "bad request")
+not_found = json_error_view(404, "not_found", "no such endpoint")
+server_error = json_error_view(500, "server_error", "internal server error; the server log has the details")

@@ -1,0 +1,177 @@
+"""The orchestration engine: the ONLY code that writes a run's state.
+
+`propose_state` locks the run, applies the policy's rules in order, stores the resulting state with its
+history row, run details and outbox event, all in one transaction, and answers with the status
+(ACCEPT, REJECT, WAIT, ABORT), the run's state afterwards and the reason.
+
+Concurrent proposals on one run are serialised: `SELECT ... FOR UPDATE` on PostgreSQL; on SQLite every
+transaction starts with BEGIN IMMEDIATE (see settings), which takes the database's write lock up front.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.orchestration.models import Event
+from apps.orchestration.policies import FLOW_RUN_POLICY, TASK_RUN_POLICY
+from apps.orchestration.rules.base import Rule, Status, TransitionContext
+from apps.orchestration.rules.bookkeeping import after_state_stored, update_run_details
+from apps.orchestration.states import State
+from apps.runs.models import FlowRun, FlowRunState, TaskRun, TaskRunState
+
+FLOW_RUN = "flow_run"
+TASK_RUN = "task_run"
+
+
+@dataclass(frozen=True)
+class RunKind:
+    model: type
+    state_model: type
+    run_field: str
+    policy: list[type[Rule]]
+
+
+RUN_KINDS = {
+    FLOW_RUN: RunKind(FlowRun, FlowRunState, "flow_run", FLOW_RUN_POLICY),
+    TASK_RUN: RunKind(TaskRun, TaskRunState, "task_run", TASK_RUN_POLICY),
+}
+
+
+@dataclass
+class OrchestrationResult:
+    status: Status
+    state: State | None
+    reason: str | None = None
+    delay_seconds: float = 0.0
+    run: Any = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == Status.ACCEPT
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "state": self.state.to_json() if self.state else None,
+            "details": {"reason": self.reason, "delay_seconds": round(self.delay_seconds, 3)},
+        }
+
+
+def propose_state(
+    *,
+    kind: str,
+    run_id: uuid.UUID | str,
+    state: State,
+    force: bool = False,
+    proposed_at: datetime | None = None,
+) -> OrchestrationResult:
+    """Propose `state` for the run; the policy decides. `force=True` skips the policy, never the record."""
+    spec = RUN_KINDS[kind]
+    with transaction.atomic():
+        run = spec.model.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            return OrchestrationResult(Status.ABORT, None, "the run does not exist (it may have been deleted)")
+        return _orchestrate(spec, kind, run, state, force=force, proposed_at=proposed_at)
+
+
+def set_initial_state(*, kind: str, run: Any, state: State) -> OrchestrationResult:
+    """Give a run created in the current transaction its first state, through the same policy."""
+    spec = RUN_KINDS[kind]
+    return _orchestrate(spec, kind, run, state, force=False, proposed_at=None)
+
+
+def _orchestrate(
+    spec: RunKind, kind: str, run: Any, state: State, *, force: bool, proposed_at: datetime | None
+) -> OrchestrationResult:
+    context = TransitionContext(
+        run=run,
+        kind=kind,
+        initial_state=run.state,
+        proposed_state=state,
+        now=timezone.now(),
+        force=force,
+        proposed_at=proposed_at,
+    )
+    applied: list[Rule] = []
+    for rule_class in [] if force else spec.policy:
+        rule = rule_class()
+        if not rule.applies(context):
+            continue
+        rule.before_transition(context)
+        applied.append(rule)
+        if context.status != Status.ACCEPT:
+            break
+
+    if context.status != Status.ACCEPT:
+        for rule in reversed(applied[:-1]):
+            rule.cleanup(context)
+    if context.validated_state is None:
+        return OrchestrationResult(context.status, run.state, context.reason, context.delay_seconds, run)
+
+    state_row = _store(spec, context)
+    for rule in applied:
+        rule.after_transition(context)
+    after_state_stored(context, state_row)
+    return OrchestrationResult(context.status, run.state, context.reason, context.delay_seconds, run)
+
+
+def _store(spec: RunKind, context: TransitionContext):
+    """Write the history row, the run's current state and details, and the outbox event."""
+    run = context.run
+    state = context.validated_state
+    if context.force and context.status == Status.ACCEPT:
+        state.state_details = {**state.state_details, "forced": True}
+    update_run_details(context)
+    state_row = spec.state_model.objects.create(
+        **{spec.run_field: run},
+        type=state.type.value,
+        name=state.name,
+        timestamp=context.now,
+        message=state.message,
+        state_details=_jsonable(state.state_details),
+        data=state.data,
+    )
+    run.state_id = state_row.id
+    run.state_type = state.type.value
+    run.state_name = state.name
+    run.state_timestamp = context.now
+    run.state_message = state.message
+    run.state_details = state_row.state_details
+    run.state_data = state.data
+    run.save(
+        update_fields=[
+            "state_id",
+            "state_type",
+            "state_name",
+            "state_timestamp",
+            "state_message",
+            "state_details",
+            "state_data",
+            "updated",
+            *context.changed_fields,
+        ]
+    )
+    Event.objects.create(
+        name=f"{context.kind}.state_changed",
+        resource_type=context.kind,
+        resource_id=run.id,
+        occurred=context.now,
+        payload={
+            "run_id": str(run.id),
+            "flow_run_id": str(run.id if context.kind == FLOW_RUN else run.flow_run_id or "") or None,
+            "initial_state_type": context.initial_type.value if context.initial_type else None,
+            "state": run.state.to_json(),
+            "forced": context.force,
+        },
+    )
+    return state_row
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in details.items()}

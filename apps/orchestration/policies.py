@@ -1,0 +1,46 @@
+"""The orchestration policies: reading these lists tells you everything the engine enforces, in order.
+
+A forced proposal (`force=True`) skips the policy but is still stored with its bookkeeping and event.
+"""
+
+from apps.orchestration.rules.caching import AnswerFromCache
+from apps.orchestration.rules.concurrency import EnforceConcurrencyLimits
+from apps.orchestration.rules.core import (
+    AbortSecondClaim,
+    PreventLeavingTerminalFlowRuns,
+    PreventLeavingTerminalTaskRuns,
+    RejectDuplicateTransitions,
+    RejectStaleProposals,
+    WaitForScheduledTime,
+)
+from apps.orchestration.rules.pausing import (
+    CancellingOnlyActiveRuns,
+    CancelRunsNotStarted,
+    FailExpiredPauses,
+    OnlyPauseRunningRuns,
+)
+from apps.orchestration.rules.retries import RetryFailedRuns
+
+FLOW_RUN_POLICY = [
+    RejectDuplicateTransitions,
+    RejectStaleProposals,
+    AbortSecondClaim,
+    PreventLeavingTerminalFlowRuns,
+    CancellingOnlyActiveRuns,
+    CancelRunsNotStarted,
+    OnlyPauseRunningRuns,
+    FailExpiredPauses,
+    WaitForScheduledTime,
+    RetryFailedRuns,
+]
+
+TASK_RUN_POLICY = [
+    RejectDuplicateTransitions,
+    RejectStaleProposals,
+    PreventLeavingTerminalTaskRuns,
+    CancellingOnlyActiveRuns,
+    WaitForScheduledTime,
+    RetryFailedRuns,
+    AnswerFromCache,
+    EnforceConcurrencyLimits,
+]

@@ -1,0 +1,1 @@
+"""Orchestration rules, one module per family; `apps.orchestration.policies` orders them."""

@@ -1,0 +1,58 @@
+"""Bookkeeping: run details the engine keeps on every stored state, forced ones included.
+
+These are not decisions (they never refuse a proposal); they keep start and end times, run counts,
+total run time and start lateness true to the state history.
+"""
+
+from __future__ import annotations
+
+from apps.orchestration.rules.base import TransitionContext
+from apps.orchestration.rules.caching import store_cache_entry
+from apps.orchestration.rules.concurrency import release_slots
+from apps.orchestration.states import TERMINAL_TYPES, StateType
+
+
+def update_run_details(context: TransitionContext) -> None:
+    """Apply the stored state's effect on the run's detail fields (before the run row is saved)."""
+    run = context.run
+    state = context.validated_state
+    now = context.now
+    initial_type = context.initial_type
+
+    if state.type == StateType.SCHEDULED:
+        scheduled_time = state.scheduled_time or now
+        if run.expected_start_time is None:
+            context.set_run_field("expected_start_time", scheduled_time)
+        context.set_run_field("next_scheduled_start_time", scheduled_time)
+    elif run.expected_start_time is None:
+        context.set_run_field("expected_start_time", now)
+
+    if state.type == StateType.RUNNING and initial_type != StateType.RUNNING:
+        context.set_run_field("run_count", run.run_count + 1)
+        context.set_run_field("next_scheduled_start_time", None)
+        if run.start_time is None:
+            context.set_run_field("start_time", now)
+            lateness = (now - run.expected_start_time).total_seconds() if run.expected_start_time else 0.0
+            context.set_run_field("estimated_start_time_delta", max(0.0, lateness))
+        if context.kind == "task_run" and run.flow_run_id is not None:
+            context.set_run_field("flow_run_run_count", run.flow_run.run_count)
+
+    if initial_type == StateType.RUNNING and state.type != StateType.RUNNING:
+        elapsed = (now - context.initial_state.timestamp).total_seconds()
+        context.set_run_field("total_run_time", run.total_run_time + max(0.0, elapsed))
+
+    if state.type in TERMINAL_TYPES:
+        context.set_run_field("end_time", now)
+        context.set_run_field("next_scheduled_start_time", None)
+    elif initial_type in TERMINAL_TYPES:
+        context.set_run_field("end_time", None)
+
+
+def after_state_stored(context: TransitionContext, state_row) -> None:
+    """Effects on other rows once the state is stored: concurrency slots and the result cache."""
+    if context.kind != "task_run":
+        return
+    if context.initial_type == StateType.RUNNING and context.validated_type != StateType.RUNNING:
+        release_slots(context.run)
+    if context.validated_type == StateType.COMPLETED:
+        store_cache_entry(context, state_row)

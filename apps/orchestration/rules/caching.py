@@ -1,0 +1,61 @@
+"""Cache rules: a task whose cache key has a valid Completed result is answered with Cached."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q
+
+from apps.orchestration.models import CacheEntry
+from apps.orchestration.rules.base import Rule, TransitionContext
+from apps.orchestration.states import Cached, StateType
+
+
+def _as_datetime(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+class AnswerFromCache(Rule):
+    """-> RUNNING with a cache key that has an unexpired Completed result: store Cached with that result."""
+
+    TO_STATES = frozenset({StateType.RUNNING})
+
+    def before_transition(self, context: TransitionContext) -> None:
+        details = context.proposed_state.state_details
+        run = context.run
+        if details.get("cache_key"):
+            context.set_run_field("cache_key", str(details["cache_key"])[:500])
+            context.set_run_field("cache_expiration", _as_datetime(details.get("cache_expiration")))
+        if not run.cache_key or details.get("refresh_cache"):
+            return
+        entry = (
+            CacheEntry.objects.filter(cache_key=run.cache_key)
+            .filter(Q(expiration__isnull=True) | Q(expiration__gt=context.now))
+            .select_related("task_run_state")
+            .first()
+        )
+        if entry is None:
+            return
+        cached = entry.task_run_state
+        context.reject(
+            "a valid cached result exists for this cache key",
+            state=Cached(
+                message=f"Cached result of task run {cached.task_run_id}",
+                data=cached.data,
+                cache_key=run.cache_key,
+                cache_expiration=entry.expiration,
+            ),
+        )
+
+
+def store_cache_entry(context: TransitionContext, state_row) -> None:
+    """After a task run completes with a cache key, remember its result for later runs (newest wins)."""
+    run = context.run
+    if not run.cache_key or context.validated_state.name == "Cached":
+        return
+    CacheEntry.objects.update_or_create(
+        cache_key=run.cache_key,
+        defaults={"task_run_state": state_row, "expiration": run.cache_expiration},
+    )

@@ -1,0 +1,53 @@
+"""Tag concurrency limits: a task run waits for a free slot on each of its limited tags."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from apps.concurrency.models import ConcurrencyLimit
+from apps.orchestration.rules.base import Rule, TransitionContext
+from apps.orchestration.states import StateType
+
+
+def _locked_limits(tags: list[str]) -> list[ConcurrencyLimit]:
+    return list(ConcurrencyLimit.objects.select_for_update().filter(tag__in=tags).order_by("tag"))
+
+
+class EnforceConcurrencyLimits(Rule):
+    """-> RUNNING takes a slot on every limited tag, or WAITs when one of them is full."""
+
+    TO_STATES = frozenset({StateType.RUNNING})
+
+    def before_transition(self, context: TransitionContext) -> None:
+        tags = list(context.run.tags or [])
+        if not tags or context.initial_type == StateType.RUNNING:
+            return
+        run_id = str(context.run.id)
+        limits = _locked_limits(tags)
+        for limit in limits:
+            if run_id not in limit.active_slots and len(limit.active_slots) >= limit.limit:
+                context.wait(
+                    settings.ORCHESTRATION_CONCURRENCY_WAIT_SECONDS,
+                    f"concurrency limit for tag {limit.tag!r} is full ({limit.limit} running)",
+                )
+                return
+        for limit in limits:
+            if run_id not in limit.active_slots:
+                limit.active_slots = [*limit.active_slots, run_id]
+                limit.save(update_fields=["active_slots", "updated"])
+        self.taken = limits
+
+    def cleanup(self, context: TransitionContext) -> None:
+        release_slots(context.run)
+
+
+def release_slots(run) -> None:
+    """Free the run's slots on all its tags (called whenever a task run leaves RUNNING)."""
+    tags = list(run.tags or [])
+    if not tags:
+        return
+    run_id = str(run.id)
+    for limit in _locked_limits(tags):
+        if run_id in limit.active_slots:
+            limit.active_slots = [slot for slot in limit.active_slots if slot != run_id]
+            limit.save(update_fields=["active_slots", "updated"])

@@ -1,0 +1,45 @@
+"""Retry rules: a failed run with retries left is rescheduled (AwaitingRetry) after its delay."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from apps.orchestration.rules.base import Rule, TransitionContext
+from apps.orchestration.states import AwaitingRetry, StateType
+
+
+def retry_delay_seconds(policy: dict, run_count: int) -> float:
+    """The delay before attempt `run_count + 1`: a number, or the list entry for this attempt (last repeats)."""
+    delay = policy.get("retry_delay") or 0
+    if isinstance(delay, list):
+        delay = delay[min(run_count - 1, len(delay) - 1)] if delay else 0
+    delay = float(delay)
+    jitter = policy.get("retry_jitter_factor")
+    if jitter and delay > 0:
+        delay += random.uniform(0, delay * float(jitter))
+    return delay
+
+
+class RetryFailedRuns(Rule):
+    """RUNNING -> FAILED with retries left becomes AwaitingRetry, scheduled after the configured delay."""
+
+    FROM_STATES = frozenset({StateType.RUNNING})
+    TO_STATES = frozenset({StateType.FAILED})
+
+    def before_transition(self, context: TransitionContext) -> None:
+        policy = context.run.empirical_policy or {}
+        retries = int(policy.get("retries") or 0)
+        if context.run.run_count > retries:
+            return
+        delay = retry_delay_seconds(policy, context.run.run_count)
+        retry = AwaitingRetry(
+            scheduled_time=context.now + timedelta(seconds=delay),
+            message=context.proposed_state.message,
+            data=context.proposed_state.data,
+        )
+        context.reject(
+            f"retry {context.run.run_count} of {retries} in {delay:.3g} second(s)",
+            state=retry,
+        )
+        context.delay_seconds = delay

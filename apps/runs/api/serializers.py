@@ -1,0 +1,209 @@
+"""Request and response shapes for flow runs, task runs and state proposals."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from apps.core.api.serializers import JSONObjectField, NameField, StrictSerializerMixin, TagsField
+from apps.orchestration.states import NAMED_STATES, State, StateType
+from apps.runs.models import FlowRun, TaskRun
+
+MAX_MESSAGE = 20_000
+
+
+def state_json(run) -> dict | None:
+    state = run.state
+    return state.to_json() if state else None
+
+
+class StateProposalSerializer(StrictSerializerMixin, serializers.Serializer):
+    type = serializers.ChoiceField(choices=[t.value for t in StateType])
+    name = serializers.CharField(max_length=32, required=False, allow_null=True)
+    message = serializers.CharField(max_length=MAX_MESSAGE, required=False, allow_null=True, allow_blank=True)
+    state_details = JSONObjectField(required=False, default=dict)
+    data = serializers.JSONField(required=False, allow_null=True)
+    timestamp = serializers.DateTimeField(required=False, help_text="when the client proposed it (stale check)")
+
+    def validate(self, attrs):
+        name = attrs.get("name")
+        if name and name in NAMED_STATES and NAMED_STATES[name] != attrs["type"]:
+            raise serializers.ValidationError({"name": [f"{name} is a {NAMED_STATES[name].value} state"]})
+        scheduled_time = attrs.get("state_details", {}).get("scheduled_time")
+        if scheduled_time is not None:
+            parsed = serializers.DateTimeField().to_internal_value(scheduled_time)
+            attrs["state_details"]["scheduled_time"] = parsed.isoformat()
+        return attrs
+
+    def to_state(self) -> State:
+        data = self.validated_data
+        return State(
+            type=StateType(data["type"]),
+            name=data.get("name"),
+            message=data.get("message"),
+            state_details=dict(data.get("state_details") or {}),
+            data=data.get("data"),
+        )
+
+
+class SetStateSerializer(StrictSerializerMixin, serializers.Serializer):
+    state = StateProposalSerializer()
+    force = serializers.BooleanField(required=False, default=False)
+
+    def proposal(self) -> tuple[State, bool, object]:
+        state_serializer = StateProposalSerializer(data=self.initial_data["state"])
+        state_serializer.is_valid(raise_exception=True)
+        timestamp = state_serializer.validated_data.get("timestamp")
+        return state_serializer.to_state(), self.validated_data["force"], timestamp
+
+
+class EmpiricalPolicySerializer(StrictSerializerMixin, serializers.Serializer):
+    retries = serializers.IntegerField(min_value=0, max_value=10_000, required=False, default=0)
+    retry_delay = serializers.JSONField(required=False, default=0)
+    retry_jitter_factor = serializers.FloatField(min_value=0, max_value=1_000, required=False, allow_null=True)
+
+    def validate_retry_delay(self, value):
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) > 1_000:
+            raise serializers.ValidationError("at most 1000 delays")
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, int | float) or item < 0 or item > 10**9:
+                raise serializers.ValidationError("must be a non-negative number of seconds or a list of them")
+        return value
+
+
+class RunFieldsMixin(serializers.Serializer):
+    state = serializers.SerializerMethodField()
+    estimated_start_time_delta = serializers.SerializerMethodField()
+
+    def get_state(self, run) -> dict | None:
+        return state_json(run)
+
+    def get_estimated_start_time_delta(self, run) -> float:
+        return run.estimated_lateness()
+
+
+RUN_FIELDS = [
+    "id",
+    "name",
+    "state",
+    "state_type",
+    "state_name",
+    "tags",
+    "run_count",
+    "expected_start_time",
+    "next_scheduled_start_time",
+    "start_time",
+    "end_time",
+    "total_run_time",
+    "estimated_start_time_delta",
+    "empirical_policy",
+    "created",
+    "updated",
+]
+
+
+class FlowRunSerializer(RunFieldsMixin, serializers.ModelSerializer):
+    deployment = serializers.UUIDField(source="deployment_id", read_only=True, allow_null=True)
+    flow_name = serializers.CharField(source="flow.name", read_only=True)
+
+    class Meta:
+        model = FlowRun
+        fields = [
+            *RUN_FIELDS,
+            "flow",
+            "flow_name",
+            "flow_version",
+            "parameters",
+            "idempotency_key",
+            "parent_task_run",
+            "deployment",
+            "work_pool_name",
+            "work_queue_name",
+            "infrastructure_pid",
+        ]
+        read_only_fields = fields
+
+
+class FlowRunCreateSerializer(StrictSerializerMixin, serializers.Serializer):
+    flow = serializers.UUIDField()
+    name = NameField(required=False, allow_null=True)
+    parameters = JSONObjectField(required=False, default=dict)
+    tags = TagsField()
+    deployment = serializers.UUIDField(required=False, allow_null=True)
+    parent_task_run = serializers.UUIDField(required=False, allow_null=True)
+    idempotency_key = serializers.CharField(max_length=200, required=False, allow_null=True)
+    work_pool_name = serializers.CharField(max_length=200, required=False, allow_null=True)
+    work_queue_name = serializers.CharField(max_length=200, required=False, allow_null=True)
+    flow_version = serializers.CharField(max_length=200, required=False, allow_null=True)
+    empirical_policy = EmpiricalPolicySerializer(required=False)
+    state = StateProposalSerializer(required=False)
+
+
+class FlowRunUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
+    name = NameField(required=False)
+    tags = TagsField(required=False, default=None)
+    parameters = JSONObjectField(required=False)
+
+
+class TaskRunSerializer(RunFieldsMixin, serializers.ModelSerializer):
+    class Meta:
+        model = TaskRun
+        fields = [
+            *RUN_FIELDS,
+            "flow_run",
+            "task_key",
+            "dynamic_key",
+            "task_version",
+            "cache_key",
+            "cache_expiration",
+            "task_inputs",
+            "flow_run_run_count",
+        ]
+        read_only_fields = fields
+
+
+class TaskInputSerializer(StrictSerializerMixin, serializers.Serializer):
+    input_type = serializers.ChoiceField(choices=["task_run", "parameter", "constant"])
+    id = serializers.UUIDField(required=False)
+    name = serializers.CharField(max_length=200, required=False)
+
+
+class TaskRunCreateSerializer(StrictSerializerMixin, serializers.Serializer):
+    flow_run = serializers.UUIDField(allow_null=True)
+    task_key = serializers.CharField(max_length=500)
+    dynamic_key = serializers.CharField(max_length=200, required=False, default="0")
+    name = NameField(required=False, allow_null=True)
+    tags = TagsField()
+    cache_key = serializers.CharField(max_length=500, required=False, allow_null=True)
+    cache_expiration = serializers.DateTimeField(required=False, allow_null=True)
+    task_version = serializers.CharField(max_length=200, required=False, allow_null=True)
+    task_inputs = serializers.DictField(
+        child=serializers.ListField(child=TaskInputSerializer(), max_length=10_000),
+        required=False,
+        default=dict,
+    )
+    empirical_policy = EmpiricalPolicySerializer(required=False)
+    state = StateProposalSerializer(required=False)
+
+    def validate_task_inputs(self, value):
+        if len(value) > 10_000:
+            raise serializers.ValidationError("too many inputs")
+        return {
+            argument: [{key: str(v) if key == "id" else v for key, v in item.items()} for item in items]
+            for argument, items in value.items()
+        }
+
+
+class TaskRunUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
+    name = NameField(required=False)
+    tags = TagsField(required=False, default=None)
+
+
+class StateRecordSerializer(serializers.Serializer):
+    def to_representation(self, instance) -> dict:
+        return instance.as_state().to_json()
+
+
+def now_iso() -> str:
+    return timezone.now().isoformat()

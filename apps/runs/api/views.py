@@ -1,0 +1,164 @@
+"""Flow run and task run endpoints: parse, call one service or selector, render."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.core.errors import NotFound
+from apps.flows.models import Flow
+from apps.orchestration import engine
+from apps.orchestration.states import State
+from apps.runs import selectors, services
+from apps.runs.api import serializers as s
+from apps.runs.api.filters import FlowRunFilterSet, TaskRunFilterSet
+from apps.runs.models import FlowRun, TaskRun
+
+RUN_ORDERING = ["created", "expected_start_time", "start_time", "end_time", "name", "state_type", "updated"]
+
+
+def _initial_state(data: dict) -> State | None:
+    if not data.get("state"):
+        return None
+    proposal = s.StateProposalSerializer(data=data["state"])
+    proposal.is_valid(raise_exception=True)
+    return proposal.to_state()
+
+
+def _set_state(kind: str, run_id, request: Request) -> Response:
+    serializer = s.SetStateSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    state, force, proposed_at = serializer.proposal()
+    result = engine.propose_state(kind=kind, run_id=run_id, state=state, force=force, proposed_at=proposed_at)
+    if result.state is None and result.run is None:
+        raise NotFound(result.reason or "run not found")
+    return Response(result.to_json(), status=status.HTTP_201_CREATED if result.accepted else status.HTTP_200_OK)
+
+
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    ordering_fields = RUN_ORDERING
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+
+class FlowRunViewSet(RunViewSet):
+    queryset = FlowRun.objects.select_related("flow")
+    serializer_class = s.FlowRunSerializer
+    filterset_class = FlowRunFilterSet
+
+    @extend_schema(request=s.FlowRunCreateSerializer, responses=s.FlowRunSerializer)
+    def create(self, request: Request) -> Response:
+        serializer = s.FlowRunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        flow = Flow.objects.filter(pk=data["flow"]).first()
+        if flow is None:
+            raise NotFound(f"no flow with id {data['flow']}", field="flow")
+        parent = None
+        if data.get("parent_task_run"):
+            parent = TaskRun.objects.filter(pk=data["parent_task_run"]).first()
+            if parent is None:
+                raise NotFound(f"no task run with id {data['parent_task_run']}", field="parent_task_run")
+        run, created = services.flow_run_create(
+            flow=flow,
+            name=data.get("name"),
+            parameters=data.get("parameters"),
+            tags=data.get("tags"),
+            state=_initial_state(request.data),
+            deployment_id=data.get("deployment"),
+            parent_task_run=parent,
+            idempotency_key=data.get("idempotency_key"),
+            work_pool_name=data.get("work_pool_name"),
+            work_queue_name=data.get("work_queue_name"),
+            flow_version=data.get("flow_version"),
+            empirical_policy=data.get("empirical_policy"),
+        )
+        return Response(
+            s.FlowRunSerializer(run).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(request=s.FlowRunUpdateSerializer, responses=s.FlowRunSerializer)
+    def partial_update(self, request: Request, pk=None) -> Response:
+        run = self.get_object()
+        serializer = s.FlowRunUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.flow_run_update(run=run, **serializer.validated_data)
+        return Response(s.FlowRunSerializer(run).data)
+
+    def perform_destroy(self, instance: FlowRun) -> None:
+        services.flow_run_delete(run=instance)
+
+    @extend_schema(request=s.SetStateSerializer, responses={201: dict, 200: dict})
+    @action(detail=True, methods=["post"])
+    def set_state(self, request: Request, pk=None) -> Response:
+        return _set_state(engine.FLOW_RUN, self.get_object().pk, request)
+
+    @extend_schema(responses=s.StateRecordSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def states(self, request: Request, pk=None) -> Response:
+        run = self.get_object()
+        return Response([row.as_state().to_json() for row in selectors.flow_run_states(run=run)])
+
+    @extend_schema(responses=dict)
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def graph(self, request: Request, pk=None) -> Response:
+        return Response(selectors.flow_run_graph(run=self.get_object()))
+
+    @extend_schema(request=None, responses=dict)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk=None) -> Response:
+        result = services.flow_run_resume(run=self.get_object())
+        return Response(result.to_json(), status=status.HTTP_201_CREATED if result.accepted else status.HTTP_200_OK)
+
+
+class TaskRunViewSet(RunViewSet):
+    queryset = TaskRun.objects.all()
+    serializer_class = s.TaskRunSerializer
+    filterset_class = TaskRunFilterSet
+
+    @extend_schema(request=s.TaskRunCreateSerializer, responses=s.TaskRunSerializer)
+    def create(self, request: Request) -> Response:
+        serializer = s.TaskRunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        flow_run = None
+        if data.get("flow_run"):
+            flow_run = FlowRun.objects.filter(pk=data["flow_run"]).first()
+            if flow_run is None:
+                raise NotFound(f"no flow run with id {data['flow_run']}", field="flow_run")
+        run, created = services.task_run_create(
+            flow_run=flow_run,
+            task_key=data["task_key"],
+            dynamic_key=data.get("dynamic_key") or "0",
+            name=data.get("name"),
+            tags=data.get("tags"),
+            cache_key=data.get("cache_key"),
+            cache_expiration=data.get("cache_expiration"),
+            task_inputs=data.get("task_inputs"),
+            task_version=data.get("task_version"),
+            empirical_policy=data.get("empirical_policy"),
+            state=_initial_state(request.data),
+        )
+        return Response(
+            s.TaskRunSerializer(run).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(request=s.TaskRunUpdateSerializer, responses=s.TaskRunSerializer)
+    def partial_update(self, request: Request, pk=None) -> Response:
+        run = self.get_object()
+        serializer = s.TaskRunUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(s.TaskRunSerializer(services.task_run_update(run=run, **serializer.validated_data)).data)
+
+    @extend_schema(request=s.SetStateSerializer, responses={201: dict, 200: dict})
+    @action(detail=True, methods=["post"])
+    def set_state(self, request: Request, pk=None) -> Response:
+        return _set_state(engine.TASK_RUN, self.get_object().pk, request)
+
+    @extend_schema(responses=s.StateRecordSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def states(self, request: Request, pk=None) -> Response:
+        run = self.get_object()
+        return Response([row.as_state().to_json() for row in selectors.task_run_states(run=run)])

@@ -1,0 +1,151 @@
+"""Writes for flow runs and task runs. State changes always go through the orchestration engine."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from apps.core.errors import Conflict, InvalidInput
+from apps.core.names import generate_run_name
+from apps.flows.models import Flow
+from apps.orchestration import engine
+from apps.orchestration.states import Pending, State, StateType
+from apps.runs.models import FlowRun, TaskRun
+
+
+def flow_run_create(
+    *,
+    flow: Flow,
+    name: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    state: State | None = None,
+    deployment_id: uuid.UUID | None = None,
+    parent_task_run: TaskRun | None = None,
+    idempotency_key: str | None = None,
+    work_pool_name: str | None = None,
+    work_queue_name: str | None = None,
+    flow_version: str | None = None,
+    empirical_policy: dict[str, Any] | None = None,
+) -> tuple[FlowRun, bool]:
+    """Create a flow run with its first state (Pending unless given); returns (run, created).
+
+    With an idempotency key already used for this flow, the existing run is returned instead.
+    """
+    if idempotency_key:
+        existing = FlowRun.objects.filter(flow=flow, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            run = FlowRun.objects.create(
+                flow=flow,
+                name=name or generate_run_name(),
+                parameters=parameters or {},
+                tags=tags or [],
+                deployment_id=deployment_id,
+                parent_task_run=parent_task_run,
+                idempotency_key=idempotency_key,
+                work_pool_name=work_pool_name,
+                work_queue_name=work_queue_name,
+                flow_version=flow_version,
+                empirical_policy=empirical_policy or {},
+            )
+            result = engine.set_initial_state(kind=engine.FLOW_RUN, run=run, state=state or Pending())
+            if result.state is None:
+                raise InvalidInput(f"the initial state was refused: {result.reason}", field="state")
+    except IntegrityError:
+        if idempotency_key:
+            existing = FlowRun.objects.filter(flow=flow, idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return existing, False
+        raise
+    return run, True
+
+
+def flow_run_update(
+    *, run: FlowRun, name: str | None = None, tags: list[str] | None = None, parameters: dict | None = None
+) -> FlowRun:
+    fields = []
+    for field, value in (("name", name), ("tags", tags), ("parameters", parameters)):
+        if value is not None:
+            setattr(run, field, value)
+            fields.append(field)
+    if fields:
+        run.save(update_fields=[*fields, "updated"])
+    return run
+
+
+def flow_run_delete(*, run: FlowRun) -> None:
+    run.delete()
+
+
+def flow_run_resume(*, run: FlowRun) -> engine.OrchestrationResult:
+    """Resume a paused run: a Suspended run is rescheduled for a worker, a Paused one continues in place."""
+    if run.state_type != StateType.PAUSED:
+        raise Conflict(f"only a paused run can be resumed; this run is {run.state_name}")
+    if run.state_name == "Suspended":
+        from apps.orchestration.states import Scheduled
+
+        proposal = Scheduled(message="Resumed")
+    else:
+        from apps.orchestration.states import Running
+
+        proposal = Running(message="Resumed")
+    return engine.propose_state(kind=engine.FLOW_RUN, run_id=run.id, state=proposal)
+
+
+def task_run_create(
+    *,
+    flow_run: FlowRun | None,
+    task_key: str,
+    dynamic_key: str = "0",
+    name: str | None = None,
+    tags: list[str] | None = None,
+    cache_key: str | None = None,
+    cache_expiration=None,
+    task_inputs: dict[str, Any] | None = None,
+    task_version: str | None = None,
+    empirical_policy: dict[str, Any] | None = None,
+    state: State | None = None,
+) -> tuple[TaskRun, bool]:
+    """Create a task run with its first state; the same (flow run, task key, dynamic key) returns the existing one."""
+    existing = TaskRun.objects.filter(flow_run=flow_run, task_key=task_key, dynamic_key=dynamic_key).first()
+    if existing is not None and flow_run is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            run = TaskRun.objects.create(
+                flow_run=flow_run,
+                task_key=task_key,
+                dynamic_key=dynamic_key,
+                name=name or f"{task_key.rsplit('.', 1)[-1]}-{generate_run_name()}",
+                tags=tags or [],
+                cache_key=cache_key,
+                cache_expiration=cache_expiration,
+                task_inputs=task_inputs or {},
+                task_version=task_version,
+                empirical_policy=empirical_policy or {},
+            )
+            result = engine.set_initial_state(kind=engine.TASK_RUN, run=run, state=state or Pending())
+            if result.state is None:
+                raise InvalidInput(f"the initial state was refused: {result.reason}", field="state")
+    except IntegrityError:
+        existing = TaskRun.objects.filter(flow_run=flow_run, task_key=task_key, dynamic_key=dynamic_key).first()
+        if existing is not None:
+            return existing, False
+        raise
+    return run, True
+
+
+def task_run_update(*, run: TaskRun, name: str | None = None, tags: list[str] | None = None) -> TaskRun:
+    fields = []
+    for field, value in (("name", name), ("tags", tags)):
+        if value is not None:
+            setattr(run, field, value)
+            fields.append(field)
+    if fields:
+        run.save(update_fields=[*fields, "updated"])
+    return run

@@ -1,0 +1,232 @@
+"""Settings resolution shared by the server, the CLI and the SDK, without importing Django.
+
+A value comes from the environment, else from the active profile in `$ORCHESTRATOR_HOME/profiles.toml`,
+else from its default. `orchestrator config set|unset|view` edit and show the profile file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    help: str
+    # A function returning an error message for a malformed value, or None when it is fine.
+    validate: object = None
+
+
+class ConfigError(Exception):
+    """A setting holds a value that cannot be used; the message is one line naming it."""
+
+
+def _validate_url(value: str, schemes: tuple[str, ...]) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        return f"unsupported scheme {parts.scheme or '(none)'!r}; expected one of {', '.join(schemes)}"
+    if parts.scheme.startswith("http") and not parts.netloc:
+        return "missing host"
+    return None
+
+
+def _validate_database_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        if not parts.path or parts.path == "/":
+            return "a sqlite URL needs a file path, e.g. sqlite:////home/me/orchestrator.db"
+        return None
+    if scheme in ("postgres", "postgresql"):
+        if not parts.hostname and "host=" not in parts.query:
+            return "a postgresql URL needs a host, e.g. postgresql://postgres@127.0.0.1:5432/orchestrator"
+        if not parts.path.strip("/"):
+            return "a postgresql URL needs a database name, e.g. postgresql://postgres@127.0.0.1:5432/orchestrator"
+        return None
+    return f"unsupported scheme {parts.scheme or '(none)'!r}; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+
+
+def _validate_positive_number(value: str) -> str | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return f"{value!r} is not a number"
+    if number <= 0:
+        return "must be greater than 0"
+    return None
+
+
+def _validate_bool(value: str) -> str | None:
+    if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        return f"{value!r} is not a boolean (use true or false)"
+    return None
+
+
+def _validate_log_level(value: str) -> str | None:
+    if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        return f"{value!r} is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)"
+    return None
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting("ORCHESTRATOR_HOME", "~/.orchestrator", "home for the SQLite file, profiles, local storage"),
+        Setting(
+            "ORCHESTRATOR_API_URL",
+            None,
+            "API URL, e.g. http://127.0.0.1:4200/api; unset = ephemeral in-process mode",
+            lambda v: _validate_url(v, ("http", "https")),
+        ),
+        Setting("ORCHESTRATOR_API_KEY", None, "sent as Authorization: Bearer <key>"),
+        Setting(
+            "ORCHESTRATOR_DATABASE_URL",
+            None,
+            "sqlite:///$ORCHESTRATOR_HOME/orchestrator.db (default) or postgresql://user@host:5432/db",
+            _validate_database_url,
+        ),
+        Setting(
+            "ORCHESTRATOR_BROKER_URL",
+            None,
+            "Celery broker, e.g. redis://127.0.0.1:6379/0; unset = embedded, no server needed",
+            lambda v: _validate_url(v, ("redis", "rediss", "amqp", "amqps", "memory", "filesystem")),
+        ),
+        Setting(
+            "ORCHESTRATOR_REDIS_URL",
+            None,
+            "Redis channel layer for live updates across processes and hosts",
+            lambda v: _validate_url(v, ("redis", "rediss")),
+        ),
+        Setting("ORCHESTRATOR_DEBUG", "false", "Django debug mode (never in production)", _validate_bool),
+        Setting("ORCHESTRATOR_SECRET_KEY", None, "Django secret key; generated into $ORCHESTRATOR_HOME when unset"),
+        Setting("ORCHESTRATOR_ALLOWED_HOSTS", "*", "comma-separated host names the server answers to"),
+        Setting(
+            "ORCHESTRATOR_SQLITE_BUSY_TIMEOUT",
+            "30",
+            "seconds a SQLite writer waits for the lock before failing",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_API_MAX_BODY_BYTES",
+            "10485760",
+            "largest request body the API accepts (bytes)",
+            _validate_positive_number,
+        ),
+        Setting("ORCHESTRATOR_LOGGING_LEVEL", "INFO", "log level of the server and the SDK", _validate_log_level),
+    ]
+}
+
+ENV = "env"
+PROFILE = "profile"
+DEFAULT = "default"
+
+
+def home() -> Path:
+    raw = os.environ.get("ORCHESTRATOR_HOME") or SETTINGS["ORCHESTRATOR_HOME"].default
+    return Path(raw).expanduser()
+
+
+def profiles_path() -> Path:
+    return home() / "profiles.toml"
+
+
+def _read_profiles() -> dict:
+    path = profiles_path()
+    if not path.exists():
+        return {"active": "default", "profiles": {"default": {}}}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a valid profile file ({exc})") from exc
+    data.setdefault("active", "default")
+    data.setdefault("profiles", {}).setdefault(data["active"], {})
+    return data
+
+
+def _write_profiles(data: dict) -> None:
+    path = profiles_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"active = {json.dumps(data['active'])}", ""]
+    for profile, values in data["profiles"].items():
+        lines.append(f"[profiles.{json.dumps(profile)}]")
+        lines.extend(f"{key} = {json.dumps(str(value))}" for key, value in sorted(values.items()))
+        lines.append("")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(path)
+
+
+def active_profile() -> tuple[str, dict]:
+    data = _read_profiles()
+    return data["active"], data["profiles"][data["active"]]
+
+
+def resolve(name: str) -> tuple[str | None, str]:
+    """Return (value, source) for a setting; source is env, profile or default."""
+    setting = SETTINGS[name]
+    if os.environ.get(name):
+        return os.environ[name], ENV
+    if name != "ORCHESTRATOR_HOME":
+        _, values = active_profile()
+        if values.get(name):
+            return str(values[name]), PROFILE
+    if name == "ORCHESTRATOR_DATABASE_URL":
+        return get_default_database_url(), DEFAULT
+    return setting.default, DEFAULT
+
+
+def get_default_database_url() -> str:
+    return f"sqlite:///{home() / 'orchestrator.db'}"
+
+
+def get(name: str) -> str | None:
+    return resolve(name)[0]
+
+
+def get_bool(name: str) -> bool:
+    return (get(name) or "").lower() in ("1", "true", "yes", "on")
+
+
+def problems() -> list[str]:
+    """One line per malformed setting, naming it and saying what is wrong."""
+    found = []
+    try:
+        _read_profiles()
+    except ConfigError as exc:
+        return [str(exc)]
+    for setting in SETTINGS.values():
+        value, source = resolve(setting.name)
+        if value is None or setting.validate is None:
+            continue
+        message = setting.validate(value)
+        if message:
+            found.append(f"{setting.name} ({source}): {message}")
+    return found
+
+
+def set_values(pairs: dict[str, str]) -> None:
+    for key in pairs:
+        if key not in SETTINGS or key == "ORCHESTRATOR_HOME":
+            raise ConfigError(f"unknown setting {key!r}; `orchestrator config view` lists them")
+        validate = SETTINGS[key].validate
+        message = validate(pairs[key]) if validate else None
+        if message:
+            raise ConfigError(f"{key}: {message}")
+    data = _read_profiles()
+    data["profiles"][data["active"]].update(pairs)
+    _write_profiles(data)
+
+
+def unset_values(keys: list[str]) -> None:
+    data = _read_profiles()
+    for key in keys:
+        if key not in SETTINGS:
+            raise ConfigError(f"unknown setting {key!r}; `orchestrator config view` lists them")
+        data["profiles"][data["active"]].pop(key, None)
+    _write_profiles(data)

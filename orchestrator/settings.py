@@ -1,0 +1,191 @@
+"""Django settings: one module, every value read through `orchestrator.config` (environment > profile > default).
+
+A malformed value never raises here: it falls back to a safe value and is reported as one line by the
+`orchestrator.E001` system check (see apps/core/checks.py), so start-up says what is wrong.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from orchestrator import config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+CONFIG_PROBLEMS: list[str] = config.problems()
+
+
+def _setting(name: str) -> str | None:
+    try:
+        value = config.get(name)
+    except config.ConfigError:
+        return config.SETTINGS[name].default
+    if any(problem.startswith(name + " ") for problem in CONFIG_PROBLEMS):
+        return config.SETTINGS[name].default
+    return value
+
+
+ORCHESTRATOR_HOME = config.home()
+
+
+def _secret_key() -> str:
+    configured = _setting("ORCHESTRATOR_SECRET_KEY")
+    if configured:
+        return configured
+    path = ORCHESTRATOR_HOME / "secret_key"
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        ORCHESTRATOR_HOME.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+    except OSError:
+        return secrets.token_urlsafe(50)
+
+
+SECRET_KEY = _secret_key()
+DEBUG = (_setting("ORCHESTRATOR_DEBUG") or "").lower() in ("1", "true", "yes", "on")
+ALLOWED_HOSTS = [host.strip() for host in (_setting("ORCHESTRATOR_ALLOWED_HOSTS") or "*").split(",") if host.strip()]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "apps.core",
+    "apps.orchestration",
+    "apps.flows",
+    "apps.runs",
+    "apps.logs",
+    "apps.concurrency",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "apps.core.middleware.ApiCsrfExemptMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "orchestrator.urls"
+ASGI_APPLICATION = "orchestrator.asgi.application"
+WSGI_APPLICATION = "orchestrator.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database(url: str) -> dict:
+    parsed = dj_database_url.parse(url)
+    if parsed["ENGINE"] == "django.db.backends.sqlite3":
+        Path(parsed["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        parsed["OPTIONS"] = {
+            # WAL lets readers run beside the writer; IMMEDIATE takes the write lock when a transaction
+            # starts, so two writers queue on the busy timeout instead of failing with "database is locked"
+            # when a read lock cannot be upgraded.
+            "timeout": float(_setting("ORCHESTRATOR_SQLITE_BUSY_TIMEOUT") or 30),
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        }
+        parsed["TEST"] = {"NAME": str(Path(parsed["NAME"]).with_suffix(".test.db"))}
+    else:
+        parsed["ENGINE"] = "django.db.backends.postgresql"
+        parsed["CONN_MAX_AGE"] = 60
+        parsed["CONN_HEALTH_CHECKS"] = True
+    return parsed
+
+
+DATABASES = {"default": _database(_setting("ORCHESTRATOR_DATABASE_URL") or config.get_default_database_url())}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = ORCHESTRATOR_HOME / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+API_MAX_BODY_BYTES = int(float(_setting("ORCHESTRATOR_API_MAX_BODY_BYTES") or 10485760))
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.api.parsers.StrictJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.LimitOffsetPagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
+    "STRICT_JSON": True,
+    "COERCE_DECIMAL_TO_STRING": False,
+    "DATETIME_FORMAT": "iso-8601",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Orchestrator API",
+    "DESCRIPTION": "Flows, runs, states, logs and the orchestration engine's responses.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOG_LEVEL = (_setting("ORCHESTRATOR_LOGGING_LEVEL") or "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "orchestrator": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
+        "apps": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
+    },
+}
+
+# Orchestration tunables (documented in the README's configuration table).
+ORCHESTRATION_SCHEDULED_START_TOLERANCE_SECONDS = 1.0
+ORCHESTRATION_CONCURRENCY_WAIT_SECONDS = 1.0
+API_DEFAULT_PAGE_SIZE = 200
+API_MAX_PAGE_SIZE = 1000

@@ -1,0 +1,29 @@
+"""URL map: the REST API under /api/, its schema and docs, and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core.api import views as core_views
+
+api_patterns = [
+    path("health/", core_views.health, name="health"),
+    path("version/", core_views.version, name="version"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include("apps.flows.api.urls")),
+    path("", include("apps.runs.api.urls")),
+    path("", include("apps.logs.api.urls")),
+    path("", include("apps.concurrency.api")),
+]
+
+urlpatterns = [
+    path("api/", include(api_patterns)),
+    path("admin/", admin.site.urls),
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+]
+
+handler400 = "apps.core.api.exceptions.bad_request"
+handler404 = "apps.core.api.exceptions.not_found"
+handler500 = "apps.core.api.exceptions.server_error"
