@@ -113,6 +113,12 @@ class State:
     def is_cancelling(self) -> bool:
         return self.type == StateType.CANCELLING
 
+    def result(self, raise_on_failure: bool = True) -> Any:
+        """The run's return value; for a failed, crashed or cancelled state, raise its exception."""
+        from orchestrator.sdk.results import state_result
+
+        return state_result(self, raise_on_failure=raise_on_failure)
+
     @property
     def scheduled_time(self) -> datetime | None:
         value = self.state_details.get("scheduled_time")

@@ -53,9 +53,7 @@ def flow_run_create(
                 flow_version=flow_version,
                 empirical_policy=empirical_policy or {},
             )
-            result = engine.set_initial_state(kind=engine.FLOW_RUN, run=run, state=state or Pending())
-            if result.state is None:
-                raise InvalidInput(f"the initial state was refused: {result.reason}", field="state")
+            _give_initial_state(engine.FLOW_RUN, run, state)
     except IntegrityError:
         if idempotency_key:
             existing = FlowRun.objects.filter(flow=flow, idempotency_key=idempotency_key).first()
@@ -63,6 +61,16 @@ def flow_run_create(
                 return existing, False
         raise
     return run, True
+
+
+def _give_initial_state(kind: str, run: FlowRun | TaskRun, state: State | None) -> None:
+    """The first state goes through the policy too; one it makes wait (e.g. a full concurrency limit) starts
+    the run as Pending, and the client proposes it again."""
+    result = engine.set_initial_state(kind=kind, run=run, state=state or Pending())
+    if result.state is None:
+        result = engine.set_initial_state(kind=kind, run=run, state=Pending(message=result.reason))
+    if result.state is None:
+        raise InvalidInput(f"the initial state was refused: {result.reason}", field="state")
 
 
 def flow_run_update(
@@ -129,9 +137,7 @@ def task_run_create(
                 task_version=task_version,
                 empirical_policy=empirical_policy or {},
             )
-            result = engine.set_initial_state(kind=engine.TASK_RUN, run=run, state=state or Pending())
-            if result.state is None:
-                raise InvalidInput(f"the initial state was refused: {result.reason}", field="state")
+            _give_initial_state(engine.TASK_RUN, run, state)
     except IntegrityError:
         existing = TaskRun.objects.filter(flow_run=flow_run, task_key=task_key, dynamic_key=dynamic_key).first()
         if existing is not None:

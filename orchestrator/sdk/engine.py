@@ -1,0 +1,735 @@
+"""The client-side run engine: drives one flow run or task run through the server's orchestration engine.
+
+Each run is a small state machine (`FlowRunEngine`, `TaskRunEngine`): set up the run, propose Running
+(obeying WAIT and ABORT), call the user's function, propose the final state, and follow AwaitingRetry
+answers with a new attempt. The sync and async drivers differ only in how they call the function and sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apps.orchestration.states import (
+    Completed,
+    Crashed,
+    Failed,
+    NotReady,
+    Running,
+    State,
+    StateType,
+    TimedOut,
+)
+from orchestrator.sdk import results
+from orchestrator.sdk.client import RunInfo, get_client
+from orchestrator.sdk.context import (
+    FlowRunContext,
+    TaskRunContext,
+    current_tags,
+    flow_run_context,
+    task_run_context,
+)
+from orchestrator.sdk.exceptions import (
+    Abort,
+    MissingContextError,
+    ParameterValidationError,
+    ResultPersistenceError,
+    RunTimeout,
+    UpstreamTaskError,
+)
+from orchestrator.sdk.futures import TaskRunFuture
+from orchestrator.sdk.logging import enable_print_capture, flow_run_logger, shipper_for, task_run_logger
+from orchestrator.sdk.parameters import bind_arguments, call_arguments, jsonable, validate_parameters
+from orchestrator.sdk.timeouts import await_with_timeout, call_with_timeout
+
+CRASH_EXCEPTIONS = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+def _seconds_until(moment: datetime | None) -> float:
+    if moment is None:
+        return 0.0
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _describe(exception: BaseException) -> str:
+    return f"{type(exception).__name__}: {exception}"
+
+
+def _render_name(template: Any, parameters: dict[str, Any]) -> str | None:
+    if template is None:
+        return None
+    if callable(template):
+        return str(template())
+    try:
+        return str(template).format(**parameters)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"run name template {template!r} could not be formatted: {exc}") from exc
+
+
+def _call_hooks(hooks: list, owner: Any, run: RunInfo, state: State, logger: Any) -> None:
+    """Call each hook as hook(owner, run, state); a hook that raises is logged and changes nothing."""
+    for hook in hooks:
+        name = getattr(hook, "__name__", repr(hook))
+        try:
+            logger.info(f"Running hook {name!r} in response to entering state {state.name!r}")
+            outcome = hook(owner, run, state)
+            if inspect.isawaitable(outcome):
+                asyncio.run(outcome) if not _in_event_loop() else None
+        except Exception as exc:
+            logger.error(f"An error was encountered while running hook {name!r}: {_describe(exc)}")
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+_TRACKED_SKIP = (type(None), bool)
+
+
+def track_result(context: FlowRunContext, value: Any, task_run_id: str) -> None:
+    """Remember which task run produced `value`, so passing it to another task records the edge."""
+    if isinstance(value, _TRACKED_SKIP) or (isinstance(value, int) and -5 <= value <= 256):
+        return
+    with context._lock:
+        context.result_ids[id(value)] = (value, task_run_id)
+
+
+def resolve_inputs(
+    context: FlowRunContext, parameters: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[dict]], list[tuple[str, State]]]:
+    """Replace futures and states in the arguments by their results; collect upstream edges and states."""
+    edges: dict[str, list[dict]] = {}
+    upstream: list[tuple[str, State]] = []
+
+    def visit(value: Any, argument: str, depth: int) -> Any:
+        if isinstance(value, TaskRunFuture):
+            state = value.final_state()
+            value.observed = True
+            if value.task_run_id:
+                edges.setdefault(argument, []).append({"input_type": "task_run", "id": value.task_run_id})
+            upstream.append((value.task_run_id or value.name, state))
+            return getattr(state, "_value", None) if state.type == StateType.COMPLETED else None
+        if isinstance(value, State):
+            task_run_id = getattr(value, "_task_run_id", None)
+            if task_run_id:
+                edges.setdefault(argument, []).append({"input_type": "task_run", "id": task_run_id})
+            upstream.append((task_run_id or value.name, value))
+            return value.result(raise_on_failure=False) if value.type == StateType.COMPLETED else None
+        tracked = context.result_ids.get(id(value))
+        if tracked is not None and tracked[0] is value:
+            edges.setdefault(argument, []).append({"input_type": "task_run", "id": tracked[1]})
+        if depth < 3:
+            if isinstance(value, list):
+                return [visit(item, argument, depth + 1) for item in value]
+            if isinstance(value, tuple) and not hasattr(value, "_fields"):
+                return tuple(visit(item, argument, depth + 1) for item in value)
+            if isinstance(value, dict):
+                return {key: visit(item, argument, depth + 1) for key, item in value.items()}
+            if isinstance(value, set):
+                return {visit(item, argument, depth + 1) for item in value}
+        return value
+
+    resolved = {name: visit(value, name, 0) for name, value in parameters.items()}
+    return resolved, edges, upstream
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Task runs
+
+
+class TaskRunEngine:
+    def __init__(
+        self,
+        task: Any,
+        context: FlowRunContext,
+        parameters: dict[str, Any],
+        wait_for: list | None,
+        dynamic_key: str,
+        holder: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+    ):
+        self.task = task
+        self.context = context
+        self.client = context.client
+        self.raw_parameters = parameters
+        self.wait_for = wait_for or []
+        self.dynamic_key = dynamic_key
+        self.holder = holder if holder is not None else {}
+        self.tags = tags or []
+        self.parameters: dict[str, Any] = {}
+        self.run: RunInfo | None = None
+        self.state: State | None = None
+        self.attempt = 0
+        self.logger: Any = None
+
+    # -- set-up ----------------------------------------------------------------------------------------------
+    def setup(self) -> State | None:
+        """Resolve inputs and create the task run; returns its final state when it will not execute."""
+        parameters, task_inputs, upstream = resolve_inputs(self.context, self.raw_parameters)
+        _, wait_edges, wait_upstream = resolve_inputs(self.context, {"wait_for": list(self.wait_for)})
+        if wait_edges:
+            task_inputs["__wait_for"] = wait_edges["wait_for"]
+        self.parameters = parameters
+        not_ready = [(ident, state) for ident, state in upstream + wait_upstream if state.type != StateType.COMPLETED]
+        task = self.task
+        name = _render_name(task.task_run_name, parameters) or f"{task.name}-{self.dynamic_key}"
+        policy = {
+            "retries": task.retries,
+            "retry_delay": task.retry_delay_seconds,
+            "retry_jitter_factor": task.retry_jitter_factor,
+        }
+        if not_ready:
+            ident, state = not_ready[0]
+            initial = NotReady(message=f"Upstream task run {ident!r} did not reach a 'COMPLETED' state: {state.name}")
+            results.attach(initial, exception=UpstreamTaskError(initial.message))
+        else:
+            initial = Running()
+        cache_key, cache_expiration = None, None
+        if task.cache_key_fn is not None and not not_ready:
+            cache_key = task.cache_key_fn(TaskRunContext(task, None, parameters), parameters)
+            if cache_key is not None:
+                cache_key = str(cache_key)
+                if task.cache_expiration is not None:
+                    cache_expiration = datetime.now(UTC) + task.cache_expiration
+                initial.state_details["cache_key"] = cache_key
+                if cache_expiration:
+                    initial.state_details["cache_expiration"] = cache_expiration.isoformat()
+                if task.refresh_cache:
+                    initial.state_details["refresh_cache"] = True
+        self.run = self.client.create_task_run(
+            flow_run_id=self.context.flow_run.id,
+            task_key=task.task_key,
+            dynamic_key=self.dynamic_key,
+            name=name,
+            tags=list(dict.fromkeys([*task.tags, *self.tags])),
+            state=initial,
+            cache_key=cache_key,
+            cache_expiration=cache_expiration,
+            task_inputs=task_inputs,
+            empirical_policy=policy,
+        )
+        self.holder["task_run_id"] = self.run.id
+        self.state = self.run.state
+        self.holder["state"] = self.state
+        self.logger = task_run_logger(TaskRunContext(task, self.run, parameters), self.context)
+        if not_ready:
+            results.attach(self.state, exception=UpstreamTaskError(initial.message))
+            return self.state
+        if self.state.type == StateType.COMPLETED:  # answered from the cache
+            self.logger.info(f"Finished in state {self.state.name}()")
+            return self.state
+        return None
+
+    # -- steps ------------------------------------------------------------------------------------------------
+    def propose_running(self) -> float | None:
+        """Move to RUNNING; returns seconds to wait first, or None when running now (or final: check .state)."""
+        if self.state.type == StateType.RUNNING:
+            return None
+        proposal = Running(name="Retrying" if self.attempt > 0 else None)
+        response = self.client.set_task_run_state(self.run.id, proposal)
+        if response.status == "ABORT":
+            raise Abort(response.reason or "the server aborted the task run")
+        if response.status == "WAIT":
+            return max(response.delay_seconds, 0.05)
+        self.state = response.state
+        self.holder["state"] = self.state
+        if self.state.type == StateType.RUNNING:
+            return None
+        if self.state.type == StateType.SCHEDULED:
+            return max(_seconds_until(self.state.scheduled_time), 0.05)
+        return None  # a final state (e.g. Cached): the driver sees it is final
+
+    @property
+    def is_final(self) -> bool:
+        return self.state is not None and (self.state.is_terminal or self.state.name == "NotReady")
+
+    def call_arguments(self) -> tuple[list[Any], dict[str, Any]]:
+        return call_arguments(self.task.fn, self.parameters)
+
+    def finish(self, *, value: Any = None, exception: BaseException | None = None) -> float | None:
+        """Propose the outcome; returns the delay before a retry, or None when the run is final."""
+        self.attempt += 1
+        task = self.task
+        if exception is None:
+            try:
+                data = self._persist(value)
+            except ResultPersistenceError as exc:
+                exception, proposal = exc, Failed(message=str(exc))
+            else:
+                proposal = Completed(data=data)
+                results.attach(proposal, value=value)
+        if exception is not None and not isinstance(exception, ResultPersistenceError):
+            if isinstance(exception, RunTimeout):
+                proposal = TimedOut(message=str(exception))
+            elif isinstance(exception, CRASH_EXCEPTIONS):
+                proposal = Crashed(message=f"Execution was interrupted by {type(exception).__name__}")
+            else:
+                proposal = Failed(message=f"Task run encountered an exception {_describe(exception)}")
+            self.logger.error(proposal.message, exc_info=not isinstance(exception, (RunTimeout, *CRASH_EXCEPTIONS)))
+        response = self.client.set_task_run_state(self.run.id, proposal, force=isinstance(exception, CRASH_EXCEPTIONS))
+        stored = response.state or proposal
+        if exception is not None:
+            results.attach(stored, exception=exception)
+        elif stored.type == StateType.COMPLETED:
+            results.attach(stored, value=value)
+        self.state = stored
+        self.holder["state"] = stored
+        if stored.type == StateType.SCHEDULED and stored.name == "AwaitingRetry":
+            delay = _seconds_until(stored.scheduled_time)
+            self.logger.info(
+                f"Task run failed with {_describe(exception) if exception else 'an error'}; "
+                f"retry {self.attempt} of {task.retries} in {delay:.3g} second(s)"
+            )
+            return delay
+        return None
+
+    def _persist(self, value: Any) -> Any:
+        task = self.task
+        persist = task.persist_result
+        if persist is None:
+            persist = task.cache_key_fn is not None or self.context.flow.persist_result is True
+        if not persist:
+            return None
+        storage = task.result_storage or self.context.flow.result_storage
+        return results.ResultStore(storage, task.result_serializer or "pickle").persist(value)
+
+    def complete(self) -> State:
+        state = self.state
+        state._task_run_id = self.run.id  # type: ignore[attr-defined]
+        if state.type == StateType.COMPLETED:
+            if state.name != "Cached" or not hasattr(state, "_value"):
+                if state.name == "Cached" and results.is_result_reference(state.data):
+                    results.attach(state, value=results.load_result(state.data))
+            if hasattr(state, "_value"):
+                track_result(self.context, state._value, self.run.id)
+            self.logger.info(f"Finished in state {state.name}()")
+            _call_hooks(self.task.on_completion, self.task, self.run, state, self.logger)
+        elif state.type in (StateType.FAILED, StateType.CRASHED):
+            self.logger.error(f"Finished in state {state.name}({state.message!r})")
+            _call_hooks(self.task.on_failure, self.task, self.run, state, self.logger)
+        return state
+
+    def context_for_call(self) -> TaskRunContext:
+        return TaskRunContext(self.task, self.run, self.parameters, log_prints=self._log_prints())
+
+    def _log_prints(self) -> bool:
+        if self.task.log_prints is not None:
+            return self.task.log_prints
+        return self.context.log_prints
+
+
+def run_task_sync(engine: TaskRunEngine) -> State:
+    final = engine.setup()
+    if final is not None:
+        return engine.complete() if final.name != "NotReady" else final
+    while True:
+        delay = engine.propose_running()
+        if delay is not None:
+            time.sleep(delay)
+            continue
+        if engine.is_final:
+            return engine.complete()
+        token = task_run_context.set(engine.context_for_call())
+        try:
+            args, kwargs = engine.call_arguments()
+            fn = engine.task.fn
+            if inspect.iscoroutinefunction(fn):
+                coroutine = await_with_timeout(fn(*args, **kwargs), engine.task.timeout_seconds, "Task run")
+                value = asyncio.run(coroutine)
+            else:
+                value = call_with_timeout(
+                    functools.partial(fn, *args, **kwargs), engine.task.timeout_seconds, "Task run"
+                )
+        except CRASH_EXCEPTIONS as exc:
+            engine.finish(exception=exc)
+            raise
+        except BaseException as exc:
+            delay = engine.finish(exception=exc)
+        else:
+            delay = engine.finish(value=value)
+        finally:
+            task_run_context.reset(token)
+        if delay is None:
+            return engine.complete()
+        time.sleep(delay)
+
+
+async def run_task_async(engine: TaskRunEngine) -> State:
+    final = await asyncio.to_thread(_in_context(engine.setup))
+    if final is not None:
+        return engine.complete() if final.name != "NotReady" else final
+    while True:
+        delay = await asyncio.to_thread(_in_context(engine.propose_running))
+        if delay is not None:
+            await asyncio.sleep(delay)
+            continue
+        if engine.is_final:
+            return engine.complete()
+        token = task_run_context.set(engine.context_for_call())
+        try:
+            args, kwargs = engine.call_arguments()
+            outcome = engine.task.fn(*args, **kwargs)
+            if inspect.isawaitable(outcome):
+                value = await await_with_timeout(outcome, engine.task.timeout_seconds, "Task run")
+            else:
+                value = outcome
+        except CRASH_EXCEPTIONS as exc:
+            engine.finish(exception=exc)
+            raise
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                engine.finish(exception=exc)
+                raise
+            delay = engine.finish(exception=exc)
+        else:
+            delay = engine.finish(value=value)
+        finally:
+            task_run_context.reset(token)
+        if delay is None:
+            return engine.complete()
+        await asyncio.sleep(delay)
+
+
+def _in_context(fn):
+    import contextvars
+
+    context = contextvars.copy_context()
+    return lambda: context.run(fn)
+
+
+def _flow_context_for(task: Any) -> FlowRunContext:
+    context = flow_run_context.get()
+    if context is None:
+        raise MissingContextError(
+            f"Task {task.name!r} was called outside a flow. Call it inside a function decorated with @flow, "
+            f"or call {task.name}.fn(...) to run the undecorated function."
+        )
+    return context
+
+
+def _task_outcome(state: State, return_state: bool) -> Any:
+    if return_state:
+        return state
+    return state.result()
+
+
+def call_task(task: Any, args: tuple, kwargs: dict, *, return_state: bool, wait_for: list | None) -> Any:
+    context = _flow_context_for(task)
+    parameters = bind_arguments(task.fn, args, kwargs)
+    engine = TaskRunEngine(
+        task, context, parameters, wait_for, context.next_dynamic_key(task.task_key), tags=current_tags()
+    )
+    if inspect.iscoroutinefunction(task.fn) and _in_event_loop():
+
+        async def run_async() -> Any:
+            return _task_outcome(await run_task_async(engine), return_state)
+
+        return run_async()
+    return _task_outcome(run_task_sync(engine), return_state)
+
+
+def submit_task(task: Any, args: tuple, kwargs: dict, *, wait_for: list | None) -> TaskRunFuture:
+    context = _flow_context_for(task)
+    parameters = bind_arguments(task.fn, args, kwargs)
+    holder: dict[str, Any] = {}
+    engine = TaskRunEngine(
+        task, context, parameters, wait_for, context.next_dynamic_key(task.task_key), holder, current_tags()
+    )
+    future = TaskRunFuture(context.task_runner.submit(run_task_sync, engine), holder, task.name)
+    with context._lock:
+        context.task_states.append(future)
+    return future
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Flow runs
+
+
+class FlowRunEngine:
+    def __init__(self, flow: Any, args: tuple, kwargs: dict):
+        self.flow = flow
+        self.args = args
+        self.kwargs = kwargs
+        self.parent = flow_run_context.get()
+        self.client = self.parent.client if self.parent else get_client()
+        self.run: RunInfo | None = None
+        self.state: State | None = None
+        self.parameters: dict[str, Any] = {}
+        self.parent_task_run: RunInfo | None = None
+        self.context: FlowRunContext | None = None
+        self.logger: Any = None
+        self.attempt = 0
+        self.value: Any = None
+
+    def setup(self) -> State | None:
+        """Create the flow run, Running unless its parameters are invalid (then Failed before any user code)."""
+        flow = self.flow
+        flow_id = self.client.ensure_flow(flow.name)
+        error: ParameterValidationError | None = None
+        try:
+            parameters = bind_arguments(flow.fn, self.args, self.kwargs)
+            if flow.should_validate_parameters:
+                parameters = validate_parameters(flow.fn, parameters)
+        except ParameterValidationError as exc:
+            error, parameters = exc, {**self.kwargs}
+        self.parameters = parameters
+        if self.parent is not None:
+            self.parent_task_run = self.client.create_task_run(
+                flow_run_id=self.parent.flow_run.id,
+                task_key=f"subflow:{flow.name}",
+                dynamic_key=self.parent.next_dynamic_key(f"subflow:{flow.name}"),
+                name=flow.name,
+                tags=current_tags(),
+                state=Running(),
+            )
+        initial = Failed(message=str(error)) if error else Running()
+        name = None
+        if error is None:
+            name = _render_name(flow.flow_run_name, parameters)
+        self.run = self.client.create_flow_run(
+            flow_id=flow_id,
+            name=name,
+            parameters=jsonable(parameters),
+            tags=list(dict.fromkeys([*flow.tags, *current_tags()])),
+            state=initial,
+            parent_task_run_id=self.parent_task_run.id if self.parent_task_run else None,
+            empirical_policy={"retries": flow.retries, "retry_delay": flow.retry_delay_seconds},
+            flow_version=flow.version,
+        )
+        self.state = self.run.state
+        self.context = FlowRunContext(
+            flow=flow,
+            flow_run=self.run,
+            client=self.client,
+            task_runner=None,
+            result_store=None,
+            log_prints=flow.log_prints,
+            parameters=parameters,
+        )
+        self.logger = flow_run_logger(self.context)
+        if flow.log_prints:
+            enable_print_capture()
+        if error is not None:
+            self.logger.error(f"Parameter validation failed: {error}")
+            results.attach(self.state, exception=error)
+            return self.state
+        self.logger.info(f"Beginning flow run {self.run.name!r} for flow {flow.name!r}")
+        return None
+
+    def propose_running(self) -> float | None:
+        if self.state.type == StateType.RUNNING:
+            return None
+        response = self.client.set_flow_run_state(self.run.id, Running(name="Retrying"))
+        if response.status == "ABORT":
+            raise Abort(response.reason or "the server aborted the flow run")
+        if response.status == "WAIT":
+            return max(response.delay_seconds, 0.05)
+        self.state = response.state
+        if self.state.type == StateType.SCHEDULED:
+            return max(_seconds_until(self.state.scheduled_time), 0.05)
+        return None
+
+    def start_attempt(self) -> Any:
+        """Fresh task runner and context for this attempt; returns the context token."""
+        self.context.task_runner = self.flow.task_runner.start()
+        self.context.task_states = []
+        self.context.result_ids = {}
+        return flow_run_context.set(self.context)
+
+    def end_attempt(self, token: Any, *, wait: bool = True) -> None:
+        try:
+            self.context.task_runner.shutdown(wait=wait)
+        finally:
+            flow_run_context.reset(token)
+
+    def final_state_from(self, value: Any) -> tuple[State, Any]:
+        """The flow's final state from what it returned and from the task runs nobody looked at."""
+        value = self._resolve_returned(value)
+        failed = [state for state in self._returned_states if state.type != StateType.COMPLETED]
+        unobserved = [
+            future.state
+            for future in self.context.task_states
+            if not future.observed and future.done() and future.final_state().type != StateType.COMPLETED
+        ]
+        total = len(self._returned_states) or len(self.context.task_states)
+        bad = failed or unobserved
+        if bad:
+            exception = getattr(bad[0], "_exception", None)
+            message = f"{len(bad)}/{total} states failed" if total > 1 else (bad[0].message or "a task run failed")
+            return results.attach(Failed(message=message), exception=exception), value
+        return Completed(), value
+
+    def _resolve_returned(self, value: Any) -> Any:
+        self._returned_states: list[State] = []
+        if isinstance(value, TaskRunFuture):
+            value.observed = True
+            state = value.final_state()
+            self._returned_states.append(state)
+            return getattr(state, "_value", None)
+        if isinstance(value, State):
+            self._returned_states.append(value)
+            return getattr(value, "_value", None)
+        if isinstance(value, list | tuple) and value and all(isinstance(v, TaskRunFuture | State) for v in value):
+            resolved = [self._resolve_returned(item) for item in value]
+            self._returned_states = [self._resolve_state(item) for item in value]
+            return type(value)(resolved) if isinstance(value, tuple) else resolved
+        return value
+
+    @staticmethod
+    def _resolve_state(item: Any) -> State:
+        if isinstance(item, TaskRunFuture):
+            item.observed = True
+            return item.final_state()
+        return item
+
+    def finish(self, *, value: Any = None, exception: BaseException | None = None) -> float | None:
+        self.attempt += 1
+        flow = self.flow
+        if exception is None:
+            proposal, value = self.final_state_from(value)
+            if proposal.type == StateType.COMPLETED:
+                try:
+                    if flow.persist_result:
+                        store = results.ResultStore(flow.result_storage, flow.result_serializer or "pickle")
+                        proposal.data = store.persist(value)
+                    results.attach(proposal, value=value)
+                except ResultPersistenceError as exc:
+                    exception, proposal = exc, Failed(message=str(exc))
+            else:
+                exception = getattr(proposal, "_exception", None)
+        elif isinstance(exception, RunTimeout):
+            proposal = TimedOut(message=str(exception))
+        elif isinstance(exception, CRASH_EXCEPTIONS):
+            proposal = Crashed(message=f"Execution was interrupted by {type(exception).__name__}")
+        else:
+            proposal = Failed(message=f"Flow run encountered an exception: {_describe(exception)}")
+            self.logger.error(proposal.message, exc_info=exception)
+        response = self.client.set_flow_run_state(self.run.id, proposal, force=isinstance(exception, CRASH_EXCEPTIONS))
+        stored = response.state or proposal
+        if exception is not None:
+            results.attach(stored, exception=exception)
+        elif stored.type == StateType.COMPLETED:
+            results.attach(stored, value=value)
+        self.state = stored
+        if stored.type == StateType.SCHEDULED and stored.name == "AwaitingRetry":
+            delay = _seconds_until(stored.scheduled_time)
+            self.logger.info(f"Retry {self.attempt} of {flow.retries} in {delay:.3g} second(s)")
+            return delay
+        return None
+
+    def complete(self) -> State:
+        state = self.state
+        flow = self.flow
+        level = "info" if state.type == StateType.COMPLETED else "error"
+        detail = f"({state.message!r})" if state.message and state.type != StateType.COMPLETED else "()"
+        getattr(self.logger, level)(f"Finished in state {state.name}{detail}")
+        hooks = {
+            StateType.COMPLETED: flow.on_completion,
+            StateType.FAILED: flow.on_failure,
+            StateType.CRASHED: flow.on_crashed,
+            StateType.CANCELLED: flow.on_cancellation,
+        }.get(state.type, [])
+        _call_hooks(hooks, flow, self.run, state, self.logger)
+        if self.parent_task_run is not None:
+            mirror = State(type=state.type, name=state.name, message=state.message)
+            self.client.set_task_run_state(self.parent_task_run.id, mirror, force=True)
+            state._task_run_id = self.parent_task_run.id  # type: ignore[attr-defined]
+        shipper_for(self.client).flush()
+        return state
+
+    def outcome(self, return_state: bool) -> Any:
+        if return_state:
+            return self.state
+        return self.state.result()
+
+
+def run_flow_sync(flow: Any, args: tuple, kwargs: dict, *, return_state: bool) -> Any:
+    engine = FlowRunEngine(flow, args, kwargs)
+    if engine.setup() is not None:
+        engine.complete()
+        return engine.outcome(return_state)
+    while True:
+        delay = engine.propose_running()
+        if delay is not None:
+            time.sleep(delay)
+            continue
+        if engine.state.is_terminal:
+            break
+        token = engine.start_attempt()
+        try:
+            call_args, call_kwargs = call_arguments(flow.fn, engine.parameters)
+            call = functools.partial(flow.fn, *call_args, **call_kwargs)
+            value = call_with_timeout(call, flow.timeout_seconds, "Flow run")
+            engine.end_attempt(token)
+            token = None
+        except CRASH_EXCEPTIONS as exc:
+            engine.finish(exception=exc)
+            engine.complete()
+            raise
+        except BaseException as exc:
+            if token is not None:
+                engine.end_attempt(token, wait=not isinstance(exc, RunTimeout))
+                token = None
+            delay = engine.finish(exception=exc)
+        else:
+            delay = engine.finish(value=value)
+        finally:
+            if token is not None:
+                engine.end_attempt(token)
+        if delay is None:
+            break
+        time.sleep(delay)
+    engine.complete()
+    return engine.outcome(return_state)
+
+
+async def run_flow_async(flow: Any, args: tuple, kwargs: dict, *, return_state: bool) -> Any:
+    engine = FlowRunEngine(flow, args, kwargs)
+    if await asyncio.to_thread(_in_context(engine.setup)) is not None:
+        engine.complete()
+        return engine.outcome(return_state)
+    while True:
+        delay = await asyncio.to_thread(_in_context(engine.propose_running))
+        if delay is not None:
+            await asyncio.sleep(delay)
+            continue
+        if engine.state.is_terminal:
+            break
+        token = engine.start_attempt()
+        try:
+            call_args, call_kwargs = call_arguments(flow.fn, engine.parameters)
+            value = await await_with_timeout(flow.fn(*call_args, **call_kwargs), flow.timeout_seconds, "Flow run")
+        except (*CRASH_EXCEPTIONS, asyncio.CancelledError) as exc:
+            engine.end_attempt(token)
+            engine.finish(exception=exc)
+            engine.complete()
+            raise
+        except BaseException as exc:
+            engine.end_attempt(token, wait=not isinstance(exc, RunTimeout))
+            delay = engine.finish(exception=exc)
+        else:
+            engine.end_attempt(token)
+            delay = engine.finish(value=value)
+        if delay is None:
+            break
+        await asyncio.sleep(delay)
+    engine.complete()
+    return engine.outcome(return_state)
+
+
+def expiration_from(value: Any) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=float(value))

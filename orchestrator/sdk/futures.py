@@ -1,0 +1,60 @@
+"""Futures returned by `task.submit()` and `task.map()`: `.result(timeout=)`, `.wait()`, `.state`."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterable
+from typing import Any
+
+from apps.orchestration.states import Pending, State
+
+
+class TaskRunFuture:
+    """The eventual final state of one task run."""
+
+    def __init__(self, future: concurrent.futures.Future, task_run_id_holder: dict[str, Any], name: str):
+        self._future = future
+        self._holder = task_run_id_holder
+        self.name = name
+        self.observed = False
+
+    @property
+    def task_run_id(self) -> str | None:
+        return self._holder.get("task_run_id")
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the task run is final (or `timeout` seconds pass)."""
+        concurrent.futures.wait([self._future], timeout=timeout)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    @property
+    def state(self) -> State:
+        """The final state when done, else the latest state this process saw."""
+        self.observed = True
+        if self._future.done():
+            return self._future.result()
+        return self._holder.get("state") or Pending()
+
+    def final_state(self, timeout: float | None = None) -> State:
+        try:
+            return self._future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError as exc:
+            raise TimeoutError(f"task run {self.name!r} did not finish within {timeout} second(s)") from exc
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> Any:
+        """The task's return value; raises its exception if it failed (unless raise_on_failure=False)."""
+        self.observed = True
+        return self.final_state(timeout).result(raise_on_failure=raise_on_failure)
+
+    def add_done_callback(self, callback) -> None:
+        self._future.add_done_callback(lambda _: callback(self))
+
+    def __repr__(self) -> str:
+        return f"TaskRunFuture({self.name!r}, done={self._future.done()})"
+
+
+def wait(futures: Iterable[TaskRunFuture], timeout: float | None = None) -> None:
+    """Block until all futures are final."""
+    concurrent.futures.wait([future._future for future in futures], timeout=timeout)

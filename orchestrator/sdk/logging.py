@@ -1,0 +1,206 @@
+"""Run logging: `get_run_logger()`, `log_prints`, and a background shipper that sends logs in batches.
+
+Log records never block a task: the handler puts them on a queue, a daemon thread sends batches through the
+client (HTTP or in-process), and each run flushes the queue when it ends.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import queue
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.sdk.context import flow_run_context, get_run_context, task_run_context
+from orchestrator.sdk.exceptions import MissingContextError
+
+BATCH_SIZE = 500
+BATCH_INTERVAL_SECONDS = 0.5
+_FLUSH = {"flush": True}  # a marker that ends the current batch at once
+
+
+class LogShipper:
+    """One daemon thread per client that ships queued log entries in batches."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.queue: queue.Queue[dict | None] = queue.Queue()
+        self.pending = 0
+        self.condition = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="orchestrator-log-shipper", daemon=True)
+        self.thread.start()
+
+    def put(self, entry: dict) -> None:
+        with self.condition:
+            self.pending += 1
+        self.queue.put(entry)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued entry was sent (or the timeout passes)."""
+        with self.condition:
+            if self.pending == 0:
+                return
+        self.queue.put(_FLUSH)
+        with self.condition:
+            self.condition.wait_for(lambda: self.pending == 0, timeout=timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is _FLUSH:
+                continue
+            batch = [first]
+            deadline = time.monotonic() + BATCH_INTERVAL_SECONDS
+            while len(batch) < BATCH_SIZE:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _FLUSH:
+                    break
+                batch.append(item)
+            try:
+                self.client.create_logs(batch)
+            except Exception as exc:  # logs must never break a run; say so once on stderr
+                sys.stderr.write(f"orchestrator: could not ship {len(batch)} log line(s): {exc}\n")
+            finally:
+                with self.condition:
+                    self.pending -= len(batch)
+                    self.condition.notify_all()
+
+
+_shippers: dict[int, LogShipper] = {}
+_shippers_lock = threading.Lock()
+
+
+def shipper_for(client: Any) -> LogShipper:
+    key = id(client)
+    shipper = _shippers.get(key)
+    if shipper is None:
+        with _shippers_lock:
+            shipper = _shippers.get(key)
+            if shipper is None:
+                shipper = _shippers[key] = LogShipper(client)
+    return shipper
+
+
+class RunLogHandler(logging.Handler):
+    """Sends records that carry a run id to that run's log (through the shipper of the run's client)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        flow_run_id = getattr(record, "flow_run_id", None)
+        if flow_run_id is None:
+            return
+        client = getattr(record, "client", None)
+        if client is None:
+            return
+        try:
+            message = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        shipper_for(client).put(
+            {
+                "flow_run": flow_run_id,
+                "task_run": getattr(record, "task_run_id", None),
+                "name": record.name,
+                "level": record.levelno,
+                "message": message,
+                "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            }
+        )
+
+
+class ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        run_name = getattr(record, "run_name", None)
+        kind = getattr(record, "run_kind", None)
+        prefix = f"{kind} {run_name!r} - " if run_name else ""
+        text = f"{when} | {record.levelname:<7} | {prefix}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def _build_logger(name: str) -> logging.Logger:
+    logger = logging.getLogger(name)
+    logger.propagate = False
+    if not logger.handlers:
+        from orchestrator import config
+
+        logger.setLevel((config.get("ORCHESTRATOR_LOGGING_LEVEL") or "INFO").upper())
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(ConsoleFormatter())
+        api = RunLogHandler()
+        api.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(console)
+        logger.addHandler(api)
+    return logger
+
+
+class RunLoggerAdapter(logging.LoggerAdapter):
+    def process(self, msg, kwargs):
+        kwargs["extra"] = {**self.extra, **(kwargs.get("extra") or {})}
+        return msg, kwargs
+
+
+def flow_run_logger(flow_run_context_value: Any) -> RunLoggerAdapter:
+    return RunLoggerAdapter(
+        _build_logger("orchestrator.flow_runs"),
+        {
+            "flow_run_id": flow_run_context_value.flow_run.id,
+            "task_run_id": None,
+            "run_name": flow_run_context_value.flow_run.name,
+            "run_kind": "Flow run",
+            "client": flow_run_context_value.client,
+        },
+    )
+
+
+def task_run_logger(task_context: Any, flow_context: Any) -> RunLoggerAdapter:
+    return RunLoggerAdapter(
+        _build_logger("orchestrator.task_runs"),
+        {
+            "flow_run_id": flow_context.flow_run.id,
+            "task_run_id": task_context.task_run.id,
+            "run_name": task_context.task_run.name,
+            "run_kind": "Task run",
+            "client": flow_context.client,
+        },
+    )
+
+
+def get_run_logger() -> RunLoggerAdapter:
+    """The logger of the current task run or flow run; its lines are stored with the run."""
+    flow_context = flow_run_context.get()
+    task_context = task_run_context.get()
+    if flow_context is None:
+        raise MissingContextError("get_run_logger() was called outside a flow run or task run")
+    if task_context is not None:
+        return task_run_logger(task_context, flow_context)
+    return flow_run_logger(flow_context)
+
+
+_original_print = builtins.print
+_print_patch_lock = threading.Lock()
+
+
+def _run_aware_print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False):
+    context = get_run_context()
+    if context is None or not context.log_prints or file not in (None, sys.stdout):
+        _original_print(*args, sep=sep, end=end, file=file, flush=flush)
+        return
+    get_run_logger().info((sep if sep is not None else " ").join(str(arg) for arg in args))
+
+
+def enable_print_capture() -> None:
+    """Route print() inside runs with log_prints=True to the run logger (other prints are untouched)."""
+    with _print_patch_lock:
+        if builtins.print is not _run_aware_print:
+            builtins.print = _run_aware_print

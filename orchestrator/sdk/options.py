@@ -1,0 +1,84 @@
+"""Checks of decorator arguments, run at decoration time so mistakes show where they are made."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from orchestrator.sdk.results import SERIALIZERS
+
+
+def check_hooks(name: str, hooks: Any) -> list[Callable]:
+    if hooks is None:
+        return []
+    if not isinstance(hooks, list | tuple) or not all(callable(hook) for hook in hooks):
+        raise TypeError(f"{name} must be a list of callables, got {hooks!r}")
+    return list(hooks)
+
+
+def check_retries(retries: Any) -> int:
+    if retries is None:
+        return 0
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+    return retries
+
+
+def check_retry_delay(delay: Any) -> float | list[float]:
+    if delay is None:
+        return 0
+    values = delay if isinstance(delay, list | tuple) else [delay]
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"retry_delay_seconds must be a number or a list of numbers, got {delay!r}")
+        if value < 0:
+            raise ValueError(f"retry_delay_seconds must not be negative, got {delay!r}")
+    return [float(value) for value in values] if isinstance(delay, list | tuple) else float(delay)
+
+
+def check_jitter(jitter: Any) -> float | None:
+    if jitter is None:
+        return None
+    if isinstance(jitter, bool) or not isinstance(jitter, int | float) or jitter < 0:
+        raise ValueError(f"retry_jitter_factor must be a non-negative number, got {jitter!r}")
+    return float(jitter)
+
+
+def check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ValueError(f"timeout_seconds must be a positive number, got {timeout!r}")
+    return float(timeout)
+
+
+def check_expiration(expiration: Any) -> timedelta | None:
+    if expiration is None:
+        return None
+    if not isinstance(expiration, timedelta):
+        raise TypeError(f"cache_expiration must be a datetime.timedelta, got {expiration!r}")
+    return expiration
+
+
+def check_serializer(serializer: Any) -> str | None:
+    if serializer is not None and serializer not in SERIALIZERS:
+        raise ValueError(f"result_serializer must be one of {', '.join(SERIALIZERS)}, got {serializer!r}")
+    return serializer
+
+
+def check_storage(storage: Any) -> str | None:
+    if storage is None:
+        return None
+    if isinstance(storage, str | os.PathLike):
+        return os.fspath(storage)
+    raise TypeError(f"result_storage must be a local path, got {storage!r}")
+
+
+def check_tags(tags: Any) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str) or not all(isinstance(tag, str) for tag in tags):
+        raise TypeError(f"tags must be a list of strings, got {tags!r}")
+    return list(tags)

@@ -1,0 +1,172 @@
+"""The @task decorator."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import pickle
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+from orchestrator.sdk import options
+from orchestrator.sdk.futures import TaskRunFuture
+
+
+class unmapped:  # noqa: N801  (the public name users know)
+    """Wrap an argument of `task.map(...)` that is passed whole to every mapped run."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+class Task:
+    def __init__(
+        self,
+        fn: Callable,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        tags: Iterable[str] | None = None,
+        retries: int | None = 0,
+        retry_delay_seconds: float | list[float] | None = 0,
+        retry_jitter_factor: float | None = None,
+        timeout_seconds: float | None = None,
+        cache_key_fn: Callable | None = None,
+        cache_expiration: timedelta | None = None,
+        refresh_cache: bool | None = None,
+        persist_result: bool | None = None,
+        result_storage: Any = None,
+        result_serializer: str | None = None,
+        log_prints: bool | None = None,
+        task_run_name: str | Callable | None = None,
+        on_completion: list[Callable] | None = None,
+        on_failure: list[Callable] | None = None,
+    ):
+        if not callable(fn):
+            raise TypeError("@task must decorate a function")
+        if cache_key_fn is not None and not callable(cache_key_fn):
+            raise TypeError(f"cache_key_fn must be callable, got {cache_key_fn!r}")
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.description = description or inspect.getdoc(fn)
+        self.version = version
+        self.tags = options.check_tags(tags)
+        self.retries = options.check_retries(retries)
+        self.retry_delay_seconds = options.check_retry_delay(retry_delay_seconds)
+        self.retry_jitter_factor = options.check_jitter(retry_jitter_factor)
+        self.timeout_seconds = options.check_timeout(timeout_seconds)
+        self.cache_key_fn = cache_key_fn
+        self.cache_expiration = options.check_expiration(cache_expiration)
+        self.refresh_cache = refresh_cache
+        self.persist_result = persist_result
+        self.result_storage = options.check_storage(result_storage)
+        self.result_serializer = options.check_serializer(result_serializer)
+        self.log_prints = log_prints
+        self.task_run_name = task_run_name
+        self.on_completion = options.check_hooks("on_completion", on_completion)
+        self.on_failure = options.check_hooks("on_failure", on_failure)
+        self.task_key = f"{getattr(fn, '__module__', 'task')}.{getattr(fn, '__qualname__', self.name)}"
+        self.__doc__ = fn.__doc__
+        self.__name__ = self.name
+        self.__wrapped__ = fn
+
+    def with_options(self, **changes: Any) -> Task:
+        """A copy of this task with other options (same function)."""
+        current = {key: getattr(self, key) for key in _TASK_OPTIONS}
+        unknown = set(changes) - set(_TASK_OPTIONS)
+        if unknown:
+            raise TypeError(f"with_options() got unknown option(s): {', '.join(sorted(unknown))}")
+        current.update(changes)
+        clone = copy.copy(self)
+        Task.__init__(clone, self.fn, **current)
+        return clone
+
+    def __call__(self, *args: Any, return_state: bool = False, wait_for: list | None = None, **kwargs: Any) -> Any:
+        from orchestrator.sdk.engine import call_task
+
+        return call_task(self, args, kwargs, return_state=return_state, wait_for=wait_for)
+
+    def submit(self, *args: Any, wait_for: list | None = None, **kwargs: Any) -> TaskRunFuture:
+        """Run the task on the flow's task runner; returns a future at once."""
+        from orchestrator.sdk.engine import submit_task
+
+        return submit_task(self, args, kwargs, wait_for=wait_for)
+
+    def map(self, *args: Any, wait_for: list | None = None, **kwargs: Any) -> list[TaskRunFuture]:
+        """Submit one run per item of the iterable arguments (zipped); `unmapped(x)` passes x whole."""
+        from orchestrator.sdk.engine import submit_task
+
+        parameters = _bind_for_map(self.fn, args, kwargs)
+        iterables: dict[str, list] = {}
+        static: dict[str, Any] = {}
+        for name, value in parameters.items():
+            if isinstance(value, unmapped):
+                static[name] = value.value
+            elif isinstance(value, TaskRunFuture):
+                iterables[name] = list(value.result())
+            elif isinstance(value, str | bytes | dict) or not isinstance(value, Iterable):
+                static[name] = value
+            else:
+                iterables[name] = list(value)
+        if not iterables:
+            raise ValueError(f"{self.name}.map() needs at least one iterable argument (wrap constants in unmapped())")
+        lengths = {name: len(items) for name, items in iterables.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"{self.name}.map() got iterables of different lengths: {lengths}")
+        count = next(iter(lengths.values()))
+        return [
+            submit_task(
+                self,
+                (),
+                {**static, **{name: items[index] for name, items in iterables.items()}},
+                wait_for=wait_for,
+            )
+            for index in range(count)
+        ]
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r})"
+
+
+_TASK_OPTIONS = (
+    "name description version tags retries retry_delay_seconds retry_jitter_factor timeout_seconds cache_key_fn "
+    "cache_expiration refresh_cache persist_result result_storage result_serializer log_prints task_run_name "
+    "on_completion on_failure"
+).split()
+
+
+def _bind_for_map(fn: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
+    signature = inspect.signature(fn)
+    bound = signature.bind_partial(*args, **kwargs)
+    return dict(bound.arguments)
+
+
+def task(fn: Callable | None = None, **options_: Any) -> Any:
+    """Decorate a function as a task: `@task` or `@task(retries=3, ...)`."""
+    if fn is None:
+        return lambda function: Task(function, **options_)
+    return Task(fn, **options_)
+
+
+def task_input_hash(context: Any, arguments: dict[str, Any]) -> str | None:
+    """A cache key from the task and its inputs: the same task called with equal inputs gets the same key."""
+    task_ = getattr(context, "task", None)
+    try:
+        blob = pickle.dumps((getattr(task_, "task_key", None), _stable(arguments)), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _stable(value: Any) -> Any:
+    """Sort dict and set contents so equal inputs hash equally."""
+    if isinstance(value, dict):
+        return tuple(sorted((repr(key), _stable(item)) for key, item in value.items()))
+    if isinstance(value, set | frozenset):
+        return tuple(sorted(repr(_stable(item)) for item in value))
+    if isinstance(value, list | tuple):
+        return tuple(_stable(item) for item in value)
+    return value
