@@ -18,6 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.db import fetch_row, insert_row, update_row
 from apps.orchestration.models import Event
 from apps.orchestration.policies import FLOW_RUN_POLICY, TASK_RUN_POLICY
 from apps.orchestration.rules.base import Rule, Status, TransitionContext
@@ -74,14 +75,15 @@ def propose_state(
     """Propose `state` for the run; the policy decides. `force=True` skips the policy, never the record."""
     spec = RUN_KINDS[kind]
     with transaction.atomic():
-        run = spec.model.objects.select_for_update().filter(pk=run_id).first()
+        run = fetch_row(spec.model, run_id, for_update=True)
         if run is None:
             return OrchestrationResult(Status.ABORT, None, "the run does not exist (it may have been deleted)")
         return _orchestrate(spec, kind, run, state, force=force, proposed_at=proposed_at)
 
 
 def set_initial_state(*, kind: str, run: Any, state: State) -> OrchestrationResult:
-    """Give a run created in the current transaction its first state, through the same policy."""
+    """Give a new run (not saved yet, or created in the current transaction) its first state, through the
+    same policy; an unsaved run is inserted together with that state."""
     spec = RUN_KINDS[kind]
     return _orchestrate(spec, kind, run, state, force=False, proposed_at=None)
 
@@ -128,7 +130,7 @@ def _store(spec: RunKind, context: TransitionContext):
     if context.force and context.status == Status.ACCEPT:
         state.state_details = {**state.state_details, "forced": True}
     update_run_details(context)
-    state_row = spec.state_model.objects.create(
+    state_row = spec.state_model(
         **{spec.run_field: run},
         type=state.type.value,
         name=state.name,
@@ -144,20 +146,25 @@ def _store(spec: RunKind, context: TransitionContext):
     run.state_message = state.message
     run.state_details = state_row.state_details
     run.state_data = state.data
-    run.save(
-        update_fields=[
-            "state_id",
-            "state_type",
-            "state_name",
-            "state_timestamp",
-            "state_message",
-            "state_details",
-            "state_data",
-            "updated",
-            *context.changed_fields,
-        ]
-    )
-    Event.objects.create(
+    if run._state.adding:  # a new run gets its first state in the same INSERT
+        insert_row(run)
+    else:
+        update_row(
+            run,
+            [
+                "state_id",
+                "state_type",
+                "state_name",
+                "state_timestamp",
+                "state_message",
+                "state_details",
+                "state_data",
+                "updated",
+                *context.changed_fields,
+            ],
+        )
+    insert_row(state_row)
+    event = Event(
         name=f"{context.kind}.state_changed",
         resource_type=context.kind,
         resource_id=run.id,
@@ -170,6 +177,7 @@ def _store(spec: RunKind, context: TransitionContext):
             "forced": context.force,
         },
     )
+    insert_row(event)
     return state_row
 
 

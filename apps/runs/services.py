@@ -40,7 +40,7 @@ def flow_run_create(
             return existing, False
     try:
         with transaction.atomic():
-            run = FlowRun.objects.create(
+            run = FlowRun(
                 flow=flow,
                 name=name or generate_run_name(),
                 parameters=parameters or {},
@@ -107,7 +107,8 @@ def flow_run_resume(*, run: FlowRun) -> engine.OrchestrationResult:
 
 def task_run_create(
     *,
-    flow_run: FlowRun | None,
+    flow_run: FlowRun | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
     task_key: str,
     dynamic_key: str = "0",
     name: str | None = None,
@@ -119,14 +120,14 @@ def task_run_create(
     empirical_policy: dict[str, Any] | None = None,
     state: State | None = None,
 ) -> tuple[TaskRun, bool]:
-    """Create a task run with its first state; the same (flow run, task key, dynamic key) returns the existing one."""
-    existing = TaskRun.objects.filter(flow_run=flow_run, task_key=task_key, dynamic_key=dynamic_key).first()
-    if existing is not None and flow_run is not None:
-        return existing, False
+    """Create a task run with its first state; the same (flow run, task key, dynamic key) returns the existing one.
+
+    The common case (a new run) costs one transaction and no lookup: a duplicate is caught by the unique
+    constraint and answered with the run that exists."""
     try:
         with transaction.atomic():
-            run = TaskRun.objects.create(
-                flow_run=flow_run,
+            run = TaskRun(
+                flow_run_id=flow_run_id if flow_run_id is not None else (flow_run.pk if flow_run else None),
                 task_key=task_key,
                 dynamic_key=dynamic_key,
                 name=name or f"{task_key.rsplit('.', 1)[-1]}-{generate_run_name()}",
@@ -139,7 +140,9 @@ def task_run_create(
             )
             _give_initial_state(engine.TASK_RUN, run, state)
     except IntegrityError:
-        existing = TaskRun.objects.filter(flow_run=flow_run, task_key=task_key, dynamic_key=dynamic_key).first()
+        existing = TaskRun.objects.filter(
+            flow_run_id=run.flow_run_id, task_key=task_key, dynamic_key=dynamic_key
+        ).first()
         if existing is not None:
             return existing, False
         raise

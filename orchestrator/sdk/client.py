@@ -129,10 +129,9 @@ class EphemeralClient:
         empirical_policy: dict[str, Any] | None = None,
     ) -> RunInfo:
         from apps.runs import services
-        from apps.runs.models import FlowRun
 
         run, _ = services.task_run_create(
-            flow_run=FlowRun.objects.get(pk=flow_run_id) if flow_run_id else None,
+            flow_run_id=flow_run_id,
             task_key=task_key,
             dynamic_key=dynamic_key,
             name=name,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import functools
 import inspect
 import uuid
 from pathlib import PurePath
@@ -14,9 +15,14 @@ from typing import Any
 from orchestrator.sdk.exceptions import ParameterValidationError
 
 
+@functools.lru_cache(maxsize=4096)
+def signature_of(fn: Any) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
 def bind_arguments(fn: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     """Map positional and keyword arguments to parameter names (defaults applied)."""
-    signature = inspect.signature(fn)
+    signature = signature_of(fn)
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
@@ -29,7 +35,7 @@ def call_arguments(fn: Any, parameters: dict[str, Any]) -> tuple[list[Any], dict
     """Split a parameters dict back into (args, kwargs) for calling `fn` (handles *args and **kwargs)."""
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
-    for name, parameter in inspect.signature(fn).parameters.items():
+    for name, parameter in signature_of(fn).parameters.items():
         if name not in parameters:
             continue
         value = parameters[name]
