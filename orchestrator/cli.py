@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         problems = config.problems()
         if problems:
             for problem in problems:
-                sys.stderr.write(f"error: {problem}\n")
-            sys.stderr.write("fix it with `orchestrator config set KEY=VALUE` or the environment variable\n")
+                name = problem.split(" ", 1)[0]
+                hint = f"; fix it with `orchestrator config set {name}=...`" if " (profile): " in problem else ""
+                sys.stderr.write(f"error: {problem}{hint}\n")
             return 2
     if verb == "version":
         argv[0] = "orchestrator-version"

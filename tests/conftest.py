@@ -3,6 +3,8 @@
 import pytest
 from rest_framework.test import APIClient
 
+pytest_plugins = ["tests.support.server"]
+
 
 @pytest.fixture
 def api(db) -> APIClient:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.runs.models import FlowRun, FlowRunState, TaskRun, TaskRunState
 
@@ -58,3 +60,23 @@ def flow_run_graph(*, run: FlowRun) -> dict:
             {**row, "id": str(row["id"]), "parent_task_run_id": str(row["parent_task_run_id"])} for row in subflows
         ],
     }
+
+
+def flow_runs_recent(
+    *,
+    state_types: list[str] | None = None,
+    state_names: list[str] | None = None,
+    flow_name: str | None = None,
+    limit: int = 20,
+) -> list[FlowRun]:
+    """The newest flow runs, optionally in any of the given state types or names, of one flow."""
+    queryset = FlowRun.objects.select_related("flow").order_by("-created", "-id")
+    if state_types or state_names:
+        queryset = queryset.filter(Q(state_type__in=state_types or []) | Q(state_name__in=state_names or []))
+    if flow_name:
+        queryset = queryset.filter(flow__name=flow_name)
+    return list(queryset[:limit])
+
+
+def flow_run_get(*, run_id: uuid.UUID) -> FlowRun | None:
+    return FlowRun.objects.select_related("flow").filter(pk=run_id).first()

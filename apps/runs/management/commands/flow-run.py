@@ -1,0 +1,211 @@
+"""`orchestrator flow-run ls|inspect`: list flow runs and show one run with its state history.
+
+Rows are the API's JSON shapes (a run as `GET /api/flow_runs/{id}/` returns it, states as `.../states/`), read
+here through the ORM by `DatabaseReader`; a client talking to ORCHESTRATOR_API_URL can return the same
+dictionaries and reuse the rendering unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from apps.core.management.base import OneLineErrorParser, OrchestratorCommand
+from apps.orchestration.states import NAMED_STATES, StateType
+from apps.runs import selectors
+from apps.runs.api.serializers import FlowRunSerializer, StateRecordSerializer
+
+DEFAULT_LIMIT = 20
+
+
+class DatabaseReader:
+    """Reads flow runs from the configured database, returning the API's JSON shapes."""
+
+    def flow_runs(
+        self, *, state_types: list[str], state_names: list[str], flow_name: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        runs = selectors.flow_runs_recent(
+            state_types=state_types, state_names=state_names, flow_name=flow_name, limit=limit
+        )
+        return list(FlowRunSerializer(runs, many=True).data)
+
+    def flow_run(self, *, run_id: uuid.UUID) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        run = selectors.flow_run_get(run_id=run_id)
+        if run is None:
+            return None
+        states = StateRecordSerializer(selectors.flow_run_states(run=run), many=True).data
+        return dict(FlowRunSerializer(run).data), list(states)
+
+
+def reader() -> DatabaseReader:
+    # The seam for ORCHESTRATOR_API_URL: an HTTP reader with the same two methods goes here. Until it exists
+    # the database is read directly, which is the server's own database when both run on this machine.
+    return DatabaseReader()
+
+
+def parse_states(values: list[str]) -> tuple[list[str], list[str]]:
+    """Split --state values into state types (FAILED: every failed run) and state names (Late, TimedOut)."""
+    types_by_key = {state_type.value.lower(): state_type.value for state_type in StateType}
+    names_by_key = {name.lower(): name for name in NAMED_STATES}
+    state_types, state_names = [], []
+    for value in values:
+        key = value.strip().lower()
+        if key in types_by_key:
+            state_types.append(types_by_key[key])
+        elif key in names_by_key:
+            state_names.append(names_by_key[key])
+        else:
+            known = ", ".join([*types_by_key.values(), *(n for n in NAMED_STATES if n.lower() not in types_by_key)])
+            raise CommandError(f"unknown state {value!r}; use one of {known}")
+    return state_types, state_names
+
+
+def positive_limit(value: str) -> int:
+    try:
+        limit = int(value)
+    except ValueError:
+        raise CommandError(f"--limit {value!r} is not a whole number") from None
+    if limit < 1:
+        raise CommandError(f"--limit must be at least 1, not {limit}")
+    return limit
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def format_time(value: str | None, *, precise: bool = False) -> str:
+    moment = parse_time(value)
+    if moment is None:
+        return "-"
+    text = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f" if precise else "%Y-%m-%d %H:%M:%S")
+    return text[:-3] if precise else text
+
+
+def run_duration(run: dict[str, Any], *, now: datetime) -> float | None:
+    """Seconds spent running, counting the current attempt of a run that is still running."""
+    total = float(run.get("total_run_time") or 0.0)
+    state = run.get("state") or {}
+    if run.get("state_type") == StateType.RUNNING and state.get("timestamp"):
+        total += max(0.0, (now - parse_time(state["timestamp"])).total_seconds())
+    if not total and not run.get("start_time"):
+        return None
+    return total
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def format_state(run: dict[str, Any]) -> str:
+    name, state_type = run.get("state_name"), run.get("state_type")
+    if not state_type:
+        return "-"
+    return name if name and name.upper() == state_type else f"{name} ({state_type})"
+
+
+class Command(OrchestratorCommand):
+    help = "List flow runs and inspect one."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(
+            dest="action", required=True, parser_class=OneLineErrorParser, metavar="{ls,inspect}"
+        )
+        ls = actions.add_parser("ls", help="list the newest flow runs")
+        ls.add_argument(
+            "--state",
+            action="append",
+            default=[],
+            metavar="S",
+            help="a state type (failed: Failed and TimedOut) or name (Late); repeat for several",
+        )
+        ls.add_argument("--flow", metavar="F", help="only runs of the flow named F")
+        ls.add_argument("--limit", default=str(DEFAULT_LIMIT), metavar="N", help=f"at most N runs ({DEFAULT_LIMIT})")
+        inspect = actions.add_parser("inspect", help="show a flow run and its state history")
+        inspect.add_argument("id", metavar="ID", help="the flow run's id")
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        if action == "ls":
+            state_types, state_names = parse_states(options["state"])
+            rows = reader().flow_runs(
+                state_types=state_types,
+                state_names=state_names,
+                flow_name=options["flow"],
+                limit=positive_limit(options["limit"]),
+            )
+            self.render_list(rows)
+        else:
+            try:
+                run_id = uuid.UUID(options["id"].strip())
+            except ValueError:
+                raise CommandError(f"{options['id']!r} is not a flow run id (ids are UUIDs)") from None
+            found = reader().flow_run(run_id=run_id)
+            if found is None:
+                raise CommandError(f"no flow run with id {run_id}")
+            self.render_detail(*found)
+
+    def render_list(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            self.stdout.write("no flow runs")
+            return
+        now = datetime.now(UTC)
+        self.print_table(
+            ("id", "name", "flow", "state", "expected start (UTC)", "start (UTC)", "duration"),
+            (
+                (
+                    row["id"],
+                    row["name"],
+                    row.get("flow_name"),
+                    format_state(row),
+                    format_time(row.get("expected_start_time")),
+                    format_time(row.get("start_time")),
+                    format_duration(run_duration(row, now=now)),
+                )
+                for row in rows
+            ),
+        )
+
+    def render_detail(self, run: dict[str, Any], states: list[dict[str, Any]]) -> None:
+        state = run.get("state") or {}
+        fields = [
+            ("id", run["id"]),
+            ("name", run["name"]),
+            ("flow", f"{run.get('flow_name')} ({run.get('flow')})"),
+            ("state", format_state(run)),
+            ("state message", state.get("message") or "-"),
+            ("tags", ", ".join(run.get("tags") or []) or "-"),
+            ("parameters", json.dumps(run.get("parameters") or {}, sort_keys=True)),
+            ("run count", run.get("run_count", 0)),
+            ("expected start (UTC)", format_time(run.get("expected_start_time"))),
+            ("start (UTC)", format_time(run.get("start_time"))),
+            ("end (UTC)", format_time(run.get("end_time"))),
+            ("duration", format_duration(run_duration(run, now=datetime.now(UTC)))),
+            ("start lateness", format_duration(run.get("estimated_start_time_delta") or 0.0)),
+            ("deployment", run.get("deployment") or "-"),
+            ("work pool", run.get("work_pool_name") or "-"),
+            ("work queue", run.get("work_queue_name") or "-"),
+            ("parent task run", run.get("parent_task_run") or "-"),
+            ("created (UTC)", format_time(run.get("created"))),
+            ("updated (UTC)", format_time(run.get("updated"))),
+        ]
+        self.print_table(("field", "value"), fields, title=f"flow run {run['name']}")
+        self.print_table(
+            ("time (UTC)", "type", "name", "message"),
+            (
+                (format_time(item.get("timestamp"), precise=True), item["type"], item["name"], item.get("message"))
+                for item in states
+            ),
+            title="state history (oldest first)",
+        )

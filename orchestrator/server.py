@@ -1,0 +1,180 @@
+"""Serve the ASGI application with N Daphne processes sharing one listening socket, and supervise them.
+
+The parent (`Supervisor`) binds the socket once, starts each worker as `python -m orchestrator.server --fd N`
+with that descriptor inherited, restarts a worker that dies after it started, and stops them all on SIGINT or
+SIGTERM. A worker runs Daphne on the inherited descriptor and exits when its parent disappears.
+docs/server.md explains the choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Seconds a worker gets to finish its requests after SIGTERM before it is killed.
+STOP_GRACE_SECONDS = 10.0
+# A worker that exits sooner than this after its start failed to start: restarting it would only loop.
+STARTUP_SECONDS = 10.0
+# How often the parent looks at its workers, and a worker at its parent.
+POLL_SECONDS = 0.2
+PARENT_CHECK_SECONDS = 1.0
+LISTEN_BACKLOG = 1024
+
+
+class ServerError(Exception):
+    """The server cannot start or keep running; the message is one line for the user."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening IPv4 TCP socket that child processes can inherit; errors name the host and port."""
+    if ":" in host:
+        raise ServerError(f"{host!r}: IPv6 addresses are not supported; use an IPv4 address such as 127.0.0.1")
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServerError(f"cannot resolve host {host!r} to an IPv4 address ({exc.strerror})") from exc
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Lets a restarted server bind while old connections sit in TIME_WAIT; a live listener still refuses us.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(infos[0][4])
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServerError(
+                f"port {port} on {host} is already in use; stop the other server or choose another --port"
+            ) from exc
+        if exc.errno == errno.EACCES:
+            raise ServerError(f"no permission to listen on port {port}; ports below 1024 need root") from exc
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ServerError(f"{host} is not an address of this machine; try 127.0.0.1 or 0.0.0.0") from exc
+        raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class Worker:
+    number: int
+    process: subprocess.Popen
+    started_at: float
+
+
+class Supervisor:
+    """Start `workers` Daphne processes on `sock`, keep them running, stop them on SIGINT/SIGTERM."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        workers: int,
+        access_log: bool = False,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.sock = sock
+        self.worker_count = workers
+        self.access_log = access_log
+        self.say = say
+        self.workers: list[Worker] = []
+        self.stop_signal: int | None = None
+
+    def start_worker(self, number: int) -> Worker:
+        fd = self.sock.fileno()
+        command = [sys.executable, "-m", "orchestrator.server", "--fd", str(fd), "--parent", str(os.getpid())]
+        if self.access_log:
+            command.append("--access-log")
+        # A session of its own: Ctrl+C in the terminal reaches only the parent, which stops workers in order.
+        process = subprocess.Popen(command, pass_fds=(fd,), start_new_session=True)
+        return Worker(number=number, process=process, started_at=time.monotonic())
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stop_signal = signum
+
+    def run(self, on_started: Callable[[], None] | None = None) -> None:
+        """Run until SIGINT or SIGTERM; raise ServerError when a worker cannot start."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.workers = [self.start_worker(number) for number in range(1, self.worker_count + 1)]
+            if on_started:
+                on_started()
+            while self.stop_signal is None:
+                self._check_workers()
+                time.sleep(POLL_SECONDS)
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _check_workers(self) -> None:
+        for index, worker in enumerate(self.workers):
+            code = worker.process.poll()
+            if code is None or self.stop_signal is not None:
+                continue
+            if time.monotonic() - worker.started_at < STARTUP_SECONDS:
+                raise ServerError(f"server worker {worker.number} exited with code {code} while starting; see above")
+            self.say(f"server worker {worker.number} (pid {worker.process.pid}) exited with code {code}; restarting")
+            self.workers[index] = self.start_worker(worker.number)
+
+    def stop(self) -> None:
+        """SIGTERM every worker, wait up to STOP_GRACE_SECONDS, then kill what is left."""
+        running = [worker for worker in self.workers if worker.process.poll() is None]
+        for worker in running:
+            worker.process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for worker in running:
+            try:
+                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"server worker {worker.number} (pid {worker.process.pid}) did not stop; killing it")
+                worker.process.kill()
+                worker.process.wait()
+        self.sock.close()
+
+
+def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
+    """One worker: Daphne serving orchestrator.asgi on the inherited listening socket."""
+    # daphne.server installs Twisted's asyncio reactor when imported, so it comes before anything else Twisted.
+    import daphne.server
+    from daphne.access import AccessLogGenerator
+    from twisted.internet import reactor, task
+
+    from orchestrator.asgi import application
+
+    def stop_if_orphaned() -> None:
+        # The parent was killed without a chance to stop us: nobody supervises this process any more.
+        if os.getppid() != parent_pid and reactor.running:
+            reactor.stop()
+
+    task.LoopingCall(stop_if_orphaned).start(PARENT_CHECK_SECONDS, now=False)
+    if access_log:
+        sys.stdout.reconfigure(line_buffering=True)
+    server = daphne.server.Server(
+        application=application,
+        # Daphne's fd endpoint (its twisted plugin) adopts the socket; the address family defaults to IPv4.
+        endpoints=[f"fd:fileno={fd}"],
+        signal_handlers=True,
+        action_logger=AccessLogGenerator(sys.stdout) if access_log else None,
+    )
+    server.run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="One Daphne worker of `orchestrator server start` (internal).")
+    parser.add_argument("--fd", type=int, required=True, help="inherited listening socket")
+    parser.add_argument("--parent", type=int, required=True, help="pid of the supervising process")
+    parser.add_argument("--access-log", action="store_true")
+    options = parser.parse_args(argv)
+    run_worker(options.fd, options.parent, options.access_log)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tests of the `orchestrator` command line, run as a real subprocess."""

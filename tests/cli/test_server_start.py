@@ -1,0 +1,123 @@
+"""End to end: a real `orchestrator server start` process serving HTTP, and stopping cleanly."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import RunningServer, start_server, throwaway_database
+
+PASSWORD_LINE = re.compile(r"created the admin user: username admin, password (\S+)")
+
+pytestmark = pytest.mark.e2e
+
+
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is `pid`, read from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name (field 2) may contain spaces; the parent pid is the 2nd field after its ')'.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def admin_login(base_url: str, password: str) -> httpx.Response:
+    with httpx.Client(base_url=base_url) as client:
+        page = client.get("/admin/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        return client.post(
+            "/admin/login/?next=/admin/",
+            data={"csrfmiddlewaretoken": token, "username": "admin", "password": password, "next": "/admin/"},
+        )
+
+
+def test_server_serves_api_admin_and_static_files_and_stops_on_sigint(
+    orchestrator_server_process: RunningServer,
+) -> None:
+    """The one command a new user runs must give a working API, UI and styles, and end cleanly on Ctrl+C."""
+    server = orchestrator_server_process
+    health = httpx.get(f"{server.api_url}/health/")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert httpx.get(f"{server.base_url}/admin/login/").status_code == 200
+    css = httpx.get(f"{server.base_url}/static/admin/css/base.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+    output = server.output()
+    assert f"API: {server.base_url}/api\n" in output
+    assert f"UI:  {server.base_url}/admin/\n" in output
+    assert f"orchestrator config set ORCHESTRATOR_API_URL={server.base_url}/api\n" in output
+    assert "GET /api/health/" not in output  # access log is off by default
+
+    assert server.stop(signal.SIGINT) == 0
+    assert "server stopped" in server.output()
+    assert "Traceback" not in server.output()
+
+
+def test_admin_password_is_printed_once_and_logs_in(tmp_path: Path) -> None:
+    """The first start's random password is the only way into the UI; a restart must not reset or reprint it."""
+    with throwaway_database(tmp_path) as database_url:
+        with start_server(home=tmp_path, database_url=database_url) as first:
+            match = PASSWORD_LINE.search(first.output())
+            assert match, first.output()
+            assert "orchestrator changepassword admin" in first.output()
+            assert "database upgraded: applied" in first.output()
+            login = admin_login(first.base_url, match.group(1))
+            assert login.status_code == 302 and login.headers["location"] == "/admin/"
+            assert admin_login(first.base_url, "admin").status_code == 200  # no default password
+            assert first.stop() == 0
+        with start_server(home=tmp_path, database_url=database_url) as second:
+            assert "password" not in second.output()
+            assert "database up to date" in second.output()
+            assert admin_login(second.base_url, match.group(1)).status_code == 302
+            assert second.stop() == 0
+
+
+def test_two_workers_serve_and_all_stop_on_sigterm(tmp_path: Path) -> None:
+    """--workers N must really run N processes on the one port, and SIGTERM must leave none behind."""
+    with start_server(home=tmp_path, args=["--workers", "2", "--access-log"]) as server:
+        workers = child_pids(server.process.pid)
+        assert len(workers) == 2
+        with httpx.Client(base_url=server.base_url) as client:
+            for _ in range(20):
+                assert client.get("/api/health/", headers={"Connection": "close"}).status_code == 200
+        assert "server started: 2 workers" in server.output()
+        deadline = time.monotonic() + 5
+        while "GET /api/health/" not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "GET /api/health/" in server.output()  # --access-log prints requests
+        assert server.stop(signal.SIGTERM) == 0
+        assert not any(alive(pid) for pid in workers)
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """A SIGKILLed supervisor cannot clean up; its workers must notice and not hold the port forever."""
+    with start_server(home=tmp_path) as server:
+        workers = child_pids(server.process.pid)
+        assert workers
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=5)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in workers)

@@ -1,0 +1,1 @@
+"""Helpers shared by test modules: real CLI runs and real server processes."""
