@@ -19,14 +19,14 @@ from apps.orchestration.rules.pausing import (
     FailExpiredPauses,
     OnlyPauseRunningRuns,
 )
-from apps.orchestration.rules.retries import RetryFailedRuns
+from apps.orchestration.rules.retries import ResetRetriesOfTasksRerunByFlow, RetryFailedRuns
 
 FLOW_RUN_POLICY = [
     RejectDuplicateTransitions,
     RejectStaleProposals,
     AbortSecondClaim,
-    PreventLeavingTerminalFlowRuns,
     CancellingOnlyActiveRuns,
+    PreventLeavingTerminalFlowRuns,
     CancelRunsNotStarted,
     OnlyPauseRunningRuns,
     FailExpiredPauses,
@@ -37,8 +37,9 @@ FLOW_RUN_POLICY = [
 TASK_RUN_POLICY = [
     RejectDuplicateTransitions,
     RejectStaleProposals,
-    PreventLeavingTerminalTaskRuns,
     CancellingOnlyActiveRuns,
+    PreventLeavingTerminalTaskRuns,
+    ResetRetriesOfTasksRerunByFlow,
     WaitForScheduledTime,
     RetryFailedRuns,
     AnswerFromCache,

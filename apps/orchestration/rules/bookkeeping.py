@@ -37,7 +37,8 @@ def update_run_details(context: TransitionContext) -> None:
         if context.kind == "task_run" and run.flow_run_id is not None:
             context.set_run_field("flow_run_run_count", run.flow_run.run_count)
 
-    if initial_type == StateType.RUNNING and state.type != StateType.RUNNING:
+    # Count the stretch spent in the RUNNING state being replaced, even by another RUNNING state (Retrying).
+    if initial_type == StateType.RUNNING:
         elapsed = (now - context.initial_state.timestamp).total_seconds()
         context.set_run_field("total_run_time", run.total_run_time + max(0.0, elapsed))
 

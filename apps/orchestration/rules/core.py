@@ -61,16 +61,21 @@ class PreventLeavingTerminalTaskRuns(Rule):
     FROM_STATES = TERMINAL_TYPES
 
     def before_transition(self, context: TransitionContext) -> None:
-        run = context.run
-        flow_run = run.flow_run
-        retrying_flow = (
-            flow_run is not None
-            and flow_run.run_count > run.flow_run_run_count
-            and context.initial_type != StateType.COMPLETED
-        )
-        if retrying_flow and context.proposed_type in (StateType.PENDING, StateType.RUNNING):
+        if is_rerun_by_flow_retry(context):
             return
         context.reject(f"the run is already {context.initial_state.name}, a final state")
+
+
+def is_rerun_by_flow_retry(context: TransitionContext) -> bool:
+    """An unsuccessful task run asked to run again by its flow run's newer attempt."""
+    run = context.run
+    flow_run = run.flow_run
+    return (
+        flow_run is not None
+        and flow_run.run_count > run.flow_run_run_count
+        and context.initial_type in TERMINAL_TYPES - {StateType.COMPLETED}
+        and context.proposed_type in (StateType.PENDING, StateType.RUNNING)
+    )
 
 
 class WaitForScheduledTime(Rule):

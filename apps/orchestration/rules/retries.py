@@ -6,7 +6,8 @@ import random
 from datetime import timedelta
 
 from apps.orchestration.rules.base import Rule, TransitionContext
-from apps.orchestration.states import AwaitingRetry, StateType
+from apps.orchestration.rules.core import is_rerun_by_flow_retry
+from apps.orchestration.states import TERMINAL_TYPES, AwaitingRetry, StateType
 
 
 def retry_delay_seconds(policy: dict, run_count: int) -> float:
@@ -43,3 +44,14 @@ class RetryFailedRuns(Rule):
             state=retry,
         )
         context.delay_seconds = delay
+
+
+class ResetRetriesOfTasksRerunByFlow(Rule):
+    """Task retries count per flow attempt: a task run re-run by its retried flow starts counting again."""
+
+    FROM_STATES = TERMINAL_TYPES
+    TO_STATES = frozenset({StateType.PENDING, StateType.RUNNING})
+
+    def before_transition(self, context: TransitionContext) -> None:
+        if is_rerun_by_flow_retry(context):
+            context.set_run_field("run_count", 0)
