@@ -115,6 +115,8 @@ def _database(url: str) -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
         }
         parsed["TEST"] = {"NAME": str(Path(parsed["NAME"]).with_suffix(".test.db"))}
+        # Opening a SQLite connection (and running the PRAGMAs) costs more than most requests: keep it.
+        parsed["CONN_MAX_AGE"] = None
     else:
         parsed["ENGINE"] = "django.db.backends.postgresql"
         parsed["CONN_MAX_AGE"] = 60

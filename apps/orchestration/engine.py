@@ -10,6 +10,7 @@ transaction starts with BEGIN IMMEDIATE (see settings), which takes the database
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,7 +129,9 @@ def _store(spec: RunKind, context: TransitionContext):
     run = context.run
     state = context.validated_state
     if context.force and context.status == Status.ACCEPT:
-        state.state_details = {**state.state_details, "forced": True}
+        # A copy: the caller's State object stays as it was proposed.
+        state = dataclasses.replace(state, state_details={**state.state_details, "forced": True})
+        context.validated_state = state
     update_run_details(context)
     state_row = spec.state_model(
         **{spec.run_field: run},

@@ -92,10 +92,13 @@ class FlowRun(RunBase):
         ]
         indexes = [
             models.Index(fields=["-created", "-id"], name="flow_run_created"),
-            models.Index(fields=["flow", "-created"], name="flow_run_flow_created"),
+            models.Index(fields=["flow", "-created", "-id"], name="flow_run_flow_created"),
+            # Filters combined with the default newest-first order: the index serves both, no sort step.
+            models.Index(fields=["state_type", "-created", "-id"], name="flow_run_state_type_created"),
+            models.Index(fields=["state_name", "-created", "-id"], name="flow_run_state_name_created"),
             models.Index(fields=["state_type", "expected_start_time"], name="flow_run_state_type_start"),
             models.Index(fields=["state_name", "expected_start_time"], name="flow_run_state_name_start"),
-            models.Index(fields=["deployment_id", "-created"], name="flow_run_deployment_created"),
+            models.Index(fields=["deployment_id", "-created", "-id"], name="flow_run_deployment_created"),
             models.Index(
                 fields=["work_pool_name", "state_type", "expected_start_time"],
                 name="flow_run_pool_state_start",
@@ -127,6 +130,7 @@ class TaskRun(RunBase):
         indexes = [
             models.Index(fields=["flow_run", "created"], name="task_run_flow_run_created"),
             models.Index(fields=["-created", "-id"], name="task_run_created"),
+            models.Index(fields=["state_type", "-created", "-id"], name="task_run_state_type_created"),
             models.Index(fields=["state_type", "expected_start_time"], name="task_run_state_type_start"),
             models.Index(fields=["state_name"], name="task_run_state_name"),
             models.Index(fields=["cache_key"], name="task_run_cache_key"),

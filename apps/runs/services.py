@@ -11,6 +11,7 @@ from apps.core.errors import Conflict, InvalidInput
 from apps.core.names import generate_run_name
 from apps.flows.models import Flow
 from apps.orchestration import engine
+from apps.orchestration.rules.base import Status
 from apps.orchestration.states import Pending, State, StateType
 from apps.runs.models import FlowRun, TaskRun
 
@@ -67,7 +68,7 @@ def _give_initial_state(kind: str, run: FlowRun | TaskRun, state: State | None) 
     """The first state goes through the policy too; one it makes wait (e.g. a full concurrency limit) starts
     the run as Pending, and the client proposes it again."""
     result = engine.set_initial_state(kind=kind, run=run, state=state or Pending())
-    if result.state is None:
+    if result.status == Status.WAIT:
         result = engine.set_initial_state(kind=kind, run=run, state=Pending(message=result.reason))
     if result.state is None:
         raise InvalidInput(f"the initial state was refused: {result.reason}", field="state")

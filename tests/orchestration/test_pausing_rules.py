@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from apps.core.errors import InvalidInput
 from apps.orchestration.states import (
     Cancelled,
     Cancelling,
@@ -18,6 +19,7 @@ from apps.orchestration.states import (
     utcnow,
 )
 from apps.runs import services
+from apps.runs.models import FlowRun
 from tests.orchestration.helpers import check_proposal, flow_run_in, task_run_in
 
 pytestmark = pytest.mark.django_db
@@ -53,12 +55,11 @@ class TestOnlyPauseRunningRuns:
         check_proposal(run, proposal(), status, stored)
 
     def test_a_flow_run_cannot_be_created_paused(self, flow):
-        """The initial state goes through the same policy, so a new run cannot start out Paused."""
-        run, _ = services.flow_run_create(flow=flow, state=Paused())
+        """The initial state goes through the same policy, so a new run cannot start out Paused (and is not made)."""
+        with pytest.raises(InvalidInput, match="only a running run can pause"):
+            services.flow_run_create(flow=flow, state=Paused())
 
-        run.refresh_from_db()
-        assert list(run.states.values_list("name", flat=True)) == ["Pending"]
-        assert "only a running run can pause" in run.state_message
+        assert not FlowRun.objects.filter(flow=flow).exists()
 
 
 class TestFailExpiredPauses:

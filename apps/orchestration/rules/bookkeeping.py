@@ -6,10 +6,12 @@ total run time and start lateness true to the state history.
 
 from __future__ import annotations
 
+from apps.core.db import fetch_value
 from apps.orchestration.rules.base import TransitionContext
 from apps.orchestration.rules.caching import store_cache_entry
 from apps.orchestration.rules.concurrency import release_slots
 from apps.orchestration.states import TERMINAL_TYPES, StateType
+from apps.runs.models import FlowRun
 
 
 def update_run_details(context: TransitionContext) -> None:
@@ -35,7 +37,7 @@ def update_run_details(context: TransitionContext) -> None:
             lateness = (now - run.expected_start_time).total_seconds() if run.expected_start_time else 0.0
             context.set_run_field("estimated_start_time_delta", max(0.0, lateness))
         if context.kind == "task_run" and run.flow_run_id is not None:
-            context.set_run_field("flow_run_run_count", run.flow_run.run_count)
+            context.set_run_field("flow_run_run_count", fetch_value(FlowRun, run.flow_run_id, "run_count") or 0)
 
     # Count the stretch spent in the RUNNING state being replaced, even by another RUNNING state (Retrying).
     if initial_type == StateType.RUNNING:

@@ -1,0 +1,135 @@
+"""Shared helpers for the benchmarks: start a real `orchestrator server start` on SQLite or PostgreSQL,
+and summarise latencies. Benchmarks print figures; they are not tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+ORCHESTRATOR = str(Path(sys.executable).parent / "orchestrator")
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    api_url: str
+    env: dict[str, str]
+
+    def rss_megabytes(self) -> float:
+        """Resident memory of the server's processes (the supervisor and its Daphne workers)."""
+        pids = [self.process.pid, *_children(self.process.pid)]
+        total_kb = 0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total_kb += int(line.split()[1])
+        return total_kb / 1024
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                found.append(int(entry.name))
+                found.extend(_children(int(entry.name)))
+    return found
+
+
+@contextlib.contextmanager
+def database(kind: str) -> Iterator[tuple[Path, str]]:
+    """A temporary ORCHESTRATOR_HOME and an empty database of `kind` ("sqlite" or "postgresql")."""
+    home = Path(tempfile.mkdtemp(prefix=f"orch-bench-{kind}-"))
+    name = f"orch_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        if kind == "sqlite":
+            yield home, f"sqlite:///{home / 'orchestrator.db'}"
+        else:
+            import psycopg
+
+            with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as connection:
+                connection.execute(f'CREATE DATABASE "{name}"')
+            yield home, f"{PG_URL}/{name}"
+    finally:
+        if kind != "sqlite":
+            import psycopg
+
+            with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def environment(home: Path, database_url: str, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ORCHESTRATOR_")}
+    env.update(ORCHESTRATOR_HOME=str(home), ORCHESTRATOR_DATABASE_URL=database_url, **extra)
+    return env
+
+
+@contextlib.contextmanager
+def server(home: Path, database_url: str, *args: str) -> Iterator[Server]:
+    env = environment(home, database_url)
+    process = subprocess.Popen(
+        [ORCHESTRATOR, "server", "start", "--port", "0", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    api_url = None
+    try:
+        deadline = time.monotonic() + 90
+        for line in process.stdout:
+            match = re.search(r"ORCHESTRATOR_API_URL=(http://\S+/api)", line)
+            if match:
+                api_url = match.group(1)
+                break
+            if time.monotonic() > deadline:
+                break
+        if api_url is None:
+            raise RuntimeError("the server did not start")
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{api_url}/health/").status_code == 200:
+                    break
+            time.sleep(0.05)
+        # Keep draining output so the server never blocks on a full pipe.
+        import threading
+
+        threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
+        yield Server(process, api_url, env)
+    finally:
+        process.send_signal(2)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def percentiles(samples_seconds: list[float]) -> dict[str, float]:
+    """p50 / p95 / p99 in milliseconds."""
+    if not samples_seconds:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    ordered = sorted(samples_seconds)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else ordered * 99
+
+    return {"p50": cuts[49] * 1000, "p95": cuts[94] * 1000, "p99": cuts[98] * 1000}
