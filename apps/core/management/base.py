@@ -95,6 +95,16 @@ class OrchestratorCommand(BaseCommand):
         interactive = hasattr(out, "isatty") and out.isatty()
         return Console(file=out, width=None if interactive else 1000, highlight=False, markup=False, emoji=False)
 
+    def _print_renderable(self, renderable: Any) -> None:
+        console = self.console
+        if console.is_terminal:
+            console.print(renderable)
+            return
+        # Piped output is read by scripts and diffs: no padding after the last column.
+        with console.capture() as captured:
+            console.print(renderable)
+        self.stdout.write("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
     def print_table(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
         """Print rows as an aligned table; cells are plain text (brackets in names are not markup)."""
         table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False, show_edge=False)
@@ -102,4 +112,4 @@ class OrchestratorCommand(BaseCommand):
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
-        self.console.print(table)
+        self._print_renderable(table)

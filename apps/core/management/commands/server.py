@@ -192,6 +192,7 @@ class Command(OrchestratorCommand):
         label = database_label()
         if not assume_yes:
             self.say(f"This deletes everything in {label}: flows, runs, logs, users and settings kept there.")
+            self.say("Stop any server using this database first.")
             self.stdout.write("Reset the database? [y/N] ", ending="")
             self.stdout.flush()
             answer = sys.stdin.readline().strip().lower()

@@ -201,6 +201,7 @@ class Command(OrchestratorCommand):
             ("updated (UTC)", format_time(run.get("updated"))),
         ]
         self.print_table(("field", "value"), fields, title=f"flow run {run['name']}")
+        self.stdout.write("")
         self.print_table(
             ("time (UTC)", "type", "name", "message"),
             (
