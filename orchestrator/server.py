@@ -89,7 +89,7 @@ class Supervisor:
 
     def start_worker(self, number: int) -> Worker:
         fd = self.sock.fileno()
-        command = [sys.executable, "-m", "orchestrator.server", "--fd", str(fd), "--parent", str(os.getpid())]
+        command = [sys.executable, "-m", "orchestrator.server", "worker", "--fd", str(fd), "--parent", str(os.getpid())]
         if self.access_log:
             command.append("--access-log")
         # A session of its own: Ctrl+C in the terminal reaches only the parent, which stops workers in order.
@@ -167,13 +167,73 @@ def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
     server.run()
 
 
+def supervise(fd: int, workers: int, access_log: bool, banner: list[str]) -> int:
+    """The supervisor after `server start` prepared everything: it holds no Django, only the socket.
+
+    `server start` runs migrations and prints nothing it cannot take back, then replaces itself (exec) with
+    this lean process, so the supervisor's memory is a few MB instead of a second copy of the application.
+    """
+    sock = socket.socket(fileno=fd)
+    sock.set_inheritable(True)
+
+    def say(message: str) -> None:
+        print(message, flush=True)
+
+    def started() -> None:
+        for line in banner:
+            say(line)
+
+    try:
+        Supervisor(sock, workers=workers, access_log=access_log, say=say).run(on_started=started)
+    except ServerError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    say("server stopped")
+    return 0
+
+
+def exec_supervisor(sock: socket.socket, *, workers: int, access_log: bool, banner: list[str]) -> None:
+    """Replace the current process with the lean supervisor, handing it the listening socket."""
+    import json
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = [
+        sys.executable,
+        "-m",
+        "orchestrator.server",
+        "supervise",
+        "--fd",
+        str(sock.fileno()),
+        "--workers",
+        str(workers),
+        "--banner",
+        json.dumps(banner),
+    ]
+    if access_log:
+        command.append("--access-log")
+    os.execv(sys.executable, command)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="One Daphne worker of `orchestrator server start` (internal).")
-    parser.add_argument("--fd", type=int, required=True, help="inherited listening socket")
-    parser.add_argument("--parent", type=int, required=True, help="pid of the supervising process")
-    parser.add_argument("--access-log", action="store_true")
+    import json
+
+    parser = argparse.ArgumentParser(description="Processes of `orchestrator server start` (internal).")
+    roles = parser.add_subparsers(dest="role", required=True)
+    worker = roles.add_parser("worker", help="one Daphne worker on an inherited socket")
+    worker.add_argument("--fd", type=int, required=True, help="inherited listening socket")
+    worker.add_argument("--parent", type=int, required=True, help="pid of the supervising process")
+    worker.add_argument("--access-log", action="store_true")
+    supervisor = roles.add_parser("supervise", help="start and watch the workers")
+    supervisor.add_argument("--fd", type=int, required=True, help="inherited listening socket")
+    supervisor.add_argument("--workers", type=int, required=True)
+    supervisor.add_argument("--banner", default="[]", help="JSON list of lines to print once workers run")
+    supervisor.add_argument("--access-log", action="store_true")
     options = parser.parse_args(argv)
-    run_worker(options.fd, options.parent, options.access_log)
+    if options.role == "worker":
+        run_worker(options.fd, options.parent, options.access_log)
+    else:
+        sys.exit(supervise(options.fd, options.workers, options.access_log, json.loads(options.banner)))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,6 @@ DEBUG = (_setting("ORCHESTRATOR_DEBUG") or "").lower() in ("1", "true", "yes", "
 ALLOWED_HOSTS = [host.strip() for host in (_setting("ORCHESTRATOR_ALLOWED_HOSTS") or "*").split(",") if host.strip()]
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

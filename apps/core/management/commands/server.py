@@ -20,7 +20,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand, mask_url_password
 from orchestrator import config
-from orchestrator.server import ServerError, Supervisor, bind
+from orchestrator.server import ServerError, bind, exec_supervisor
 
 ADMIN_USERNAME = "admin"
 
@@ -173,20 +173,16 @@ class Command(OrchestratorCommand):
         shown_host = "127.0.0.1" if host == "0.0.0.0" else host
         base = f"http://{shown_host}:{sock.getsockname()[1]}"
 
-        def started() -> None:
-            self.say(f"server started: {workers} worker{'s' if workers != 1 else ''} on {host}:{sock.getsockname()[1]}")
-            self.say(f"API: {base}/api")
-            self.say(f"UI:  {base}/admin/")
-            self.say("point clients at it with:")
-            self.say(f"  orchestrator config set ORCHESTRATOR_API_URL={base}/api")
-            self.say("press Ctrl+C to stop")
-
-        supervisor = Supervisor(sock, workers=workers, access_log=access_log, say=self.say)
-        try:
-            supervisor.run(on_started=started)
-        except ServerError as exc:
-            raise CommandError(str(exc)) from exc
-        self.say("server stopped")
+        banner = [
+            f"server started: {workers} worker{'s' if workers != 1 else ''} on {host}:{sock.getsockname()[1]}",
+            f"API: {base}/api",
+            f"UI:  {base}/admin/",
+            "point clients at it with:",
+            f"  orchestrator config set ORCHESTRATOR_API_URL={base}/api",
+            "press Ctrl+C to stop",
+        ]
+        # From here on the process holds no Django: it becomes the lean supervisor of the Daphne workers.
+        exec_supervisor(sock, workers=workers, access_log=access_log, banner=banner)
 
     def reset(self, *, assume_yes: bool) -> None:
         label = database_label()
