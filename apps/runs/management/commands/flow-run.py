@@ -1,13 +1,14 @@
-"""`orchestrator flow-run ls|inspect`: list flow runs and show one run with its state history.
+"""`orchestrator flow-run ls|inspect|logs`: list flow runs, show one run with its state history, print its logs.
 
 Rows are the API's JSON shapes (a run as `GET /api/flow_runs/{id}/` returns it, states as `.../states/`), read
-here through the ORM by `DatabaseReader`; a client talking to ORCHESTRATOR_API_URL can return the same
-dictionaries and reuse the rendering unchanged.
+through the ORM by `DatabaseReader`, or from the server by `HttpReader` when ORCHESTRATOR_API_URL is set.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -15,11 +16,15 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand
-from apps.orchestration.states import NAMED_STATES, StateType
+from apps.logs import selectors as selectors_logs
+from apps.logs.api.serializers import LogSerializer
+from apps.orchestration.states import NAMED_STATES, TERMINAL_TYPES, StateType
 from apps.runs import selectors
 from apps.runs.api.serializers import FlowRunSerializer, StateRecordSerializer
 
 DEFAULT_LIMIT = 20
+FOLLOW_POLL_SECONDS = 0.5
+TERMINAL_NAMES = {state_type.value for state_type in TERMINAL_TYPES}
 
 
 class DatabaseReader:
@@ -40,10 +45,64 @@ class DatabaseReader:
         states = StateRecordSerializer(selectors.flow_run_states(run=run), many=True).data
         return dict(FlowRunSerializer(run).data), list(states)
 
+    def logs(self, *, run_id: uuid.UUID, since: str | None) -> list[dict[str, Any]]:
+        return list(LogSerializer(selectors_logs.logs_for_flow_run(flow_run_id=run_id, since=since), many=True).data)
 
-def reader() -> DatabaseReader:
-    # The seam for ORCHESTRATOR_API_URL: an HTTP reader with the same two methods goes here. Until it exists
-    # the database is read directly, which is the server's own database when both run on this machine.
+
+class HttpReader:
+    """Reads the same shapes from the server's REST API (ORCHESTRATOR_API_URL)."""
+
+    def __init__(self, api_url: str, api_key: str | None):
+        import httpx
+
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=30)
+
+    def _get(self, path: str, params: dict | None = None) -> Any:
+        import httpx
+
+        try:
+            response = self.client.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise CommandError(f"cannot reach the API at {self.client.base_url}: {exc}") from None
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise CommandError(f"the API answered {response.status_code}: {response.text[:200]}")
+        return response.json()
+
+    def flow_runs(
+        self, *, state_types: list[str], state_names: list[str], flow_name: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if state_types:
+            params["state_type"] = ",".join(state_types)
+        if state_names:
+            params["state_name"] = ",".join(state_names)
+        if flow_name:
+            params["flow_name"] = flow_name
+        return self._get("flow_runs/", params)["results"]
+
+    def flow_run(self, *, run_id: uuid.UUID) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        run = self._get(f"flow_runs/{run_id}/")
+        if run is None:
+            return None
+        return run, self._get(f"flow_runs/{run_id}/states/") or []
+
+    def logs(self, *, run_id: uuid.UUID, since: str | None) -> list[dict[str, Any]]:
+        params = {"flow_run": str(run_id), "limit": 1000, "ordering": "timestamp"}
+        if since:
+            params["timestamp__gte"] = since
+        return self._get("logs/", params)["results"]
+
+
+def reader() -> DatabaseReader | HttpReader:
+    """Read from the server when ORCHESTRATOR_API_URL is set, else from the configured database."""
+    from orchestrator import config
+
+    api_url = config.get("ORCHESTRATOR_API_URL")
+    if api_url:
+        return HttpReader(api_url, config.get("ORCHESTRATOR_API_KEY"))
     return DatabaseReader()
 
 
@@ -121,7 +180,7 @@ class Command(OrchestratorCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(
-            dest="action", required=True, parser_class=OneLineErrorParser, metavar="{ls,inspect}"
+            dest="action", required=True, parser_class=OneLineErrorParser, metavar="{ls,inspect,logs}"
         )
         ls = actions.add_parser("ls", help="list the newest flow runs")
         ls.add_argument(
@@ -135,6 +194,9 @@ class Command(OrchestratorCommand):
         ls.add_argument("--limit", default=str(DEFAULT_LIMIT), metavar="N", help=f"at most N runs ({DEFAULT_LIMIT})")
         inspect = actions.add_parser("inspect", help="show a flow run and its state history")
         inspect.add_argument("id", metavar="ID", help="the flow run's id")
+        logs = actions.add_parser("logs", help="print a flow run's logs (and its tasks')")
+        logs.add_argument("id", metavar="ID", help="the flow run's id")
+        logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the run ends")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "ls":
@@ -146,15 +208,42 @@ class Command(OrchestratorCommand):
                 limit=positive_limit(options["limit"]),
             )
             self.render_list(rows)
-        else:
-            try:
-                run_id = uuid.UUID(options["id"].strip())
-            except ValueError:
-                raise CommandError(f"{options['id']!r} is not a flow run id (ids are UUIDs)") from None
-            found = reader().flow_run(run_id=run_id)
-            if found is None:
-                raise CommandError(f"no flow run with id {run_id}")
+            return
+        try:
+            run_id = uuid.UUID(options["id"].strip())
+        except ValueError:
+            raise CommandError(f"{options['id']!r} is not a flow run id (ids are UUIDs)") from None
+        source = reader()
+        found = source.flow_run(run_id=run_id)
+        if found is None:
+            raise CommandError(f"no flow run with id {run_id}")
+        if action == "inspect":
             self.render_detail(*found)
+        else:
+            self.print_logs(source, run_id, follow=options["follow"])
+
+    def print_logs(self, source: DatabaseReader | HttpReader, run_id: uuid.UUID, *, follow: bool) -> None:
+        """Print the run's log lines in time order; with follow, poll for new ones until the run is final."""
+        seen: set[str] = set()
+        since = None
+        while True:
+            for line in source.logs(run_id=run_id, since=since):
+                if line["id"] in seen:
+                    continue
+                seen.add(line["id"])
+                since = line["timestamp"]
+                level = logging.getLevelName(line["level"])
+                self.stdout.write(f"{format_time(line['timestamp'], precise=True)} | {level:<7} | {line['message']}")
+            if not follow:
+                return
+            found = source.flow_run(run_id=run_id)
+            run_state = (found[0].get("state") or {}) if found else {}
+            if run_state.get("type") in TERMINAL_NAMES:
+                # One more read: lines shipped just before the final state.
+                follow = False
+                continue
+            self.stdout.flush()
+            time.sleep(FOLLOW_POLL_SECONDS)
 
     def render_list(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
