@@ -3,14 +3,14 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from apps.core.api import views as core_views
 
 api_patterns = [
     path("health/", core_views.health, name="health"),
     path("version/", core_views.version, name="version"),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", core_views.SchemaView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("apps.flows.api.urls")),
     path("", include("apps.runs.api.urls")),

@@ -4,11 +4,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.routers import SimpleRouter
 
 from apps.concurrency import services
 from apps.concurrency.models import ConcurrencyLimit
-from apps.core.api.serializers import StrictSerializerMixin
+from apps.core.api.routers import ApiRouter
+from apps.core.api.serializers import StrictSerializerMixin, TagField
 
 
 class ConcurrencyLimitSerializer(serializers.ModelSerializer):
@@ -20,8 +20,15 @@ class ConcurrencyLimitSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def validate_addressable(value: str) -> str:
+    """A limit is read and changed at /api/concurrency_limits/{tag}/, so its tag cannot contain '/'."""
+    if "/" in value:
+        raise serializers.ValidationError("may not contain '/'")
+    return value
+
+
 class ConcurrencyLimitWriteSerializer(StrictSerializerMixin, serializers.Serializer):
-    tag = serializers.CharField(max_length=200)
+    tag = TagField(validators=[validate_addressable])
     limit = serializers.IntegerField(min_value=0, max_value=1_000_000)
 
 
@@ -35,7 +42,8 @@ class ConcurrencyLimitViewSet(
     queryset = ConcurrencyLimit.objects.all()
     serializer_class = ConcurrencyLimitSerializer
     lookup_field = "tag"
-    lookup_value_regex = "[^/]+"
+    # Control characters (NUL above all) can never be part of a tag; refusing them here keeps them from the database.
+    lookup_value_regex = "[^/\\x00-\\x1f\\x7f]+"
 
     @extend_schema(request=ConcurrencyLimitWriteSerializer, responses=ConcurrencyLimitSerializer)
     def create(self, request: Request) -> Response:
@@ -53,6 +61,6 @@ class ConcurrencyLimitViewSet(
         return Response(ConcurrencyLimitSerializer(limit).data)
 
 
-router = SimpleRouter(trailing_slash=True)
+router = ApiRouter()
 router.register("concurrency_limits", ConcurrencyLimitViewSet, basename="concurrency-limit")
 urlpatterns = router.urls

@@ -9,28 +9,30 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from apps.core.errors import OrchestratorError
 
 logger = logging.getLogger("apps.core.api")
 
 
+def _join(prefix: str, key) -> str:
+    """`state` + `type` -> `state.type`; `task_inputs.x` + 0 -> `task_inputs.x[0]`; non-field errors stay at prefix."""
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    if key == api_settings.NON_FIELD_ERRORS_KEY:
+        return prefix
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
 def _flatten(detail, prefix: str = "") -> list[tuple[str, str]]:
     """Turn DRF's nested error detail into (field path, message) pairs."""
     if isinstance(detail, dict):
-        pairs = []
-        for key, value in detail.items():
-            path = key if not prefix else (prefix if key == "non_field_errors" else f"{prefix}.{key}")
-            if key == "non_field_errors" and not prefix:
-                path = ""
-            pairs.extend(_flatten(value, path))
-        return pairs
+        return [pair for key, value in detail.items() for pair in _flatten(value, _join(prefix, key))]
     if isinstance(detail, list):
-        pairs = []
-        for index, value in enumerate(detail):
-            nested = isinstance(value, dict | list)
-            pairs.extend(_flatten(value, f"{prefix}[{index}]" if nested else prefix))
-        return pairs
+        if not any(isinstance(item, dict | list) for item in detail):
+            return [(prefix, str(item)) for item in detail]
+        return [pair for index, item in enumerate(detail) for pair in _flatten(item, _join(prefix, index))]
     return [(prefix, str(detail))]
 
 

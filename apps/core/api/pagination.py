@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,30}")
 
-def _non_negative_int(request, name: str, default: int, maximum: int) -> int:
+
+def _bounded_int(request, name: str, *, default: int, minimum: int, maximum: int) -> int:
+    """A query parameter as an int: absent means `default`, above `maximum` is capped, below `minimum` is a 400."""
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValidationError({name: [f"{raw!r} is not an integer"]}) from exc
-    if value < 0:
-        raise ValidationError({name: ["must be 0 or more"]})
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise ValidationError({name: ["must be a whole number"]})
+    value = int(raw)
+    if value < minimum:
+        raise ValidationError({name: [f"must be {minimum} or more"]})
     return min(value, maximum)
 
 
@@ -27,8 +31,11 @@ class LimitOffsetPagination(BasePagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
-        self.limit = _non_negative_int(request, "limit", settings.API_DEFAULT_PAGE_SIZE, settings.API_MAX_PAGE_SIZE)
-        self.offset = _non_negative_int(request, "offset", 0, 2**31)
+        # A limit of 0 would return a `next` link pointing at the same page forever.
+        self.limit = _bounded_int(
+            request, "limit", default=settings.API_DEFAULT_PAGE_SIZE, minimum=1, maximum=settings.API_MAX_PAGE_SIZE
+        )
+        self.offset = _bounded_int(request, "offset", default=0, minimum=0, maximum=2**31)
         rows = list(queryset[self.offset : self.offset + self.limit + 1])
         self.has_next = len(rows) > self.limit
         return rows[: self.limit]
@@ -62,6 +69,11 @@ class LimitOffsetPagination(BasePagination):
 
     def get_schema_operation_parameters(self, view):
         return [
-            {"name": "limit", "required": False, "in": "query", "schema": {"type": "integer"}},
-            {"name": "offset", "required": False, "in": "query", "schema": {"type": "integer"}},
+            {
+                "name": "limit",
+                "required": False,
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": settings.API_MAX_PAGE_SIZE},
+            },
+            {"name": "offset", "required": False, "in": "query", "schema": {"type": "integer", "minimum": 0}},
         ]

@@ -42,20 +42,30 @@ class NameField(serializers.CharField):
         self.validators.append(validate_name)
 
 
+def validate_tag(value: str) -> str:
+    """Tags are matched by `?tags=a,b` filters and concurrency limits, so they cannot hold commas."""
+    if _CONTROL.search(value) or "," in value:
+        raise serializers.ValidationError("tags may not contain commas or control characters")
+    return value
+
+
+class TagField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 200)
+        super().__init__(**kwargs)
+        self.validators.append(validate_tag)
+
+
 class TagsField(serializers.ListField):
     def __init__(self, **kwargs):
-        kwargs.setdefault("child", serializers.CharField(max_length=200))
+        kwargs.setdefault("child", TagField())
         kwargs.setdefault("max_length", MAX_TAGS)
         kwargs.setdefault("required", False)
         kwargs.setdefault("default", list)
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        tags = super().to_internal_value(data)
-        for tag in tags:
-            if _CONTROL.search(tag) or "," in tag:
-                raise serializers.ValidationError("tags may not contain commas or control characters")
-        return list(dict.fromkeys(tags))
+        return list(dict.fromkeys(super().to_internal_value(data)))
 
 
 class JSONObjectField(serializers.JSONField):
@@ -66,3 +76,12 @@ class JSONObjectField(serializers.JSONField):
         if not isinstance(value, dict):
             raise serializers.ValidationError("must be a JSON object")
         return value
+
+
+class UUIDStringField(serializers.UUIDField):
+    """An id given as a string; DRF's UUIDField also takes integers, which would turn `true` or `5` into an id."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)

@@ -1,7 +1,6 @@
-from rest_framework.routers import SimpleRouter
-
+from apps.core.api.routers import ApiRouter
 from apps.flows.api.views import FlowViewSet
 
-router = SimpleRouter(trailing_slash=True)
+router = ApiRouter()
 router.register("flows", FlowViewSet, basename="flow")
 urlpatterns = router.urls

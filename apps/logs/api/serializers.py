@@ -1,7 +1,7 @@
 from django.utils import timezone
 from rest_framework import serializers
 
-from apps.core.api.serializers import StrictSerializerMixin
+from apps.core.api.serializers import StrictSerializerMixin, UUIDStringField
 from apps.logs.models import Log
 
 MAX_BATCH = 5_000
@@ -15,8 +15,8 @@ class LogSerializer(serializers.ModelSerializer):
 
 
 class LogCreateSerializer(StrictSerializerMixin, serializers.Serializer):
-    flow_run = serializers.UUIDField(required=False, allow_null=True)
-    task_run = serializers.UUIDField(required=False, allow_null=True)
+    flow_run = UUIDStringField(required=False, allow_null=True)
+    task_run = UUIDStringField(required=False, allow_null=True)
     name = serializers.CharField(max_length=200, required=False, default="orchestrator")
     level = serializers.IntegerField(min_value=0, max_value=100, required=False, default=20)
     message = serializers.CharField(max_length=1_000_000, allow_blank=True, trim_whitespace=False)

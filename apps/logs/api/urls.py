@@ -1,7 +1,6 @@
-from rest_framework.routers import SimpleRouter
-
+from apps.core.api.routers import ApiRouter
 from apps.logs.api.views import LogViewSet
 
-router = SimpleRouter(trailing_slash=True)
+router = ApiRouter()
 router.register("logs", LogViewSet, basename="log")
 urlpatterns = router.urls

@@ -7,6 +7,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.core.api.filters import DateTimeFilter
 from apps.core.errors import NotFound
 from apps.logs import services
 from apps.logs.api.serializers import MAX_BATCH, LogCreateSerializer, LogSerializer
@@ -19,9 +20,9 @@ class LogFilterSet(django_filters.FilterSet):
     task_run = django_filters.UUIDFilter(field_name="task_run_id")
     level__gte = django_filters.NumberFilter(field_name="level", lookup_expr="gte")
     level__lte = django_filters.NumberFilter(field_name="level", lookup_expr="lte")
-    timestamp__gte = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
-    timestamp__lte = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lte")
-    timestamp__gt = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gt")
+    timestamp__gte = DateTimeFilter(field_name="timestamp", lookup_expr="gte")
+    timestamp__lte = DateTimeFilter(field_name="timestamp", lookup_expr="lte")
+    timestamp__gt = DateTimeFilter(field_name="timestamp", lookup_expr="gt")
 
     class Meta:
         model = Log

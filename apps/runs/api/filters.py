@@ -3,54 +3,32 @@
 from __future__ import annotations
 
 import django_filters
-from rest_framework.exceptions import ValidationError
 
+from apps.core.api.filters import CommaListFilter, DateTimeFilter
 from apps.orchestration.states import StateType
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.selectors import filter_by_tags
 
-STATE_TYPES = [(t.value, t.value) for t in StateType]
 
-
-class CommaListFilter(django_filters.CharFilter):
-    """`?state_type=RUNNING,FAILED` or repeated parameters."""
-
-    def __init__(self, *args, choices=None, **kwargs):
-        self.allowed = {value for value, _ in choices} if choices else None
-        super().__init__(*args, **kwargs)
-
-    def filter(self, qs, value):
-        if not value:
-            return qs
-        values = [item.strip() for item in value.split(",") if item.strip()]
-        if self.allowed is not None:
-            unknown = [item for item in values if item not in self.allowed]
-            if unknown:
-                raise ValidationError({self.field_name: [f"unknown value(s): {', '.join(unknown)}"]})
-        return qs.filter(**{f"{self.field_name}__in": values})
-
-
-class TagsFilter(django_filters.CharFilter):
+class TagsFilter(CommaListFilter):
     """`?tags=etl,nightly`: runs carrying all of these tags."""
 
     def filter(self, qs, value):
-        if not value:
-            return qs
-        return filter_by_tags(qs, [tag.strip() for tag in value.split(",") if tag.strip()])
+        return filter_by_tags(qs, value) if value else qs
 
 
 class RunFilterSet(django_filters.FilterSet):
-    state_type = CommaListFilter(field_name="state_type", choices=STATE_TYPES)
+    state_type = CommaListFilter(field_name="state_type", choices=[t.value for t in StateType])
     state_name = CommaListFilter(field_name="state_name")
     tags = TagsFilter()
     name__icontains = django_filters.CharFilter(field_name="name", lookup_expr="icontains")
     name = django_filters.CharFilter(field_name="name")
-    expected_start_time__gte = django_filters.IsoDateTimeFilter(field_name="expected_start_time", lookup_expr="gte")
-    expected_start_time__lte = django_filters.IsoDateTimeFilter(field_name="expected_start_time", lookup_expr="lte")
-    start_time__gte = django_filters.IsoDateTimeFilter(field_name="start_time", lookup_expr="gte")
-    start_time__lte = django_filters.IsoDateTimeFilter(field_name="start_time", lookup_expr="lte")
-    created__gte = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
-    created__lte = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="lte")
+    expected_start_time__gte = DateTimeFilter(field_name="expected_start_time", lookup_expr="gte")
+    expected_start_time__lte = DateTimeFilter(field_name="expected_start_time", lookup_expr="lte")
+    start_time__gte = DateTimeFilter(field_name="start_time", lookup_expr="gte")
+    start_time__lte = DateTimeFilter(field_name="start_time", lookup_expr="lte")
+    created__gte = DateTimeFilter(field_name="created", lookup_expr="gte")
+    created__lte = DateTimeFilter(field_name="created", lookup_expr="lte")
 
 
 class FlowRunFilterSet(RunFilterSet):

@@ -5,11 +5,14 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
-from apps.core.api.serializers import JSONObjectField, NameField, StrictSerializerMixin, TagsField
+from apps.core.api.serializers import JSONObjectField, NameField, StrictSerializerMixin, TagsField, UUIDStringField
 from apps.orchestration.states import NAMED_STATES, State, StateType
 from apps.runs.models import FlowRun, TaskRun
 
 MAX_MESSAGE = 20_000
+# The longest wait a retry may be scheduled after (about 31 years): the engine adds it to now, and a datetime
+# past year 9999 cannot be stored.
+MAX_RETRY_WAIT_SECONDS = 10**9
 
 
 def state_json(run) -> dict | None:
@@ -17,11 +20,39 @@ def state_json(run) -> dict | None:
     return state.to_json() if state else None
 
 
+class StateDetailsField(JSONObjectField):
+    """A state's details: any JSON object, but the keys the engine reads must have the type it expects."""
+
+    TIMES = ("scheduled_time", "pause_timeout", "cache_expiration")
+    FLAGS = ("refresh_cache", "pause_reschedule")
+    STRINGS = {"cache_key": 500, "transition_id": 200}
+
+    def to_internal_value(self, data):
+        details = dict(super().to_internal_value(data))
+        errors: dict[str, list[str]] = {}
+        for key in self.TIMES:
+            if details.get(key) is not None:
+                try:
+                    details[key] = serializers.DateTimeField().to_internal_value(details[key]).isoformat()
+                except serializers.ValidationError as exc:
+                    errors[key] = exc.detail
+        for key in self.FLAGS:
+            if key in details and not isinstance(details[key], bool):
+                errors[key] = ["must be true or false"]
+        for key, max_length in self.STRINGS.items():
+            value = details.get(key)
+            if value is not None and (not isinstance(value, str) or len(value) > max_length):
+                errors[key] = [f"must be a string of at most {max_length} characters"]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return details
+
+
 class StateProposalSerializer(StrictSerializerMixin, serializers.Serializer):
     type = serializers.ChoiceField(choices=[t.value for t in StateType])
     name = serializers.CharField(max_length=32, required=False, allow_null=True)
     message = serializers.CharField(max_length=MAX_MESSAGE, required=False, allow_null=True, allow_blank=True)
-    state_details = JSONObjectField(required=False, default=dict)
+    state_details = StateDetailsField(required=False, default=dict)
     data = serializers.JSONField(required=False, allow_null=True)
     timestamp = serializers.DateTimeField(required=False, help_text="when the client proposed it (stale check)")
 
@@ -29,10 +60,6 @@ class StateProposalSerializer(StrictSerializerMixin, serializers.Serializer):
         name = attrs.get("name")
         if name and name in NAMED_STATES and NAMED_STATES[name] != attrs["type"]:
             raise serializers.ValidationError({"name": [f"{name} is a {NAMED_STATES[name].value} state"]})
-        scheduled_time = attrs.get("state_details", {}).get("scheduled_time")
-        if scheduled_time is not None:
-            parsed = serializers.DateTimeField().to_internal_value(scheduled_time)
-            attrs["state_details"]["scheduled_time"] = parsed.isoformat()
         return attrs
 
     def to_state(self) -> State:
@@ -67,9 +94,25 @@ class EmpiricalPolicySerializer(StrictSerializerMixin, serializers.Serializer):
         if isinstance(value, list) and len(value) > 1_000:
             raise serializers.ValidationError("at most 1000 delays")
         for item in values:
-            if isinstance(item, bool) or not isinstance(item, int | float) or item < 0 or item > 10**9:
-                raise serializers.ValidationError("must be a non-negative number of seconds or a list of them")
+            if isinstance(item, bool) or not isinstance(item, int | float) or item < 0 or item > MAX_RETRY_WAIT_SECONDS:
+                raise serializers.ValidationError(
+                    f"must be a number of seconds from 0 to {MAX_RETRY_WAIT_SECONDS}, or a list of them"
+                )
         return value
+
+    def validate(self, attrs):
+        delays = attrs.get("retry_delay")
+        longest = max(delays, default=0) if isinstance(delays, list) else (delays or 0)
+        jitter = attrs.get("retry_jitter_factor") or 0
+        if longest * (1 + jitter) > MAX_RETRY_WAIT_SECONDS:
+            raise serializers.ValidationError(
+                {
+                    "retry_jitter_factor": [
+                        f"the longest retry delay with jitter would exceed {MAX_RETRY_WAIT_SECONDS} seconds"
+                    ]
+                }
+            )
+        return attrs
 
 
 class RunFieldsMixin(serializers.Serializer):
@@ -126,12 +169,12 @@ class FlowRunSerializer(RunFieldsMixin, serializers.ModelSerializer):
 
 
 class FlowRunCreateSerializer(StrictSerializerMixin, serializers.Serializer):
-    flow = serializers.UUIDField()
+    flow = UUIDStringField()
     name = NameField(required=False, allow_null=True)
     parameters = JSONObjectField(required=False, default=dict)
     tags = TagsField()
-    deployment = serializers.UUIDField(required=False, allow_null=True)
-    parent_task_run = serializers.UUIDField(required=False, allow_null=True)
+    deployment = UUIDStringField(required=False, allow_null=True)
+    parent_task_run = UUIDStringField(required=False, allow_null=True)
     idempotency_key = serializers.CharField(max_length=200, required=False, allow_null=True)
     work_pool_name = serializers.CharField(max_length=200, required=False, allow_null=True)
     work_queue_name = serializers.CharField(max_length=200, required=False, allow_null=True)
@@ -165,12 +208,12 @@ class TaskRunSerializer(RunFieldsMixin, serializers.ModelSerializer):
 
 class TaskInputSerializer(StrictSerializerMixin, serializers.Serializer):
     input_type = serializers.ChoiceField(choices=["task_run", "parameter", "constant"])
-    id = serializers.UUIDField(required=False)
+    id = UUIDStringField(required=False)
     name = serializers.CharField(max_length=200, required=False)
 
 
 class TaskRunCreateSerializer(StrictSerializerMixin, serializers.Serializer):
-    flow_run = serializers.UUIDField(allow_null=True)
+    flow_run = UUIDStringField(allow_null=True)
     task_key = serializers.CharField(max_length=500)
     dynamic_key = serializers.CharField(max_length=200, required=False, default="0")
     name = NameField(required=False, allow_null=True)
