@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from apps.core.errors import Conflict
 from apps.flows.models import Flow
 
 
@@ -20,13 +21,17 @@ def flow_get_or_create(*, name: str, tags: list[str] | None = None) -> tuple[Flo
 
 
 def flow_update(*, flow: Flow, name: str | None = None, tags: list[str] | None = None) -> Flow:
-    from apps.core.errors import Conflict
-
+    """Rename or retag a flow; a name another flow holds is a Conflict (also when two renames race)."""
+    conflict = Conflict(f"a flow named {name!r} already exists", field="name")
     if name is not None and name != flow.name:
         if Flow.objects.filter(name=name).exclude(pk=flow.pk).exists():
-            raise Conflict(f"a flow named {name!r} already exists", field="name")
+            raise conflict
         flow.name = name
     if tags is not None:
         flow.tags = tags
-    flow.save()
+    try:
+        with transaction.atomic():
+            flow.save()
+    except IntegrityError as exc:
+        raise conflict from exc
     return flow

@@ -9,6 +9,8 @@ from apps.orchestration.rules.base import Rule, TransitionContext
 from apps.orchestration.rules.core import is_rerun_by_flow_retry
 from apps.orchestration.states import TERMINAL_TYPES, AwaitingRetry, StateType
 
+MAX_RETRY_DELAY_SECONDS = 10**9  # about 31 years
+
 
 def retry_delay_seconds(policy: dict, run_count: int) -> float:
     """The delay before attempt `run_count + 1`: a number, or the list entry for this attempt (last repeats)."""
@@ -19,7 +21,8 @@ def retry_delay_seconds(policy: dict, run_count: int) -> float:
     jitter = policy.get("retry_jitter_factor")
     if jitter and delay > 0:
         delay += random.uniform(0, delay * float(jitter))
-    return delay
+    # A stored time must stay below year 9999, whatever a client configured.
+    return min(delay, MAX_RETRY_DELAY_SECONDS)
 
 
 class RetryFailedRuns(Rule):
