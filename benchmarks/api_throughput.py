@@ -107,9 +107,7 @@ def run_database(kind: str, seconds: float, server_args: list[str]) -> None:
             for label, work in (("read", read_work), ("write", make_write_work(flow_id))):
                 for clients in (1, 16):
                     figures = _load(running.api_url, clients, seconds, work)
-                    extra = (
-                        f"  transitions/s {figures['transitions_per_second']:7.1f}" if label == "write" else ""
-                    )
+                    extra = f"  transitions/s {figures['transitions_per_second']:7.1f}" if label == "write" else ""
                     print(
                         f"{kind:10} {label:5} clients={clients:2}  req/s {figures['requests_per_second']:7.1f}"
                         f"{extra}  errors {figures['errors']}  p50 {figures['p50']:6.2f} ms"

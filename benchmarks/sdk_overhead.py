@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import database, environment, server  # noqa: E402
 
-WORKLOAD = '''
+WORKLOAD = """
 import sys, time
 from orchestrator import flow, task
 
@@ -44,9 +44,9 @@ sequential(5)  # warm up: schema check, client, flow ids
 started = time.perf_counter(); sequential(n); sequential_seconds = time.perf_counter() - started
 started = time.perf_counter(); mapped(n); map_seconds = time.perf_counter() - started
 print(f"{sequential_seconds} {map_seconds}")
-'''
+"""
 
-EMPTY_FLOW = '''
+EMPTY_FLOW = """
 from orchestrator import flow
 
 @flow
@@ -54,7 +54,7 @@ def empty():
     return None
 
 empty()
-'''
+"""
 
 
 def _median_seconds(command: list[str], env: dict, repeat: int) -> float:
@@ -79,7 +79,8 @@ def measure(mode: str, env: dict, tasks: int, folder: Path) -> None:
     subprocess.run([sys.executable, str(empty)], env=env, check=True, capture_output=True)  # schema, flow row
     cold = _median_seconds([sys.executable, str(empty)], env, 3)
     print(
-        f"{mode:10} {tasks} sequential tasks {sequential_seconds:6.2f} s = {sequential_seconds / tasks * 1000:5.2f} ms/task"
+        f"{mode:10} {tasks} sequential tasks {sequential_seconds:6.2f} s"
+        f" = {sequential_seconds / tasks * 1000:5.2f} ms/task"
         f"   map over {tasks} {map_seconds:5.2f} s   cold `python flow.py` (empty flow) {cold:5.2f} s",
         flush=True,
     )
