@@ -119,6 +119,36 @@ SETTINGS: dict[str, Setting] = {
             _validate_positive_number,
         ),
         Setting("ORCHESTRATOR_LOGGING_LEVEL", "INFO", "log level of the server and the SDK", _validate_log_level),
+        Setting(
+            "ORCHESTRATOR_SCHEDULER_HORIZON_SECONDS",
+            "86400",
+            "how far ahead the scheduler creates runs (seconds, from 3600 to 8640000)",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_SCHEDULER_MIN_RUNS",
+            "3",
+            "runs the scheduler keeps ahead per schedule even past the horizon",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_SCHEDULER_MAX_RUNS",
+            "100",
+            "most runs the scheduler creates ahead per schedule",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_LATE_RUNS_GRACE_SECONDS",
+            "15",
+            "seconds past its scheduled time before a Scheduled run is marked Late",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_SERVE_POLL_SECONDS",
+            "2",
+            "how often `flow.serve()` looks for due runs of its deployment (seconds)",
+            _validate_positive_number,
+        ),
     ]
 }
 

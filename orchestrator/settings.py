@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "apps.runs",
     "apps.logs",
     "apps.concurrency",
+    "apps.deployments",
 ]
 
 MIDDLEWARE = [
@@ -190,3 +191,16 @@ ORCHESTRATION_SCHEDULED_START_TOLERANCE_SECONDS = 1.0
 ORCHESTRATION_CONCURRENCY_WAIT_SECONDS = 1.0
 API_DEFAULT_PAGE_SIZE = 200
 API_MAX_PAGE_SIZE = 1000
+
+# The scheduler (apps/deployments, docs/scheduler.md): runs are created ahead up to the horizon (kept between
+# one hour and 100 days), at least MIN_RUNS and at most MAX_RUNS per schedule; Scheduled runs this many
+# seconds past their time are marked Late.
+ORCHESTRATOR_SCHEDULER_HORIZON_SECONDS = min(
+    max(float(_setting("ORCHESTRATOR_SCHEDULER_HORIZON_SECONDS") or 86400), 3600.0), 100 * 86400.0
+)
+ORCHESTRATOR_SCHEDULER_MIN_RUNS = max(1, int(float(_setting("ORCHESTRATOR_SCHEDULER_MIN_RUNS") or 3)))
+ORCHESTRATOR_SCHEDULER_MAX_RUNS = max(
+    ORCHESTRATOR_SCHEDULER_MIN_RUNS, int(float(_setting("ORCHESTRATOR_SCHEDULER_MAX_RUNS") or 100))
+)
+ORCHESTRATOR_SCHEDULER_MAX_HORIZON_SECONDS = 100 * 86400.0
+ORCHESTRATOR_LATE_RUNS_GRACE_SECONDS = float(_setting("ORCHESTRATOR_LATE_RUNS_GRACE_SECONDS") or 15)

@@ -16,6 +16,7 @@ api_patterns = [
     path("", include("apps.runs.api.urls")),
     path("", include("apps.logs.api.urls")),
     path("", include("apps.concurrency.api")),
+    path("", include("apps.deployments.api.urls")),
 ]
 
 urlpatterns = [

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from apps.core.db import fetch_row, insert_row, update_row
+from apps.core.db import fetch_row, insert_row, insert_rows, update_row
 from apps.orchestration.models import Event
 from apps.orchestration.policies import FLOW_RUN_POLICY, TASK_RUN_POLICY
 from apps.orchestration.rules.base import Rule, Status, TransitionContext
@@ -89,9 +89,40 @@ def set_initial_state(*, kind: str, run: Any, state: State) -> OrchestrationResu
     return _orchestrate(spec, kind, run, state, force=False, proposed_at=None)
 
 
-def _orchestrate(
+# Rows per INSERT statement when writing runs in bulk (well under every database's bound-parameter limit).
+BULK_BATCH_SIZE = 500
+
+
+def set_initial_states_in_bulk(*, kind: str, runs: list[Any], states: list[State]) -> list[OrchestrationResult]:
+    """Give many new, unsaved runs their first state through the same policy, then write the runs, their
+    history rows and outbox events with one multi-row INSERT per table (the scheduler creates thousands of
+    Scheduled runs per pass). Runs whose first state is refused are not written. Atomic: all or nothing."""
+    spec = RUN_KINDS[kind]
+    results: list[OrchestrationResult] = []
+    stored: list[tuple[TransitionContext, list[Rule], Any, Event]] = []
+    for run, state in zip(runs, states, strict=True):
+        if not run._state.adding:
+            raise ValueError("set_initial_states_in_bulk only takes runs that are not saved yet")
+        context, applied = _decide(spec, kind, run, state, force=False, proposed_at=None)
+        if context.validated_state is not None:
+            state_row, event = _prepare_rows(spec, context)
+            stored.append((context, applied, state_row, event))
+        results.append(OrchestrationResult(context.status, run.state, context.reason, context.delay_seconds, run))
+    with transaction.atomic():
+        insert_rows(spec.model, [context.run for context, *_ in stored], batch_size=BULK_BATCH_SIZE)
+        insert_rows(spec.state_model, [row for *_, row, _ in stored], batch_size=BULK_BATCH_SIZE)
+        insert_rows(Event, [event for *_, event in stored], batch_size=BULK_BATCH_SIZE)
+        for context, applied, state_row, _ in stored:
+            for rule in applied:
+                rule.after_transition(context)
+            after_state_stored(context, state_row)
+    return results
+
+
+def _decide(
     spec: RunKind, kind: str, run: Any, state: State, *, force: bool, proposed_at: datetime | None
-) -> OrchestrationResult:
+) -> tuple[TransitionContext, list[Rule]]:
+    """Apply the policy's rules in order; the first refusal ends the evaluation."""
     context = TransitionContext(
         run=run,
         kind=kind,
@@ -114,6 +145,13 @@ def _orchestrate(
     if context.status != Status.ACCEPT:
         for rule in reversed(applied[:-1]):
             rule.cleanup(context)
+    return context, applied
+
+
+def _orchestrate(
+    spec: RunKind, kind: str, run: Any, state: State, *, force: bool, proposed_at: datetime | None
+) -> OrchestrationResult:
+    context, applied = _decide(spec, kind, run, state, force=force, proposed_at=proposed_at)
     if context.validated_state is None:
         return OrchestrationResult(context.status, run.state, context.reason, context.delay_seconds, run)
 
@@ -126,6 +164,32 @@ def _orchestrate(
 
 def _store(spec: RunKind, context: TransitionContext):
     """Write the history row, the run's current state and details, and the outbox event."""
+    run = context.run
+    state_row, event = _prepare_rows(spec, context)
+    if run._state.adding:  # a new run gets its first state in the same INSERT
+        insert_row(run)
+    else:
+        update_row(
+            run,
+            [
+                "state_id",
+                "state_type",
+                "state_name",
+                "state_timestamp",
+                "state_message",
+                "state_details",
+                "state_data",
+                "updated",
+                *context.changed_fields,
+            ],
+        )
+    insert_row(state_row)
+    insert_row(event)
+    return state_row
+
+
+def _prepare_rows(spec: RunKind, context: TransitionContext) -> tuple[Any, Event]:
+    """Set the run's current state and details from the validated state; build its history row and event."""
     run = context.run
     state = context.validated_state
     if context.force and context.status == Status.ACCEPT:
@@ -149,24 +213,6 @@ def _store(spec: RunKind, context: TransitionContext):
     run.state_message = state.message
     run.state_details = state_row.state_details
     run.state_data = state.data
-    if run._state.adding:  # a new run gets its first state in the same INSERT
-        insert_row(run)
-    else:
-        update_row(
-            run,
-            [
-                "state_id",
-                "state_type",
-                "state_name",
-                "state_timestamp",
-                "state_message",
-                "state_details",
-                "state_data",
-                "updated",
-                *context.changed_fields,
-            ],
-        )
-    insert_row(state_row)
     event = Event(
         name=f"{context.kind}.state_changed",
         resource_type=context.kind,
@@ -180,8 +226,7 @@ def _store(spec: RunKind, context: TransitionContext):
             "forced": context.force,
         },
     )
-    insert_row(event)
-    return state_row
+    return state_row, event
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:

@@ -75,8 +75,19 @@ class FlowRun(RunBase):
     parent_task_run = models.ForeignKey(
         "runs.TaskRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="subflow_runs"
     )
-    # References to deployments and work queues; plain values until those models exist.
-    deployment_id = models.UUIDField(null=True, blank=True)
+    deployment = models.ForeignKey(
+        "deployments.Deployment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="flow_runs",
+        db_column="deployment_id",
+        # The composite index flow_run_deployment_created serves lookups by deployment.
+        db_index=False,
+    )
+    # Created by the scheduler from one of the deployment's schedules (its idempotency key names the time).
+    auto_scheduled = models.BooleanField(default=False)
+    # Work queue references; plain values until those models exist.
     work_pool_name = models.CharField(max_length=200, null=True, blank=True)
     work_queue_name = models.CharField(max_length=200, null=True, blank=True)
     infrastructure_pid = models.CharField(max_length=200, null=True, blank=True)
@@ -98,6 +109,7 @@ class FlowRun(RunBase):
             models.Index(fields=["state_name", "-created", "-id"], name="flow_run_state_name_created"),
             models.Index(fields=["state_type", "expected_start_time"], name="flow_run_state_type_start"),
             models.Index(fields=["state_name", "expected_start_time"], name="flow_run_state_name_start"),
+            models.Index(fields=["state_name", "next_scheduled_start_time"], name="flow_run_state_name_next_start"),
             models.Index(fields=["deployment_id", "-created", "-id"], name="flow_run_deployment_created"),
             models.Index(
                 fields=["work_pool_name", "state_type", "expected_start_time"],

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.deployments.models import Deployment
 from apps.flows.services import flow_get_or_create
 from apps.orchestration import engine
 from apps.orchestration.states import Completed, Failed, Running, Scheduled
@@ -23,6 +24,7 @@ def runs(db):
     now = timezone.now()
     etl = flow_get_or_create(name="etl")[0]
     report = flow_get_or_create(name="report")[0]
+    Deployment.objects.create(id=DEPLOYMENT, flow=etl, name="nightly")
 
     def create(flow, name, tags, state=None, **extra):
         return services.flow_run_create(flow=flow, name=name, tags=tags, state=state, **extra)[0]

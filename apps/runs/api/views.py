@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.errors import NotFound
+from apps.deployments.models import Deployment
 from apps.flows.models import Flow
 from apps.orchestration import engine
 from apps.orchestration.states import State
@@ -56,6 +57,8 @@ class FlowRunViewSet(RunViewSet):
         flow = Flow.objects.filter(pk=data["flow"]).first()
         if flow is None:
             raise NotFound(f"no flow with id {data['flow']}", field="flow")
+        if data.get("deployment") and not Deployment.objects.filter(pk=data["deployment"]).exists():
+            raise NotFound(f"no deployment with id {data['deployment']}", field="deployment")
         parent = None
         if data.get("parent_task_run"):
             parent = TaskRun.objects.filter(pk=data["parent_task_run"]).first()
