@@ -126,6 +126,13 @@ class DatabaseBackend:
 
         return self._json(FlowRunSerializer(flow_run_get(run_id=uuid.UUID(run_id))).data)
 
+    def run_states(self, run_id: str) -> list[dict[str, Any]]:
+        from apps.runs.api.serializers import StateRecordSerializer
+        from apps.runs.selectors import flow_run_get, flow_run_states
+
+        run = flow_run_get(run_id=uuid.UUID(run_id))
+        return [] if run is None else self._json(StateRecordSerializer(flow_run_states(run=run), many=True).data)
+
     def upcoming_runs(self, deployment_id: str, limit: int = 5) -> list[dict[str, Any]]:
         from apps.deployments.selectors import deployment_upcoming_runs
         from apps.runs.api.serializers import FlowRunSerializer
@@ -197,6 +204,9 @@ class HttpBackend:
 
     def read_run(self, run_id: str) -> dict[str, Any]:
         return self._request("GET", f"flow_runs/{run_id}/")
+
+    def run_states(self, run_id: str) -> list[dict[str, Any]]:
+        return self._request("GET", f"flow_runs/{run_id}/states/")
 
     def upcoming_runs(self, deployment_id: str, limit: int = 5) -> list[dict[str, Any]]:
         params = {"deployment": deployment_id, "state_type": "SCHEDULED", "ordering": "expected_start_time"}

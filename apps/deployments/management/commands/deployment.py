@@ -61,20 +61,27 @@ class Command(OrchestratorCommand):
                 self.watch(source, run, timeout=options["timeout"])
 
     def watch(self, source: Any, run: dict[str, Any], *, timeout: float | None) -> None:
-        """Print each state the run enters until it is final; a run that does not end Completed exits 1."""
+        """Print each state the run enters (from its history, so none is missed however fast the run goes)
+        until it is final; a run that does not end Completed exits 1."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        last = run["state"]["id"] if run.get("state") else None
-        while run.get("state_type") not in TERMINAL_NAMES:
+        printed = {run["state"]["id"]} if run.get("state") else set()
+        while True:
+            for state in source.run_states(run["id"]):
+                if state["id"] in printed:
+                    continue
+                printed.add(state["id"])
+                message = f": {state['message']}" if state.get("message") else ""
+                label = (
+                    state["name"] if state["name"].upper() == state["type"] else f"{state['name']} ({state['type']})"
+                )
+                self.stdout.write(f"{state['timestamp'][:23]}  {label}{message}")
+                self.stdout.flush()
+            run = source.read_run(run["id"])
+            if run.get("state_type") in TERMINAL_NAMES and (run.get("state") or {}).get("id") in printed:
+                break
             if deadline is not None and time.monotonic() > deadline:
                 raise CommandError(f"flow run {run['id']} is still {state_label(run)} after {timeout:g} s")
             time.sleep(WATCH_POLL_SECONDS)
-            run = source.read_run(run["id"])
-            state = run.get("state") or {}
-            if state.get("id") != last:
-                last = state.get("id")
-                message = f": {state['message']}" if state.get("message") else ""
-                self.stdout.write(f"{state.get('timestamp', '')[:23]}  {state_label(run)}{message}")
-                self.stdout.flush()
         if run["state_type"] != "COMPLETED":
             raise CommandError(f"flow run {run['name']!r} ended {state_label(run)}")
         self.stdout.write(f"Flow run {run['name']!r} finished: {state_label(run)}")
