@@ -3,6 +3,7 @@
 A forced proposal (`force=True`) skips the policy but is still stored with its bookkeeping and event.
 """
 
+from apps.deployments.rules import EnforceDeploymentConcurrencyLimit
 from apps.orchestration.rules.caching import AnswerFromCache
 from apps.orchestration.rules.concurrency import EnforceConcurrencyLimits
 from apps.orchestration.rules.core import (
@@ -32,6 +33,7 @@ FLOW_RUN_POLICY = [
     FailExpiredPauses,
     WaitForScheduledTime,
     RetryFailedRuns,
+    EnforceDeploymentConcurrencyLimit,
 ]
 
 TASK_RUN_POLICY = [

@@ -11,7 +11,7 @@ from apps.deployments import schedules, services
 from apps.deployments.models import Deployment
 from apps.orchestration import engine
 from apps.orchestration.models import Event
-from apps.orchestration.states import Pending, Running, Scheduled
+from apps.orchestration.states import Completed, Pending, Running, Scheduled
 from apps.runs.models import FlowRun, FlowRunState
 from tests.deployments.conftest import scheduled_runs
 
@@ -159,3 +159,20 @@ def test_mark_late_runs_leaves_a_run_claimed_after_it_was_read(flow) -> None:
     result = engine.propose_state(kind=engine.FLOW_RUN, run_id=run.id, state=late, proposed_at=seen_at)
     assert result.status.value == "REJECT"
     assert FlowRun.objects.get(pk=run.id).state_name == "Pending"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"), [("ENQUEUE", ("WAIT", "Scheduled")), ("CANCEL_NEW", ("REJECT", "Cancelled"))]
+)
+def test_a_deployment_concurrency_limit_holds_back_or_cancels_the_extra_claim(flow, strategy, expected) -> None:
+    """With its limit of runs active, another claim waits (ENQUEUE) or the run is cancelled (CANCEL_NEW)."""
+    deployment = deploy(flow, schedule_list=[], concurrency_limit=1, collision_strategy=strategy)
+    first, second = (services.deployment_create_flow_run(deployment=deployment)[0] for _ in range(2))
+    assert engine.propose_state(kind=engine.FLOW_RUN, run_id=first.id, state=Pending()).accepted
+    result = engine.propose_state(kind=engine.FLOW_RUN, run_id=second.id, state=Pending())
+    assert (result.status.value, FlowRun.objects.get(pk=second.id).state_name) == expected
+    assert "concurrency limit" in result.reason
+    if strategy == "ENQUEUE":  # the slot frees when the first run ends
+        engine.propose_state(kind=engine.FLOW_RUN, run_id=first.id, state=Running())
+        engine.propose_state(kind=engine.FLOW_RUN, run_id=first.id, state=Completed())
+        assert engine.propose_state(kind=engine.FLOW_RUN, run_id=second.id, state=Pending()).accepted
