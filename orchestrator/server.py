@@ -3,7 +3,8 @@
 The parent (`Supervisor`) binds the socket once, starts each worker as `python -m orchestrator.server --fd N`
 with that descriptor inherited, restarts a worker that dies after it started, and stops them all on SIGINT or
 SIGTERM. A worker runs Daphne on the inherited descriptor and exits when its parent disappears.
-docs/server.md explains the choice.
+With services on, the supervisor also runs Celery Beat and a Celery worker for the server services
+(apps/services) and supervises them the same way. docs/server.md and docs/services.md explain the choices.
 """
 
 from __future__ import annotations
@@ -62,15 +63,53 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+# The server services' processes: Celery Beat and one Celery worker (threads: one process, a few services at
+# once). `--quiet` drops Celery's banners; Django's checks already ran in `server start`. Celery's warning about
+# running as root says nothing here: the worker runs as whoever started the server, like the Daphne workers.
+CELERY_COMMAND = [
+    sys.executable,
+    "-W",
+    "ignore:You're running the worker with superuser privileges",
+    "-m",
+    "celery",
+    "--quiet",
+    "--skip-checks",
+    "-A",
+    "orchestrator.celery",
+]
+SERVICE_PROCESSES = {
+    "services beat": ["beat", "--loglevel", "WARNING"],
+    "services worker": [
+        "worker",
+        "--pool",
+        "threads",
+        "--concurrency",
+        "4",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "WARNING",
+    ],
+}
+# The supervisor's pid, given to the services processes: they stop when it is gone (orchestrator/celery.py).
+SUPERVISOR_PID_VARIABLE = "ORCHESTRATOR_SUPERVISOR_PID"
+
+
 @dataclass
 class Worker:
     number: int
     process: subprocess.Popen
     started_at: float
+    role: str = "server worker"
+
+    @property
+    def label(self) -> str:
+        return f"{self.role} {self.number}" if self.role == "server worker" else self.role
 
 
 class Supervisor:
-    """Start `workers` Daphne processes on `sock`, keep them running, stop them on SIGINT/SIGTERM."""
+    """Start `workers` Daphne processes on `sock` (and, with `services`, Celery Beat and a services worker), keep
+    them running, stop them on SIGINT/SIGTERM."""
 
     def __init__(
         self,
@@ -78,11 +117,13 @@ class Supervisor:
         *,
         workers: int,
         access_log: bool = False,
+        services: bool = False,
         say: Callable[[str], None] = print,
     ) -> None:
         self.sock = sock
         self.worker_count = workers
         self.access_log = access_log
+        self.services = services
         self.say = say
         self.workers: list[Worker] = []
         self.stop_signal: int | None = None
@@ -96,6 +137,21 @@ class Supervisor:
         process = subprocess.Popen(command, pass_fds=(fd,), start_new_session=True)
         return Worker(number=number, process=process, started_at=time.monotonic())
 
+    def start_service_process(self, role: str) -> Worker:
+        """Celery Beat or the services' Celery worker, in its own session like the server workers."""
+        command = [*CELERY_COMMAND, *SERVICE_PROCESSES[role]]
+        if role == "services worker":
+            command += ["--hostname", f"orchestrator-services-{os.getpid()}@%h"]
+        env = {**os.environ, SUPERVISOR_PID_VARIABLE: str(os.getpid())}
+        # Their logs go to stderr; on stdout Celery only says "worker: Warm shutdown", which reads as ours.
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+        return Worker(number=1, process=process, started_at=time.monotonic(), role=role)
+
+    def restart(self, worker: Worker) -> Worker:
+        if worker.role == "server worker":
+            return self.start_worker(worker.number)
+        return self.start_service_process(worker.role)
+
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stop_signal = signum
 
@@ -104,6 +160,8 @@ class Supervisor:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.workers = [self.start_worker(number) for number in range(1, self.worker_count + 1)]
+            if self.services:
+                self.workers += [self.start_service_process(role) for role in SERVICE_PROCESSES]
             if on_started:
                 on_started()
             while self.stop_signal is None:
@@ -120,9 +178,9 @@ class Supervisor:
             if code is None or self.stop_signal is not None:
                 continue
             if time.monotonic() - worker.started_at < STARTUP_SECONDS:
-                raise ServerError(f"server worker {worker.number} exited with code {code} while starting; see above")
-            self.say(f"server worker {worker.number} (pid {worker.process.pid}) exited with code {code}; restarting")
-            self.workers[index] = self.start_worker(worker.number)
+                raise ServerError(f"{worker.label} exited with code {code} while starting; see above")
+            self.say(f"{worker.label} (pid {worker.process.pid}) exited with code {code}; restarting")
+            self.workers[index] = self.restart(worker)
 
     def stop(self) -> None:
         """SIGTERM every worker, wait up to STOP_GRACE_SECONDS, then kill what is left."""
@@ -134,7 +192,7 @@ class Supervisor:
             try:
                 worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.say(f"server worker {worker.number} (pid {worker.process.pid}) did not stop; killing it")
+                self.say(f"{worker.label} (pid {worker.process.pid}) did not stop; killing it")
                 worker.process.kill()
                 worker.process.wait()
         self.sock.close()
@@ -167,7 +225,7 @@ def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
     server.run()
 
 
-def supervise(fd: int, workers: int, access_log: bool, banner: list[str]) -> int:
+def supervise(fd: int, workers: int, access_log: bool, banner: list[str], services: bool = False) -> int:
     """The supervisor after `server start` prepared everything: it holds no Django, only the socket.
 
     `server start` runs migrations and prints nothing it cannot take back, then replaces itself (exec) with
@@ -184,7 +242,8 @@ def supervise(fd: int, workers: int, access_log: bool, banner: list[str]) -> int
             say(line)
 
     try:
-        Supervisor(sock, workers=workers, access_log=access_log, say=say).run(on_started=started)
+        supervisor = Supervisor(sock, workers=workers, access_log=access_log, services=services, say=say)
+        supervisor.run(on_started=started)
     except ServerError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
@@ -192,7 +251,9 @@ def supervise(fd: int, workers: int, access_log: bool, banner: list[str]) -> int
     return 0
 
 
-def exec_supervisor(sock: socket.socket, *, workers: int, access_log: bool, banner: list[str]) -> None:
+def exec_supervisor(
+    sock: socket.socket, *, workers: int, access_log: bool, banner: list[str], services: bool = False
+) -> None:
     """Replace the current process with the lean supervisor, handing it the listening socket."""
     import json
 
@@ -212,6 +273,8 @@ def exec_supervisor(sock: socket.socket, *, workers: int, access_log: bool, bann
     ]
     if access_log:
         command.append("--access-log")
+    if services:
+        command.append("--services")
     os.execv(sys.executable, command)
 
 
@@ -229,11 +292,14 @@ def main(argv: list[str] | None = None) -> None:
     supervisor.add_argument("--workers", type=int, required=True)
     supervisor.add_argument("--banner", default="[]", help="JSON list of lines to print once workers run")
     supervisor.add_argument("--access-log", action="store_true")
+    supervisor.add_argument("--services", action="store_true", help="also run Celery Beat and a services worker")
     options = parser.parse_args(argv)
     if options.role == "worker":
         run_worker(options.fd, options.parent, options.access_log)
     else:
-        sys.exit(supervise(options.fd, options.workers, options.access_log, json.loads(options.banner)))
+        sys.exit(
+            supervise(options.fd, options.workers, options.access_log, json.loads(options.banner), options.services)
+        )
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "apps.logs",
     "apps.concurrency",
     "apps.deployments",
+    "django_celery_beat",
+    "apps.services",
 ]
 
 MIDDLEWARE = [
@@ -204,3 +206,34 @@ ORCHESTRATOR_SCHEDULER_MAX_RUNS = max(
 )
 ORCHESTRATOR_SCHEDULER_MAX_HORIZON_SECONDS = 100 * 86400.0
 ORCHESTRATOR_LATE_RUNS_GRACE_SECONDS = float(_setting("ORCHESTRATOR_LATE_RUNS_GRACE_SECONDS") or 15)
+
+# Server services (apps/services, docs/services.md): Celery Beat schedules them, a Celery worker runs them.
+# ORCHESTRATOR_BROKER_URL names a broker server (redis://, amqp://); unset (or filesystem://), the broker is
+# embedded: message files under $ORCHESTRATOR_HOME/broker, no server needed (one machine only).
+_BROKER_URL = _setting("ORCHESTRATOR_BROKER_URL")
+SERVICES_EMBEDDED_BROKER = not _BROKER_URL or _BROKER_URL.startswith("filesystem:")
+# A host name only keeps kombu from warning that none was given; the files are in the folder below.
+CELERY_BROKER_URL = "filesystem://localhost/" if SERVICES_EMBEDDED_BROKER else _BROKER_URL
+CELERY_BROKER_TRANSPORT = "apps.services.broker:Transport" if SERVICES_EMBEDDED_BROKER else None
+CELERY_BROKER_TRANSPORT_OPTIONS = {"folder": str(ORCHESTRATOR_HOME / "broker")} if SERVICES_EMBEDDED_BROKER else {}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Services record their outcome in the database (ServiceRun): no result backend.
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = None
+# Its own queue name, so another Celery application sharing the broker never takes these tasks.
+CELERY_TASK_DEFAULT_QUEUE = "orchestrator"
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Remote control broadcasts leave files for every worker that ever ran on the embedded broker; not needed there.
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = not SERVICES_EMBEDDED_BROKER
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "apps.services.beat:ServiceScheduler"
+# Default intervals (seconds) by service name, replacing the registry's (apps/services/registry.py). An interval
+# changed in the admin (Periodic tasks) is kept over these.
+SERVICE_INTERVALS: dict[str, int] = {}
+# How many ServiceRun rows are kept per service (newest first).
+SERVICE_RUN_HISTORY = 100
+# The retention service deletes finished runs (with their task runs, states and logs), logs and outbox events
+# older than this many days; 0 keeps everything.
+RETENTION_DAYS = 30

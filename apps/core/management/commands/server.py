@@ -1,7 +1,8 @@
-"""`orchestrator server start` and `orchestrator server database reset|upgrade`.
+"""`orchestrator server start`, `orchestrator server database reset|upgrade` and `orchestrator server services ls|run`.
 
-`start` prepares the database once (migrations, the first admin user) in this process, then hands the
-listening socket to Daphne worker processes (orchestrator/server.py; design in docs/server.md).
+`start` prepares the database once (migrations, the first admin user, the services' Beat entries) in this
+process, then hands the listening socket to Daphne worker processes, next to Celery Beat and a services worker
+(orchestrator/server.py; design in docs/server.md and docs/services.md).
 """
 
 from __future__ import annotations
@@ -9,16 +10,25 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError, CommandParser
 from django.db import IntegrityError, connection, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
+from apps.core.errors import NotFound
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand, mask_url_password
+from apps.services.models import ServiceRun
+from apps.services.registry import service_get, services_all
+from apps.services.selectors import ServiceStatus, service_status, services_status
+from apps.services.services import service_run, service_schedules_sync
 from orchestrator import config
 from orchestrator.server import ServerError, bind, exec_supervisor
 
@@ -102,6 +112,44 @@ def database_label() -> str:
     return mask_url_password(url) or ""
 
 
+def clock(moment: datetime) -> str:
+    return timezone.localtime(moment, timezone.get_fixed_timezone(0)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ago(now: datetime, moment: datetime) -> str:
+    return f"{duration_text((now - moment).total_seconds())} ago"
+
+
+def duration_text(seconds: float) -> str:
+    """A length of time, short: 45s, 5m, 2m30s, 1h, 1h30m, 2d, 2d3h."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if seconds < 86400:
+        hours, rest = divmod(seconds, 3600)
+        return f"{hours}h{rest // 60}m" if rest // 60 else f"{hours}h"
+    days, rest = divmod(seconds, 86400)
+    return f"{days}d{rest // 3600}h" if rest // 3600 else f"{days}d"
+
+
+def interval_text(status: ServiceStatus) -> str:
+    every = duration_text(status.interval_seconds) if status.interval_seconds is not None else status.schedule
+    return every if status.enabled else f"{every} (disabled)"
+
+
+def result_text(record: ServiceRun | None) -> str:
+    if record is None:
+        return ""
+    if record.error:
+        return f"error: {record.error}"
+    if isinstance(record.result, dict):
+        return "ok: " + (" ".join(f"{key}={value}" for key, value in record.result.items()) or "nothing to do")
+    return "ok" if record.result is None else f"ok: {record.result}"
+
+
 class Command(OrchestratorCommand):
     help = "Run the API and UI server, or manage its database."
 
@@ -116,12 +164,24 @@ class Command(OrchestratorCommand):
             "--workers", type=worker_count, default=1, help="Daphne processes sharing the socket (default 1)"
         )
         start.add_argument("--access-log", action="store_true", help="print one line per request (slower)")
+        start.add_argument(
+            "--no-services",
+            action="store_true",
+            help="do not run Celery Beat and the services worker (run them with `celery -A orchestrator.celery ...`)",
+        )
 
         database = actions.add_parser("database", help="reset or upgrade the database")
         database_actions = database.add_subparsers(dest="database_action", required=True, metavar="{reset,upgrade}")
         reset = database_actions.add_parser("reset", help="drop everything and re-apply the schema")
         reset.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
         database_actions.add_parser("upgrade", help="apply pending migrations")
+
+        services = actions.add_parser("services", help="list the server services or run one in the foreground")
+        services_actions = services.add_subparsers(dest="services_action", required=True, metavar="{ls,run}")
+        services_actions.add_parser("ls", help="each service, its interval, last run and last result")
+        run = services_actions.add_parser("run", help="run one service in the foreground, at its interval")
+        run.add_argument("name", help=f"one of: {', '.join(service.name for service in services_all())}")
+        run.add_argument("--once", action="store_true", help="run it once and exit")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "start":
@@ -130,7 +190,13 @@ class Command(OrchestratorCommand):
                 port=options["port"],
                 workers=options["workers"],
                 access_log=options["access_log"],
+                services=not options["no_services"],
             )
+        elif action == "services":
+            if options["services_action"] == "ls":
+                self.services_ls()
+            else:
+                self.services_run(name=options["name"], once=options["once"])
         elif options["database_action"] == "reset":
             self.reset(assume_yes=options["yes"])
         else:
@@ -158,13 +224,14 @@ class Command(OrchestratorCommand):
                 f"  this password is shown only once; change it with `orchestrator changepassword {ADMIN_USERNAME}`"
             )
 
-    def start(self, *, host: str, port: int, workers: int, access_log: bool) -> None:
+    def start(self, *, host: str, port: int, workers: int, access_log: bool, services: bool) -> None:
         try:
             sock = bind(host, port)  # first, so a busy port fails before any other work
         except ServerError as exc:
             raise CommandError(str(exc)) from exc
         try:
             self.prepare_database()
+            service_schedules_sync()  # so the admin lists the services' Beat entries even with --no-services
         except BaseException:
             sock.close()
             raise
@@ -179,10 +246,58 @@ class Command(OrchestratorCommand):
             f"UI:  {base}/admin/",
             "point clients at it with:",
             f"  orchestrator config set ORCHESTRATOR_API_URL={base}/api",
+            self.services_line(services),
             "press Ctrl+C to stop",
         ]
         # From here on the process holds no Django: it becomes the lean supervisor of the Daphne workers.
-        exec_supervisor(sock, workers=workers, access_log=access_log, banner=banner)
+        exec_supervisor(sock, workers=workers, access_log=access_log, banner=banner, services=services)
+
+    @staticmethod
+    def services_line(running: bool) -> str:
+        if not running:
+            return "services: not started (--no-services); run `celery -A orchestrator.celery worker` and `... beat`"
+        if settings.SERVICES_EMBEDDED_BROKER:
+            broker = "embedded broker"
+        else:
+            broker = f"broker {mask_url_password(settings.CELERY_BROKER_URL)}"
+        names = ", ".join(service.name for service in services_all())
+        return f"services: {names} (Celery Beat and a worker, {broker})"
+
+    def services_ls(self) -> None:
+        now = timezone.now()
+        rows = []
+        for status in services_status():
+            last = status.last_run
+            rows.append(
+                [
+                    status.service.name,
+                    interval_text(status),
+                    f"{clock(last.started_at)} ({ago(now, last.started_at)})" if last else "never",
+                    f"{last.duration_seconds:.3f}s" if last else "",
+                    result_text(last),
+                ]
+            )
+        self.print_table(["SERVICE", "EVERY", "LAST RUN", "TOOK", "LAST RESULT"], rows)
+
+    def services_run(self, *, name: str, once: bool) -> None:
+        try:
+            service = service_get(name=name)
+        except NotFound as exc:
+            raise CommandError(exc.message) from None
+        try:
+            while True:
+                record = service_run(name=service.name, trigger=ServiceRun.Trigger.CLI)
+                took = f"{record.duration_seconds:.3f}s"
+                self.say(f"{clock(record.started_at)} {service.name}: {result_text(record)} ({took})")
+                if once:
+                    break
+                # Re-read each time: an interval changed in the admin applies from the next run.
+                interval = service_status(service=service).interval_seconds or service.interval_seconds
+                time.sleep(max(0.0, interval - record.duration_seconds))
+        except KeyboardInterrupt:
+            self.say(f"{service.name}: stopped")
+        if once and record.error:
+            raise CommandError(f"{service.name} failed: {record.error}")
 
     def reset(self, *, assume_yes: bool) -> None:
         label = database_label()

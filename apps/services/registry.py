@@ -1,0 +1,67 @@
+"""The server services: reading this list tells you everything the server does on its own, and how often.
+
+Each service is a plain function (no arguments, returns what it changed) named by its dotted path, imported
+only when it runs. Celery Beat schedules each one (`service_schedules_sync` in apps/services/services.py copies
+this list into django-celery-beat's tables); `orchestrator server services run NAME` runs one in the foreground.
+A service is added here only when its function exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from apps.core.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    function: str
+    interval_seconds: int
+    description: str
+
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        "scheduler",
+        "apps.deployments.services.schedule_upcoming_runs",
+        10,
+        "creates the upcoming Scheduled runs of active deployment schedules (idempotent)",
+    ),
+    Service(
+        "late_runs",
+        "apps.deployments.services.mark_late_runs",
+        5,
+        "marks Scheduled runs past their start time and grace period as Late",
+    ),
+    Service(
+        "pause_timeouts",
+        "apps.services.pauses.paused_flow_runs_fail_expired",
+        10,
+        "fails paused flow runs whose pause timeout has passed",
+    ),
+    Service(
+        "retention",
+        "apps.services.retention.retention_delete_expired",
+        3600,
+        "deletes finished runs, logs and events older than RETENTION_DAYS",
+    ),
+)
+
+
+def services_all() -> tuple[Service, ...]:
+    return SERVICES
+
+
+def service_get(*, name: str) -> Service:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    raise NotFound(f"unknown service {name!r}; services: {', '.join(s.name for s in SERVICES)}", field="name")
+
+
+def service_default_interval(service: Service) -> int:
+    """The interval Beat starts with: the registry's, unless settings.SERVICE_INTERVALS names another."""
+    return int(settings.SERVICE_INTERVALS.get(service.name, service.interval_seconds))
