@@ -190,7 +190,7 @@ class Runner:
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=limit or 8, thread_name_prefix="serve")
         self.running: dict[str, concurrent.futures.Future] = {}
         self.stopping = threading.Event()
-        self._last_scheduled = 0.0
+        self._last_scheduled = float("-inf")
 
     def poll_once(self) -> list[str]:
         """Create upcoming runs when due, then claim and start the due ones; returns the ids started."""

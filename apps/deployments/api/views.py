@@ -29,7 +29,8 @@ class DeploymentViewSet(
     ordering_fields = ["name", "created", "updated"]
     lookup_value_regex = UUID_PATTERN
 
-    def _fresh(self, deployment: Deployment) -> Response:
+    def _fresh(self, deployment: Deployment) -> Deployment:
+        """The deployment as stored now, schedules included (a service may have replaced them)."""
         return selectors.deployment_get(deployment_id=deployment.id)
 
     @extend_schema(request=s.DeploymentWriteSerializer, responses=s.DeploymentSerializer)
