@@ -8,12 +8,16 @@ ORCHESTRATOR_API_URL, so the same flow file behaves the same in both modes.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import hashlib
 import os
+import queue
 import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -68,23 +72,111 @@ def _fix_duplicate(result: StateResult, proposed: State) -> StateResult:
     return result
 
 
+# How many threads make the in-process client's database calls (one connection each). SQLite takes one writer
+# at a time anyway; on PostgreSQL this bounds the connections a busy flow process holds.
+ORM_THREADS = 8
+
+
+class OrmThreads:
+    """The few long-lived threads that make every ORM call of the in-process client.
+
+    Django opens one connection per thread, and runs start threads all the time (task runners, timeouts,
+    asyncio.to_thread): making the calls here keeps the connections few and reused instead of one per thread,
+    never closed. It also keeps ORM calls out of event loops (Django refuses them there, and async flows call
+    the client from one), and lets `close_connections()` release every connection, e.g. before a test database
+    is dropped.
+    """
+
+    def __init__(self, size: int = ORM_THREADS) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"orchestrator-orm-{index}", daemon=True) for index in range(size)
+        ]
+        self._idents: set[int] = set()
+        for thread in self._threads:
+            thread.start()
+            self._idents.add(thread.ident)
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run `fn(*args, **kwargs)` on an ORM thread and wait for its result (or exception)."""
+        if threading.get_ident() in self._idents:  # already on one (a client method calling another)
+            return fn(*args, **kwargs)
+        job: concurrent.futures.Future = concurrent.futures.Future()
+        self._jobs.put((job, fn, args, kwargs))
+        return job.result()
+
+    def _work(self) -> None:
+        while True:
+            job, fn, args, kwargs = self._jobs.get()
+            if not job.set_running_or_notify_cancel():
+                continue
+            try:
+                job.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # handed to the caller
+                job.set_exception(exc)
+
+    def close_connections(self, timeout: float = 30.0) -> None:
+        """Close every thread's database connections; each thread reconnects on its next call."""
+        everyone = threading.Barrier(len(self._threads) + 1, timeout=timeout)
+
+        def close_mine() -> None:
+            from django.db import connections
+
+            connections.close_all()
+            everyone.wait()  # holds this thread so that each one takes exactly one of these jobs
+
+        for _ in self._threads:
+            self._jobs.put((concurrent.futures.Future(), close_mine, (), {}))
+        everyone.wait()
+
+
+_orm_threads: OrmThreads | None = None
+_orm_threads_lock = threading.Lock()
+
+
+def orm_threads() -> OrmThreads:
+    global _orm_threads
+    if _orm_threads is None:
+        with _orm_threads_lock:
+            if _orm_threads is None:
+                _orm_threads = OrmThreads()
+    return _orm_threads
+
+
+def release_database_connections() -> None:
+    """Close the in-process client's database connections (they reopen when needed). A test suite calls this
+    before it drops the test database; a long-lived process may call it when idle."""
+    if _orm_threads is not None and _django_ready:
+        _orm_threads.close_connections()
+
+
+def _orm_call(method: Any) -> Any:
+    """An EphemeralClient method that uses the ORM: it runs on the ORM threads (see OrmThreads)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return orm_threads().call(method, self, *args, **kwargs)
+
+    return wrapper
+
+
 class EphemeralClient:
-    """Records runs in this process's database connection (SQLite in ORCHESTRATOR_HOME by default)."""
+    """Records runs in this process's database (SQLite in ORCHESTRATOR_HOME by default) from the ORM threads."""
 
     mode = "ephemeral"
 
     def __init__(self) -> None:
-        _setup_django()
-        self._flow_ids: dict[str, str] = {}
+        orm_threads().call(_setup_django)
 
+    @_orm_call
     def ensure_flow(self, name: str) -> str:
-        if name not in self._flow_ids:
-            from apps.flows.services import flow_get_or_create
+        # Not cached: the flow may be deleted (UI, API, a flushed test database) while this process lives.
+        from apps.flows.services import flow_get_or_create
 
-            flow, _ = flow_get_or_create(name=name)
-            self._flow_ids[name] = str(flow.id)
-        return self._flow_ids[name]
+        flow, _ = flow_get_or_create(name=name)
+        return str(flow.id)
 
+    @_orm_call
     def create_flow_run(
         self,
         *,
@@ -114,6 +206,7 @@ class EphemeralClient:
         )
         return _flow_run_info(run)
 
+    @_orm_call
     def create_task_run(
         self,
         *,
@@ -150,17 +243,20 @@ class EphemeralClient:
     def set_task_run_state(self, run_id: str, state: State, *, force: bool = False) -> StateResult:
         return self._propose("task_run", run_id, state, force)
 
+    @_orm_call
     def _propose(self, kind: str, run_id: str, state: State, force: bool) -> StateResult:
         from apps.orchestration import engine
 
         result = engine.propose_state(kind=kind, run_id=run_id, state=_with_transition_id(state), force=force)
         return StateResult(result.status.value, result.state, result.reason, result.delay_seconds)
 
+    @_orm_call
     def read_flow_run(self, run_id: str) -> RunInfo:
         from apps.runs.models import FlowRun
 
         return _flow_run_info(FlowRun.objects.get(pk=run_id))
 
+    @_orm_call
     def create_logs(self, entries: list[dict[str, Any]]) -> None:
         from apps.logs.services import logs_create
 
@@ -178,10 +274,110 @@ class EphemeralClient:
             ]
         )
 
-    def close(self) -> None:
-        from django.db import connection
+    # -- deployments ------------------------------------------------------------------------------------------
+    @_orm_call
+    def create_deployment(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or update (redeploy) a deployment from the API's JSON body; returns the API's JSON shape."""
+        from apps.deployments.api.serializers import DeploymentSerializer, DeploymentWriteSerializer
+        from apps.deployments.selectors import deployment_get
+        from apps.deployments.services import deployment_upsert
+        from apps.flows.models import Flow
+        from apps.flows.services import flow_get_or_create
 
-        connection.close()
+        def create() -> dict[str, Any]:
+            serializer = DeploymentWriteSerializer(data=body)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+            if "flow" in data:
+                flow = Flow.objects.get(pk=data["flow"])
+            else:
+                flow = flow_get_or_create(name=data["flow_name"])[0]
+            deployment, _ = deployment_upsert(
+                flow=flow, name=data["name"], values=serializer.values(), schedules=serializer.schedules_given()
+            )
+            return _jsonable(DeploymentSerializer(deployment_get(deployment_id=deployment.id)).data)
+
+        return _as_api_call(create)
+
+    @_orm_call
+    def read_deployment(self, reference: str) -> dict[str, Any]:
+        """A deployment by `flow/deployment` name or id, in the API's JSON shape (APIError 404 if none)."""
+        from apps.deployments.api.serializers import DeploymentSerializer
+        from apps.deployments.selectors import deployment_find
+
+        deployment = deployment_find(reference=reference)
+        if deployment is None:
+            raise APIError(404, f"no deployment {reference!r}")
+        return _jsonable(DeploymentSerializer(deployment).data)
+
+    @_orm_call
+    def create_flow_run_from_deployment(
+        self,
+        deployment_id: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        scheduled_time: datetime | None = None,
+    ) -> RunInfo:
+        """An ad hoc run of the deployment (Scheduled), its parameters checked against the deployment's schema."""
+        from apps.deployments.api.serializers import CreateFlowRunSerializer
+        from apps.deployments.selectors import deployment_get
+        from apps.deployments.services import deployment_create_flow_run
+
+        def create() -> RunInfo:
+            deployment = deployment_get(deployment_id=deployment_id)
+            if deployment is None:
+                raise APIError(404, f"no deployment with id {deployment_id}")
+            body: dict[str, Any] = {"parameters": parameters or {}, "tags": tags or []}
+            if scheduled_time is not None:
+                body["scheduled_time"] = scheduled_time.isoformat()
+            serializer = CreateFlowRunSerializer(data=body)
+            serializer.is_valid(raise_exception=True)
+            run, _ = deployment_create_flow_run(deployment=deployment, **serializer.validated_data)
+            return _flow_run_info(run)
+
+        return _as_api_call(create)
+
+    @_orm_call
+    def schedule_deployment_runs(self, deployment_id: str) -> int:
+        """Create the deployment's upcoming scheduled runs now (what the scheduler service does)."""
+        from apps.deployments.services import schedule_upcoming_runs
+
+        return schedule_upcoming_runs(deployment_ids=[uuid.UUID(str(deployment_id))])
+
+    @_orm_call
+    def read_deployment_runs_due(self, deployment_id: str, *, before: datetime, limit: int = 10) -> list[RunInfo]:
+        """The deployment's SCHEDULED runs whose time is before `before`, oldest first."""
+        from apps.deployments.selectors import deployment_runs_due
+
+        runs = deployment_runs_due(deployment_id=uuid.UUID(str(deployment_id)), before=before, limit=limit)
+        return [_flow_run_info(run) for run in runs]
+
+    def close(self) -> None:
+        release_database_connections()
+
+
+def _as_api_call(call: Any) -> Any:
+    """Run a server-side call in-process; bad input raises APIError with the message the API would answer."""
+    from rest_framework.exceptions import APIException
+
+    from apps.core.api.exceptions import exception_handler
+    from apps.core.errors import OrchestratorError
+
+    try:
+        return call()
+    except (OrchestratorError, APIException) as exc:
+        response = exception_handler(exc, {})
+        raise APIError(response.status_code, response.data.get("message", str(exc))) from None
+
+
+def _jsonable(data: Any) -> dict[str, Any]:
+    """A serializer's output as plain JSON values (ids and times as strings), as the HTTP client gets them."""
+    import json
+
+    from rest_framework.utils.encoders import JSONEncoder
+
+    return json.loads(json.dumps(data, cls=JSONEncoder))
 
 
 def _flow_run_info(run: Any) -> RunInfo:
@@ -382,6 +578,50 @@ class HttpClient:
 
     def create_logs(self, entries: list[dict[str, Any]]) -> None:
         self._request("POST", "logs/", entries)
+
+    # -- deployments ------------------------------------------------------------------------------------------
+    def create_deployment(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or update (redeploy) a deployment; returns the API's JSON shape."""
+        return self._request("POST", "deployments/", body)
+
+    def read_deployment(self, reference: str) -> dict[str, Any]:
+        """A deployment by `flow/deployment` name or id (APIError 404 if none)."""
+        if "/" in reference:
+            flow_name, _, name = reference.partition("/")
+            found = self._request("GET", "deployments/", params={"flow_name": flow_name, "name": name})["results"]
+            if not found:
+                raise APIError(404, f"no deployment {reference!r}")
+            return found[0]
+        return self._request("GET", f"deployments/{reference}/")
+
+    def create_flow_run_from_deployment(
+        self,
+        deployment_id: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        scheduled_time: datetime | None = None,
+    ) -> RunInfo:
+        """An ad hoc run of the deployment (Scheduled); a retried request returns the run the first one made."""
+        body: dict[str, Any] = {"parameters": parameters or {}, "tags": tags or [], "idempotency_key": uuid.uuid4().hex}
+        if scheduled_time is not None:
+            body["scheduled_time"] = scheduled_time.isoformat()
+        return _run_info_from_json(self._request("POST", f"deployments/{deployment_id}/create_flow_run/", body))
+
+    def schedule_deployment_runs(self, deployment_id: str) -> int:
+        """Create the deployment's upcoming scheduled runs now (what the scheduler service does)."""
+        return int(self._request("POST", f"deployments/{deployment_id}/schedule_runs/")["created"])
+
+    def read_deployment_runs_due(self, deployment_id: str, *, before: datetime, limit: int = 10) -> list[RunInfo]:
+        """The deployment's SCHEDULED runs whose time is before `before`, oldest first."""
+        params = {
+            "deployment": deployment_id,
+            "state_type": "SCHEDULED",
+            "expected_start_time__lte": before.isoformat(),
+            "ordering": "expected_start_time",
+            "limit": limit,
+        }
+        return [_run_info_from_json(item) for item in self._request("GET", "flow_runs/", params=params)["results"]]
 
     def close(self) -> None:
         self._client.close()

@@ -8,6 +8,8 @@ answers with a new attempt. The sync and async drivers differ only in how they c
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import functools
 import inspect
 import time
@@ -19,6 +21,7 @@ from apps.orchestration.states import (
     Crashed,
     Failed,
     NotReady,
+    Pending,
     Running,
     State,
     StateType,
@@ -41,12 +44,13 @@ from orchestrator.sdk.exceptions import (
     RunTimeout,
     UpstreamTaskError,
 )
-from orchestrator.sdk.futures import TaskRunFuture
+from orchestrator.sdk.futures import MappedItem, TaskRunFuture
 from orchestrator.sdk.logging import enable_print_capture, flow_run_logger, shipper_for, task_run_logger
 from orchestrator.sdk.parameters import bind_arguments, call_arguments, jsonable, validate_parameters
 from orchestrator.sdk.timeouts import await_with_timeout, call_with_timeout
 
-CRASH_EXCEPTIONS = (KeyboardInterrupt, SystemExit, GeneratorExit)
+# Interruptions from outside user code: the run is Crashed (never retried) and the exception goes on.
+CRASH_EXCEPTIONS = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
 
 
 def _seconds_until(moment: datetime | None) -> float:
@@ -78,7 +82,7 @@ def _call_hooks(hooks: list, owner: Any, run: RunInfo, state: State, logger: Any
             logger.info(f"Running hook {name!r} in response to entering state {state.name!r}")
             outcome = hook(owner, run, state)
             if inspect.isawaitable(outcome):
-                asyncio.run(outcome) if not _in_event_loop() else None
+                _run_to_completion(outcome)
         except Exception as exc:
             logger.error(f"An error was encountered while running hook {name!r}: {_describe(exc)}")
 
@@ -89,6 +93,20 @@ def _in_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _run_to_completion(awaitable: Any) -> Any:
+    """Await from sync code (an async task or hook), also in a thread whose event loop is busy running the flow:
+    then in a helper thread with this thread's context, as asyncio.run() cannot nest."""
+
+    async def wait() -> Any:
+        return await awaitable
+
+    if not _in_event_loop():
+        return asyncio.run(wait())
+    context = contextvars.copy_context()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="orchestrator-async") as pool:
+        return pool.submit(context.run, asyncio.run, wait()).result()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -106,6 +124,13 @@ def track_result(context: FlowRunContext, value: Any, task_run_id: str) -> None:
         context.result_ids[id(value)] = (value, task_run_id)
 
 
+def producer_of(value: Any) -> str | None:
+    """The id of the task run (of the current flow run) whose result `value` is, if any."""
+    context = flow_run_context.get()
+    tracked = context.result_ids.get(id(value)) if context is not None else None
+    return tracked[1] if tracked is not None and tracked[0] is value else None
+
+
 def resolve_inputs(
     context: FlowRunContext, parameters: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, list[dict]], list[tuple[str, State]]]:
@@ -114,6 +139,9 @@ def resolve_inputs(
     upstream: list[tuple[str, State]] = []
 
     def visit(value: Any, argument: str, depth: int) -> Any:
+        if isinstance(value, MappedItem):
+            edges.setdefault(argument, []).append({"input_type": "task_run", "id": value.task_run_id})
+            return visit(value.value, argument, depth)
         if isinstance(value, TaskRunFuture):
             state = value.final_state()
             value.observed = True
@@ -173,6 +201,7 @@ class TaskRunEngine:
         self.state: State | None = None
         self.attempt = 0
         self.logger: Any = None
+        self.cache_details: dict[str, Any] = {}
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def setup(self) -> State | None:
@@ -193,9 +222,8 @@ class TaskRunEngine:
         if not_ready:
             ident, state = not_ready[0]
             initial = NotReady(message=f"Upstream task run {ident!r} did not reach a 'COMPLETED' state: {state.name}")
-            results.attach(initial, exception=UpstreamTaskError(initial.message))
         else:
-            initial = Running()
+            initial = Pending()
         cache_key, cache_expiration = None, None
         if task.cache_key_fn is not None and not not_ready:
             cache_key = task.cache_key_fn(TaskRunContext(task, None, parameters), parameters)
@@ -203,11 +231,12 @@ class TaskRunEngine:
                 cache_key = str(cache_key)
                 if task.cache_expiration is not None:
                     cache_expiration = datetime.now(UTC) + task.cache_expiration
-                initial.state_details["cache_key"] = cache_key
+                # The Running proposal carries the key: the engine answers it with Cached on a hit.
+                self.cache_details["cache_key"] = cache_key
                 if cache_expiration:
-                    initial.state_details["cache_expiration"] = cache_expiration.isoformat()
+                    self.cache_details["cache_expiration"] = cache_expiration.isoformat()
                 if task.refresh_cache:
-                    initial.state_details["refresh_cache"] = True
+                    self.cache_details["refresh_cache"] = True
         self.run = self.client.create_task_run(
             flow_run_id=self.context.flow_run.id,
             task_key=task.task_key,
@@ -226,9 +255,8 @@ class TaskRunEngine:
         self.logger = task_run_logger(TaskRunContext(task, self.run, parameters), self.context)
         if not_ready:
             results.attach(self.state, exception=UpstreamTaskError(initial.message))
-            return self.state
-        if self.state.type == StateType.COMPLETED:  # answered from the cache
-            self.logger.info(f"Finished in state {self.state.name}()")
+            self.state._task_run_id = self.run.id  # type: ignore[attr-defined]
+            self.logger.info(f"Finished in state {self.state.name}({self.state.message!r})")
             return self.state
         return None
 
@@ -237,7 +265,7 @@ class TaskRunEngine:
         """Move to RUNNING; returns seconds to wait first, or None when running now (or final: check .state)."""
         if self.state.type == StateType.RUNNING:
             return None
-        proposal = Running(name="Retrying" if self.attempt > 0 else None)
+        proposal = Running(name="Retrying" if self.attempt > 0 else None, state_details=dict(self.cache_details))
         response = self.client.set_task_run_state(self.run.id, proposal)
         if response.status == "ABORT":
             raise Abort(response.reason or "the server aborted the task run")
@@ -309,9 +337,8 @@ class TaskRunEngine:
         state = self.state
         state._task_run_id = self.run.id  # type: ignore[attr-defined]
         if state.type == StateType.COMPLETED:
-            if state.name != "Cached" or not hasattr(state, "_value"):
-                if state.name == "Cached" and results.is_result_reference(state.data):
-                    results.attach(state, value=results.load_result(state.data))
+            if state.name == "Cached" and not hasattr(state, "_value") and results.is_result_reference(state.data):
+                results.attach(state, value=results.load_result(state.data))
             if hasattr(state, "_value"):
                 track_result(self.context, state._value, self.run.id)
             self.logger.info(f"Finished in state {state.name}()")
@@ -331,9 +358,8 @@ class TaskRunEngine:
 
 
 def run_task_sync(engine: TaskRunEngine) -> State:
-    final = engine.setup()
-    if final is not None:
-        return engine.complete() if final.name != "NotReady" else final
+    if engine.setup() is not None:  # NotReady: an upstream run did not complete
+        return engine.state
     while True:
         delay = engine.propose_running()
         if delay is not None:
@@ -347,7 +373,7 @@ def run_task_sync(engine: TaskRunEngine) -> State:
             fn = engine.task.fn
             if inspect.iscoroutinefunction(fn):
                 coroutine = await_with_timeout(fn(*args, **kwargs), engine.task.timeout_seconds, "Task run")
-                value = asyncio.run(coroutine)
+                value = _run_to_completion(coroutine)
             else:
                 value = call_with_timeout(
                     functools.partial(fn, *args, **kwargs), engine.task.timeout_seconds, "Task run"
@@ -367,16 +393,17 @@ def run_task_sync(engine: TaskRunEngine) -> State:
 
 
 async def run_task_async(engine: TaskRunEngine) -> State:
-    final = await asyncio.to_thread(_in_context(engine.setup))
-    if final is not None:
-        return engine.complete() if final.name != "NotReady" else final
+    """As run_task_sync, for an async task awaited in the flow's event loop: client calls run in threads so
+    tasks gathered together proceed concurrently."""
+    if await asyncio.to_thread(engine.setup) is not None:  # NotReady
+        return engine.state
     while True:
-        delay = await asyncio.to_thread(_in_context(engine.propose_running))
+        delay = await asyncio.to_thread(engine.propose_running)
         if delay is not None:
             await asyncio.sleep(delay)
             continue
         if engine.is_final:
-            return engine.complete()
+            return await asyncio.to_thread(engine.complete)
         token = task_run_context.set(engine.context_for_call())
         try:
             args, kwargs = engine.call_arguments()
@@ -389,24 +416,14 @@ async def run_task_async(engine: TaskRunEngine) -> State:
             engine.finish(exception=exc)
             raise
         except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                engine.finish(exception=exc)
-                raise
-            delay = engine.finish(exception=exc)
+            delay = await asyncio.to_thread(engine.finish, exception=exc)
         else:
-            delay = engine.finish(value=value)
+            delay = await asyncio.to_thread(engine.finish, value=value)
         finally:
             task_run_context.reset(token)
         if delay is None:
-            return engine.complete()
+            return await asyncio.to_thread(engine.complete)
         await asyncio.sleep(delay)
-
-
-def _in_context(fn):
-    import contextvars
-
-    context = contextvars.copy_context()
-    return lambda: context.run(fn)
 
 
 def _flow_context_for(task: Any) -> FlowRunContext:
@@ -458,10 +475,12 @@ def submit_task(task: Any, args: tuple, kwargs: dict, *, wait_for: list | None) 
 
 
 class FlowRunEngine:
-    def __init__(self, flow: Any, args: tuple, kwargs: dict):
+    def __init__(self, flow: Any, args: tuple, kwargs: dict, flow_run_id: str | None = None):
         self.flow = flow
         self.args = args
         self.kwargs = kwargs
+        # An existing run to execute (a deployment's run claimed by `serve` or a worker) instead of a new one.
+        self.flow_run_id = flow_run_id
         self.parent = flow_run_context.get()
         self.client = self.parent.client if self.parent else get_client()
         self.run: RunInfo | None = None
@@ -486,29 +505,35 @@ class FlowRunEngine:
             error, parameters = exc, {**self.kwargs}
         self.parameters = parameters
         if self.parent is not None:
+            # The parent flow's record of this call: it mirrors the subflow's states (see `complete`).
             self.parent_task_run = self.client.create_task_run(
                 flow_run_id=self.parent.flow_run.id,
                 task_key=f"subflow:{flow.name}",
                 dynamic_key=self.parent.next_dynamic_key(f"subflow:{flow.name}"),
                 name=flow.name,
                 tags=current_tags(),
-                state=Running(),
+                state=Pending(),
             )
-        initial = Failed(message=str(error)) if error else Running()
+            self.client.set_task_run_state(self.parent_task_run.id, Running())
         name = None
         if error is None:
             name = _render_name(flow.flow_run_name, parameters)
-        self.run = self.client.create_flow_run(
-            flow_id=flow_id,
-            name=name,
-            parameters=jsonable(parameters),
-            tags=list(dict.fromkeys([*flow.tags, *current_tags()])),
-            state=initial,
-            parent_task_run_id=self.parent_task_run.id if self.parent_task_run else None,
-            empirical_policy={"retries": flow.retries, "retry_delay": flow.retry_delay_seconds},
-            flow_version=flow.version,
-        )
+        if self.flow_run_id is not None:
+            self.run = self.client.read_flow_run(self.flow_run_id)
+        else:
+            self.run = self.client.create_flow_run(
+                flow_id=flow_id,
+                name=name,
+                parameters=jsonable(parameters),
+                tags=list(dict.fromkeys([*flow.tags, *current_tags()])),
+                state=Pending(),
+                parent_task_run_id=self.parent_task_run.id if self.parent_task_run else None,
+                empirical_policy={"retries": flow.retries, "retry_delay": flow.retry_delay_seconds},
+                flow_version=flow.version,
+            )
         self.state = self.run.state
+        if error is not None:  # fails before any user code runs, so the run never was Running
+            self.state = self.client.set_flow_run_state(self.run.id, Failed(message=str(error))).state
         self.context = FlowRunContext(
             flow=flow,
             flow_run=self.run,
@@ -531,7 +556,7 @@ class FlowRunEngine:
     def propose_running(self) -> float | None:
         if self.state.type == StateType.RUNNING:
             return None
-        response = self.client.set_flow_run_state(self.run.id, Running(name="Retrying"))
+        response = self.client.set_flow_run_state(self.run.id, Running(name="Retrying" if self.attempt > 0 else None))
         if response.status == "ABORT":
             raise Abort(response.reason or "the server aborted the flow run")
         if response.status == "WAIT":
@@ -555,18 +580,22 @@ class FlowRunEngine:
             flow_run_context.reset(token)
 
     def final_state_from(self, value: Any) -> tuple[State, Any]:
-        """The flow's final state from what it returned and from the task runs nobody looked at."""
+        """The flow's final state: the state it returned, else from the futures and states it returned, else
+        from the task runs it started and never looked at (any of them not Completed fails the flow)."""
+        if isinstance(value, State) and not hasattr(value, "_task_run_id"):  # made by the user: use it as is
+            chosen = State(type=value.type, name=value.name, message=value.message)
+            if hasattr(value, "_exception"):
+                results.attach(chosen, exception=value._exception)
+            return chosen, getattr(value, "_value", None)
         value = self._resolve_returned(value)
-        failed = [state for state in self._returned_states if state.type != StateType.COMPLETED]
-        unobserved = [
-            future.state
-            for future in self.context.task_states
-            if not future.observed and future.done() and future.final_state().type != StateType.COMPLETED
-        ]
-        total = len(self._returned_states) or len(self.context.task_states)
-        bad = failed or unobserved
+        if self._returned_states:
+            considered = self._returned_states
+        else:
+            considered = [future.final_state() for future in self.context.task_states if not future.observed]
+        bad = [state for state in considered if state.type != StateType.COMPLETED]
         if bad:
             exception = getattr(bad[0], "_exception", None)
+            total = len(self._returned_states) or len(self.context.task_states)
             message = f"{len(bad)}/{total} states failed" if total > 1 else (bad[0].message or "a task run failed")
             return results.attach(Failed(message=message), exception=exception), value
         return Completed(), value
@@ -655,8 +684,8 @@ class FlowRunEngine:
         return self.state.result()
 
 
-def run_flow_sync(flow: Any, args: tuple, kwargs: dict, *, return_state: bool) -> Any:
-    engine = FlowRunEngine(flow, args, kwargs)
+def run_flow_sync(flow: Any, args: tuple, kwargs: dict, *, return_state: bool, flow_run_id: str | None = None) -> Any:
+    engine = FlowRunEngine(flow, args, kwargs, flow_run_id)
     if engine.setup() is not None:
         engine.complete()
         return engine.outcome(return_state)
@@ -695,13 +724,16 @@ def run_flow_sync(flow: Any, args: tuple, kwargs: dict, *, return_state: bool) -
     return engine.outcome(return_state)
 
 
-async def run_flow_async(flow: Any, args: tuple, kwargs: dict, *, return_state: bool) -> Any:
-    engine = FlowRunEngine(flow, args, kwargs)
-    if await asyncio.to_thread(_in_context(engine.setup)) is not None:
-        engine.complete()
+async def run_flow_async(
+    flow: Any, args: tuple, kwargs: dict, *, return_state: bool, flow_run_id: str | None = None
+) -> Any:
+    """As run_flow_sync, in the caller's event loop; client calls and hooks run in threads."""
+    engine = await asyncio.to_thread(FlowRunEngine, flow, args, kwargs, flow_run_id)
+    if await asyncio.to_thread(engine.setup) is not None:
+        await asyncio.to_thread(engine.complete)
         return engine.outcome(return_state)
     while True:
-        delay = await asyncio.to_thread(_in_context(engine.propose_running))
+        delay = await asyncio.to_thread(engine.propose_running)
         if delay is not None:
             await asyncio.sleep(delay)
             continue
@@ -711,21 +743,21 @@ async def run_flow_async(flow: Any, args: tuple, kwargs: dict, *, return_state: 
         try:
             call_args, call_kwargs = call_arguments(flow.fn, engine.parameters)
             value = await await_with_timeout(flow.fn(*call_args, **call_kwargs), flow.timeout_seconds, "Flow run")
-        except (*CRASH_EXCEPTIONS, asyncio.CancelledError) as exc:
+        except CRASH_EXCEPTIONS as exc:
             engine.end_attempt(token)
             engine.finish(exception=exc)
             engine.complete()
             raise
         except BaseException as exc:
             engine.end_attempt(token, wait=not isinstance(exc, RunTimeout))
-            delay = engine.finish(exception=exc)
+            delay = await asyncio.to_thread(engine.finish, exception=exc)
         else:
             engine.end_attempt(token)
-            delay = engine.finish(value=value)
+            delay = await asyncio.to_thread(engine.finish, value=value)
         if delay is None:
             break
         await asyncio.sleep(delay)
-    engine.complete()
+    await asyncio.to_thread(engine.complete)
     return engine.outcome(return_state)
 
 

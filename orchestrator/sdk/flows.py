@@ -37,13 +37,10 @@ class Flow:
     ):
         if not callable(fn):
             raise TypeError("@flow must decorate a function")
-        if task_runner is not None and not hasattr(task_runner, "start"):
-            if isinstance(task_runner, type) and issubclass(task_runner, ThreadPoolTaskRunner | SequentialTaskRunner):
-                task_runner = task_runner()
-            else:
-                raise TypeError(
-                    f"task_runner must be a task runner such as ThreadPoolTaskRunner(), got {task_runner!r}"
-                )
+        if isinstance(task_runner, type) and issubclass(task_runner, ThreadPoolTaskRunner | SequentialTaskRunner):
+            task_runner = task_runner()  # Prefect accepts the class itself
+        if task_runner is not None and (isinstance(task_runner, type) or not hasattr(task_runner, "start")):
+            raise TypeError(f"task_runner must be a task runner such as ThreadPoolTaskRunner(), got {task_runner!r}")
         self.fn = fn
         self.name = name or fn.__name__.replace("_", "-")
         if "/" in self.name:
@@ -89,6 +86,20 @@ class Flow:
         if inspect.iscoroutinefunction(self.fn):
             return run_flow_async(self, args, kwargs, return_state=return_state)
         return run_flow_sync(self, args, kwargs, return_state=return_state)
+
+    def deploy(self, name: str, work_pool_name: str | None = None, **options: Any) -> dict[str, Any]:
+        """Register (or update) a deployment of this flow for workers of `work_pool_name`: `cron=`,
+        `interval=` or `rrule=` (with `timezone=`) schedule it; `parameters=` are its defaults."""
+        from orchestrator.sdk.deployments import deploy
+
+        return deploy(self, name=name, work_pool_name=work_pool_name, **options)
+
+    def serve(self, name: str, **options: Any) -> None:
+        """Register a deployment of this flow and run its scheduled and ad hoc runs in this process until
+        Ctrl+C: `cron=`, `interval=` or `rrule=` (with `timezone=`), `parameters=`."""
+        from orchestrator.sdk.deployments import serve
+
+        serve(self, name=name, **options)
 
     def __repr__(self) -> str:
         return f"Flow({self.name!r})"

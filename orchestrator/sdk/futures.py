@@ -6,7 +6,8 @@ import concurrent.futures
 from collections.abc import Iterable
 from typing import Any
 
-from apps.orchestration.states import Pending, State
+from apps.orchestration.states import Failed, Pending, State
+from orchestrator.sdk.results import attach
 
 
 class TaskRunFuture:
@@ -34,7 +35,7 @@ class TaskRunFuture:
         """The final state when done, else the latest state this process saw."""
         self.observed = True
         if self._future.done():
-            return self._future.result()
+            return self.final_state()
         return self._holder.get("state") or Pending()
 
     def final_state(self, timeout: float | None = None) -> State:
@@ -42,6 +43,11 @@ class TaskRunFuture:
             return self._future.result(timeout=timeout)
         except concurrent.futures.TimeoutError as exc:
             raise TimeoutError(f"task run {self.name!r} did not finish within {timeout} second(s)") from exc
+        except Exception as exc:
+            # The run could not even start (a bad run name template, a cache_key_fn that raised, the API gone):
+            # a Failed state carrying the error, so the flow ends Failed instead of stopping half-recorded.
+            failed = Failed(message=f"Task run {self.name!r} could not run: {type(exc).__name__}: {exc}")
+            return attach(failed, exception=exc)
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> Any:
         """The task's return value; raises its exception if it failed (unless raise_on_failure=False)."""
@@ -53,6 +59,17 @@ class TaskRunFuture:
 
     def __repr__(self) -> str:
         return f"TaskRunFuture({self.name!r}, done={self._future.done()})"
+
+
+class MappedItem:
+    """One item of a task run's iterable result, handed to one run of `task.map(...)`: it carries the id of
+    the run that produced it, so the mapped run records that run as its upstream."""
+
+    __slots__ = ("task_run_id", "value")
+
+    def __init__(self, value: Any, task_run_id: str):
+        self.value = value
+        self.task_run_id = task_run_id
 
 
 def wait(futures: Iterable[TaskRunFuture], timeout: float | None = None) -> None:

@@ -56,14 +56,9 @@ _models: dict[Any, Any] = {}
 def _model_for(fn: Any) -> Any:
     model = _models.get(fn)
     if model is None:
-        import typing
-
         import pydantic
 
-        try:
-            hints = typing.get_type_hints(fn)
-        except Exception:
-            hints = {}
+        hints = _type_hints(fn)
         fields: dict[str, Any] = {}
         for name, parameter in inspect.signature(fn).parameters.items():
             if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
@@ -78,6 +73,34 @@ def _model_for(fn: Any) -> Any:
         )
         _models[fn] = model
     return model
+
+
+def _type_hints(fn: Any) -> dict[str, Any]:
+    """The parameters' type hints, resolved one by one when they cannot all be: a hint naming something local
+    to the function that defined the flow (under `from __future__ import annotations`) is left unchecked
+    rather than turning off the checks of every other parameter."""
+    import typing
+
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:
+        pass
+    try:
+        local_names = dict(inspect.getclosurevars(fn).nonlocals)
+    except (TypeError, ValueError):
+        local_names = {}
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(fn, "__annotations__", {}).items():
+
+        def holder() -> None:
+            pass
+
+        holder.__annotations__ = {name: annotation}
+        try:
+            hints[name] = typing.get_type_hints(holder, getattr(fn, "__globals__", None), local_names)[name]
+        except Exception:
+            continue
+    return hints
 
 
 def validate_parameters(fn: Any, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from orchestrator.sdk import options
-from orchestrator.sdk.futures import TaskRunFuture
+from orchestrator.sdk.futures import MappedItem, TaskRunFuture
 
 
 class unmapped:  # noqa: N801  (the public name users know)
@@ -97,7 +97,7 @@ class Task:
 
     def map(self, *args: Any, wait_for: list | None = None, **kwargs: Any) -> list[TaskRunFuture]:
         """Submit one run per item of the iterable arguments (zipped); `unmapped(x)` passes x whole."""
-        from orchestrator.sdk.engine import submit_task
+        from orchestrator.sdk.engine import producer_of, submit_task
 
         parameters = _bind_for_map(self.fn, args, kwargs)
         iterables: dict[str, list] = {}
@@ -106,11 +106,12 @@ class Task:
             if isinstance(value, unmapped):
                 static[name] = value.value
             elif isinstance(value, TaskRunFuture):
-                iterables[name] = list(value.result())
+                iterables[name] = [MappedItem(item, value.task_run_id) for item in value.result()]
             elif isinstance(value, str | bytes | dict) or not isinstance(value, Iterable):
                 static[name] = value
             else:
-                iterables[name] = list(value)
+                producer = producer_of(value)
+                iterables[name] = [MappedItem(item, producer) if producer else item for item in value]
         if not iterables:
             raise ValueError(f"{self.name}.map() needs at least one iterable argument (wrap constants in unmapped())")
         lengths = {name: len(items) for name, items in iterables.items()}

@@ -1,0 +1,58 @@
+"""HTTP mode: the same flow file, run with ORCHESTRATOR_API_URL pointing at a real `orchestrator server start`,
+records the same runs as with no server, and everything is visible through the REST API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.sdk.tutorial import EXPECTED_RUNS, EXPECTED_SUMMARY, records_from_api, records_from_sqlite, run_script
+from tests.support.cli import orchestrator_env
+from tests.support.server import RunningServer
+
+
+@pytest.mark.e2e
+def test_the_same_flow_file_gives_the_same_runs_with_and_without_a_server(
+    orchestrator_server_process: RunningServer, tmp_path: Path
+):
+    """Pointing a flow file at a server changes where runs are recorded, never how they end."""
+    client_home = tmp_path / "client-home"
+    http_env = orchestrator_env(client_home, ORCHESTRATOR_API_URL=orchestrator_server_process.api_url)
+    http_summary = run_script(http_env, server=orchestrator_server_process)
+    ephemeral_home = tmp_path / "ephemeral-home"
+    ephemeral_summary = run_script(orchestrator_env(ephemeral_home))
+
+    assert http_summary == ephemeral_summary == EXPECTED_SUMMARY
+    over_http = records_from_api(orchestrator_server_process.api_url)
+    in_process = records_from_sqlite(ephemeral_home / "orchestrator.db")
+    assert over_http == in_process == EXPECTED_RUNS
+    # The client in HTTP mode wrote nothing locally: no database in its home.
+    assert not (client_home / "orchestrator.db").exists()
+
+
+@pytest.mark.e2e
+def test_http_mode_run_details_through_the_api(orchestrator_server_process: RunningServer, tmp_path: Path):
+    """Runs made over HTTP carry their parameters, run counts and times, and their logs are filterable by run."""
+    env = orchestrator_env(tmp_path / "home", ORCHESTRATOR_API_URL=orchestrator_server_process.api_url)
+    run_script(env, server=orchestrator_server_process)
+    api = httpx.Client(base_url=orchestrator_server_process.api_url + "/", timeout=30)
+    etl = api.get("flow_runs/", params={"flow_name": "tutorial-etl"}).json()["results"]
+    assert len(etl) == 1
+    run = etl[0]
+    assert run["parameters"] == {"source": "crm", "rate": 1.5}
+    assert (run["state_type"], run["run_count"]) == ("COMPLETED", 1)
+    assert run["start_time"] and run["end_time"] and run["total_run_time"] > 0
+    extract = api.get("task_runs/", params={"flow_run": run["id"], "name": "extract-0"}).json()["results"][0]
+    assert (extract["state_name"], extract["run_count"]) == ("Completed", 2)
+    logs = api.get("logs/", params={"flow_run": run["id"], "limit": 1000}).json()["results"]
+    messages = [line["message"] for line in logs]
+    assert "transformed 4 records from crm" in messages
+    retried = "Task run encountered an exception ConnectionError: crm did not answer"
+    assert any(line.startswith(retried) for line in messages)
+    load = api.get("task_runs/", params={"flow_run": run["id"], "name": "load-0"}).json()["results"][0]
+    load_logs = [line["message"] for line in api.get("logs/", params={"task_run": load["id"]}).json()["results"]]
+    assert load_logs == ["loaded 4 records", "Finished in state Completed()"]
+    gate = api.get("flow_runs/", params={"flow_name": "tutorial-quality-gate"}).json()["results"][0]
+    assert (gate["state_name"], gate["state"]["message"]) == ("Failed", "1/2 states failed")
