@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -231,3 +232,49 @@ def test_flow_run_list_filters_by_deployment(api) -> None:
     response = api.get("/api/flow_runs/", {"deployment": deployment["id"], "limit": 1000})
     runs = response.json()["results"]
     assert runs and {run["deployment"] for run in runs} == {deployment["id"]}
+
+
+HOSTILE_BODIES = [
+    [],
+    "text",
+    1,
+    None,
+    {"parameters": {"limit": 2**70}},
+    {"parameters": {"day": "x" * 100_000}},
+    {"schedules": "hourly"},
+    {"schedules": [None]},
+    {"schedules": [[]]},
+    {"schedules": [{"schedule": {"interval": 1e308}}]},
+    {"schedules": [{"schedule": {"interval": 60, "anchor_date": "9999-12-31T23:59:59-14:00"}}]},
+    {"schedules": [{"schedule": {"cron": "\u0000"}}]},
+    {"schedules": [{"schedule": {"rrule": "FREQ=DAILY;UNTIL=99999999T999999"}}]},
+    {"schedules": [{"schedule": {"rrule": "FREQ=YEARLY;BYMONTH=13"}}]},
+    {"schedules": [{"schedule": {"cron": "0 2 * * *", "timezone": "\ud800"}}]},
+    {"schedules": [{"schedule": {"cron": "0 2 * * *"}}] * 101},
+    {"parameter_openapi_schema": {"$ref": "http://127.0.0.1:9/schema.json"}, "parameters": {"a": 1}},
+    {"parameter_openapi_schema": {"properties": {"a": {"$ref": "#/$defs/missing"}}}, "parameters": {"a": 1}},
+    {"scheduled_time": "+275760-09-13T00:00:00Z", "parameters": {"day": "x"}},
+    {"name": "x" * 1000},
+    {"tags": [None]},
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES, ids=range(len(HOSTILE_BODIES)))
+def test_hostile_bodies_get_a_json_error_never_a_500(api, body) -> None:
+    """Whatever a client sends to any deployment endpoint, the answer is a readable 4xx."""
+    deployment = create(api).json()
+    schedule_id = deployment["schedules"][0]["id"]
+    base = f"/api/deployments/{deployment['id']}"
+    for method, url in (
+        ("post", "/api/deployments/"),
+        ("patch", f"{base}/"),
+        ("post", f"{base}/create_flow_run/"),
+        ("post", f"{base}/schedules/"),
+        ("patch", f"{base}/schedules/{schedule_id}/"),
+    ):
+        payload = {**deployment_body(), **body} if isinstance(body, dict) and url.endswith("deployments/") else body
+        # json.dumps escapes a lone surrogate as \ud800, as a real client would send it.
+        response = api.generic(method.upper(), url, json.dumps(payload), content_type="application/json")
+        assert response.status_code < 500, (method, url, response.content[:300])
+        if response.status_code >= 400:
+            assert_error(response, response.status_code)
