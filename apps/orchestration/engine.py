@@ -89,6 +89,37 @@ def set_initial_state(*, kind: str, run: Any, state: State) -> OrchestrationResu
     return _orchestrate(spec, kind, run, state, force=False, proposed_at=None)
 
 
+def set_initial_states(*, kind: str, run: Any, states: list[State]) -> OrchestrationResult:
+    """Give a new, unsaved run its first states in order (e.g. Pending, then Running), each through the
+    policy, and write the run, its history rows and events in one transaction: a client that starts a run at
+    once needs one round trip instead of two. Evaluation stops at the first state the policy does not accept
+    as proposed (a WAIT leaves the run in its previous state; a replacement such as Cached is stored).
+    Nothing is written when the first state is refused."""
+    if not run._state.adding:
+        raise ValueError("set_initial_states only takes a run that is not saved yet")
+    spec = RUN_KINDS[kind]
+    stored: list[tuple[TransitionContext, list[Rule], Any, Event]] = []
+    decision: TransitionContext | None = None
+    for state in states:
+        decision, applied = _decide(spec, kind, run, state, force=False, proposed_at=None)
+        if decision.validated_state is None:
+            break
+        state_row, event = _prepare_rows(spec, decision)
+        stored.append((decision, applied, state_row, event))
+        if decision.status != Status.ACCEPT:
+            break
+    if stored:
+        with transaction.atomic():
+            insert_row(run)
+            insert_rows(spec.state_model, [row for *_, row, _ in stored], batch_size=BULK_BATCH_SIZE)
+            insert_rows(Event, [event for *_, event in stored], batch_size=BULK_BATCH_SIZE)
+            for context, applied, state_row, _ in stored:
+                for rule in applied:
+                    rule.after_transition(context)
+                after_state_stored(context, state_row)
+    return OrchestrationResult(decision.status, run.state, decision.reason, decision.delay_seconds, run)
+
+
 # Rows per INSERT statement when writing runs in bulk (well under every database's bound-parameter limit).
 BULK_BATCH_SIZE = 500
 

@@ -23,6 +23,7 @@ def flow_run_create(
     parameters: dict[str, Any] | None = None,
     tags: list[str] | None = None,
     state: State | None = None,
+    next_state: State | None = None,
     deployment_id: uuid.UUID | None = None,
     parent_task_run: TaskRun | None = None,
     idempotency_key: str | None = None,
@@ -54,7 +55,7 @@ def flow_run_create(
                 flow_version=flow_version,
                 empirical_policy=empirical_policy or {},
             )
-            _give_initial_state(engine.FLOW_RUN, run, state)
+            _give_initial_state(engine.FLOW_RUN, run, state, next_state)
     except IntegrityError:
         if idempotency_key:
             existing = FlowRun.objects.filter(flow=flow, idempotency_key=idempotency_key).first()
@@ -64,11 +65,15 @@ def flow_run_create(
     return run, True
 
 
-def _give_initial_state(kind: str, run: FlowRun | TaskRun, state: State | None) -> None:
+def _give_initial_state(
+    kind: str, run: FlowRun | TaskRun, state: State | None, next_state: State | None = None
+) -> None:
     """The first state goes through the policy too; one it makes wait (e.g. a full concurrency limit) starts
-    the run as Pending, and the client proposes it again."""
-    result = engine.set_initial_state(kind=kind, run=run, state=state or Pending())
-    if result.status == Status.WAIT:
+    the run as Pending, and the client proposes it again. With `next_state` (a client starting the run at
+    once: Pending, then Running) both are decided and written in the same transaction."""
+    states = [state or Pending(), *([next_state] if next_state is not None else [])]
+    result = engine.set_initial_states(kind=kind, run=run, states=states)
+    if result.state is None and result.status == Status.WAIT:
         result = engine.set_initial_state(kind=kind, run=run, state=Pending(message=result.reason))
     if result.state is None:
         raise InvalidInput(f"the initial state was refused: {result.reason}", field="state")
@@ -120,6 +125,7 @@ def task_run_create(
     task_version: str | None = None,
     empirical_policy: dict[str, Any] | None = None,
     state: State | None = None,
+    next_state: State | None = None,
 ) -> tuple[TaskRun, bool]:
     """Create a task run with its first state; the same (flow run, task key, dynamic key) returns the existing one.
 
@@ -139,7 +145,7 @@ def task_run_create(
                 task_version=task_version,
                 empirical_policy=empirical_policy or {},
             )
-            _give_initial_state(engine.TASK_RUN, run, state)
+            _give_initial_state(engine.TASK_RUN, run, state, next_state)
     except IntegrityError:
         existing = TaskRun.objects.filter(
             flow_run_id=run.flow_run_id, task_key=task_key, dynamic_key=dynamic_key

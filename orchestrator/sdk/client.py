@@ -188,6 +188,7 @@ class EphemeralClient:
         parent_task_run_id: str | None = None,
         empirical_policy: dict[str, Any] | None = None,
         flow_version: str | None = None,
+        next_state: State | None = None,
     ) -> RunInfo:
         from apps.flows.models import Flow
         from apps.runs import services
@@ -200,6 +201,7 @@ class EphemeralClient:
             parameters=parameters,
             tags=tags,
             state=_with_transition_id(state),
+            next_state=_with_transition_id(next_state) if next_state else None,
             parent_task_run=parent,
             empirical_policy=empirical_policy,
             flow_version=flow_version,
@@ -220,10 +222,12 @@ class EphemeralClient:
         cache_expiration: datetime | None = None,
         task_inputs: dict[str, Any] | None = None,
         empirical_policy: dict[str, Any] | None = None,
+        next_state: State | None = None,
     ) -> RunInfo:
         from apps.runs import services
 
         run, _ = services.task_run_create(
+            next_state=_with_transition_id(next_state) if next_state else None,
             flow_run_id=flow_run_id,
             task_key=task_key,
             dynamic_key=dynamic_key,
@@ -511,6 +515,7 @@ class HttpClient:
         parent_task_run_id: str | None = None,
         empirical_policy: dict[str, Any] | None = None,
         flow_version: str | None = None,
+        next_state: State | None = None,
     ) -> RunInfo:
         body = {
             "flow": flow_id,
@@ -523,6 +528,8 @@ class HttpClient:
             # Makes a retried create return the run the first attempt made.
             "idempotency_key": uuid.uuid4().hex,
         }
+        if next_state is not None:
+            body["next_state"] = _state_body(_with_transition_id(next_state))
         if empirical_policy:
             body["empirical_policy"] = empirical_policy
         return _run_info_from_json(self._request("POST", "flow_runs/", body))
@@ -540,6 +547,7 @@ class HttpClient:
         cache_expiration: datetime | None = None,
         task_inputs: dict[str, Any] | None = None,
         empirical_policy: dict[str, Any] | None = None,
+        next_state: State | None = None,
     ) -> RunInfo:
         body = {
             "flow_run": flow_run_id,
@@ -552,6 +560,8 @@ class HttpClient:
             "task_inputs": task_inputs or {},
             "state": _state_body(_with_transition_id(state)),
         }
+        if next_state is not None:
+            body["next_state"] = _state_body(_with_transition_id(next_state))
         if empirical_policy:
             body["empirical_policy"] = empirical_policy
         return _run_info_from_json(self._request("POST", "task_runs/", body))

@@ -244,6 +244,8 @@ class TaskRunEngine:
             name=name,
             tags=list(dict.fromkeys([*task.tags, *self.tags])),
             state=initial,
+            # Pending then Running in one round trip; the engine may answer Running with Cached or a WAIT.
+            next_state=None if not_ready else Running(state_details=dict(self.cache_details)),
             cache_key=cache_key,
             cache_expiration=cache_expiration,
             task_inputs=task_inputs,
@@ -513,8 +515,8 @@ class FlowRunEngine:
                 name=flow.name,
                 tags=current_tags(),
                 state=Pending(),
+                next_state=Running(),
             )
-            self.client.set_task_run_state(self.parent_task_run.id, Running())
         name = None
         if error is None:
             name = _render_name(flow.flow_run_name, parameters)
@@ -527,12 +529,14 @@ class FlowRunEngine:
                 parameters=jsonable(parameters),
                 tags=list(dict.fromkeys([*flow.tags, *current_tags()])),
                 state=Pending(),
+                # Bad parameters fail the run before any user code runs, so it never was Running.
+                next_state=Failed(message=str(error)) if error is not None else Running(),
                 parent_task_run_id=self.parent_task_run.id if self.parent_task_run else None,
                 empirical_policy={"retries": flow.retries, "retry_delay": flow.retry_delay_seconds},
                 flow_version=flow.version,
             )
         self.state = self.run.state
-        if error is not None:  # fails before any user code runs, so the run never was Running
+        if error is not None and self.state.type != StateType.FAILED:  # an adopted run (deployments, serve)
             self.state = self.client.set_flow_run_state(self.run.id, Failed(message=str(error))).state
         self.context = FlowRunContext(
             flow=flow,

@@ -229,6 +229,8 @@ class FlowRunCreateSerializer(StrictSerializerMixin, serializers.Serializer):
     flow_version = serializers.CharField(max_length=200, required=False, allow_null=True)
     empirical_policy = EmpiricalPolicySerializer(required=False)
     state = StateProposalSerializer(required=False)
+    # Proposed right after `state`, in the same transaction (a client starting the run at once).
+    next_state = StateProposalSerializer(required=False)
 
 
 class FlowRunUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -276,6 +278,8 @@ class TaskRunCreateSerializer(StrictSerializerMixin, serializers.Serializer):
     )
     empirical_policy = EmpiricalPolicySerializer(required=False)
     state = StateProposalSerializer(required=False)
+    # Proposed right after `state`, in the same transaction (a client starting the run at once).
+    next_state = StateProposalSerializer(required=False)
 
     def validate_task_inputs(self, value):
         if len(value) > 10_000:

@@ -21,10 +21,10 @@ from apps.runs.models import FlowRun, TaskRun
 RUN_ORDERING = ["created", "expected_start_time", "start_time", "end_time", "name", "state_type", "updated"]
 
 
-def _initial_state(data: dict) -> State | None:
-    if not data.get("state"):
+def _initial_state(data: dict, key: str = "state") -> State | None:
+    if not data.get(key):
         return None
-    proposal = s.StateProposalSerializer(data=data["state"])
+    proposal = s.StateProposalSerializer(data=data[key])
     proposal.is_valid(raise_exception=True)
     return proposal.to_state()
 
@@ -70,6 +70,7 @@ class FlowRunViewSet(RunViewSet):
             parameters=data.get("parameters"),
             tags=data.get("tags"),
             state=_initial_state(request.data),
+            next_state=_initial_state(request.data, "next_state"),
             deployment_id=data.get("deployment"),
             parent_task_run=parent,
             idempotency_key=data.get("idempotency_key"),
@@ -143,6 +144,7 @@ class TaskRunViewSet(RunViewSet):
             task_version=data.get("task_version"),
             empirical_policy=data.get("empirical_policy"),
             state=_initial_state(request.data),
+            next_state=_initial_state(request.data, "next_state"),
         )
         return Response(
             s.TaskRunSerializer(run).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
