@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q
 from django_celery_beat.models import PeriodicTask
 
 from apps.services.models import ServiceRun
@@ -26,9 +27,10 @@ def service_last_run(*, name: str) -> ServiceRun | None:
 
 
 def service_status(*, service: Service) -> ServiceStatus:
+    # The entry the sync made for this service (an admin may have renamed it), else one by the expected name.
     task = (
         PeriodicTask.objects.select_related("interval", "crontab", "solar", "clocked")
-        .filter(name=periodic_task_name(service.name))
+        .filter(Q(service_schedule__service=service.name) | Q(name=periodic_task_name(service.name)))
         .first()
     )
     if task is None:

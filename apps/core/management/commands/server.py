@@ -11,7 +11,7 @@ import argparse
 import secrets
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ def database_label() -> str:
 
 
 def clock(moment: datetime) -> str:
-    return timezone.localtime(moment, timezone.get_fixed_timezone(0)).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def ago(now: datetime, moment: datetime) -> str:
@@ -284,6 +284,7 @@ class Command(OrchestratorCommand):
             service = service_get(name=name)
         except NotFound as exc:
             raise CommandError(exc.message) from None
+        record = None
         try:
             while True:
                 record = service_run(name=service.name, trigger=ServiceRun.Trigger.CLI)
@@ -296,7 +297,7 @@ class Command(OrchestratorCommand):
                 time.sleep(max(0.0, interval - record.duration_seconds))
         except KeyboardInterrupt:
             self.say(f"{service.name}: stopped")
-        if once and record.error:
+        if once and record is not None and record.error:
             raise CommandError(f"{service.name} failed: {record.error}")
 
     def reset(self, *, assume_yes: bool) -> None:
