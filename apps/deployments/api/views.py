@@ -96,7 +96,18 @@ class DeploymentViewSet(
         created = services.schedule_upcoming_runs(deployment_ids=[deployment.id])
         return Response({"created": created})
 
-    @extend_schema(request=s.ScheduleWriteSerializer, responses=s.DeploymentScheduleSerializer)
+    @extend_schema(
+        methods=["GET"],
+        operation_id="deployments_schedules_list",
+        request=None,
+        responses=s.DeploymentScheduleSerializer(many=True),
+    )
+    @extend_schema(
+        methods=["POST"],
+        operation_id="deployments_schedules_create",
+        request=s.ScheduleWriteSerializer,
+        responses=s.DeploymentScheduleSerializer,
+    )
     @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
     def schedules(self, request: Request, pk=None) -> Response:
         deployment = self.get_object()
@@ -108,7 +119,10 @@ class DeploymentViewSet(
         row = services.deployment_schedule_create(deployment=deployment, **serializer.validated_data)
         return Response(s.DeploymentScheduleSerializer(row).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=s.ScheduleUpdateSerializer, responses=s.DeploymentScheduleSerializer)
+    @extend_schema(methods=["GET"], operation_id="deployments_schedule_retrieve", request=None)
+    @extend_schema(methods=["PATCH"], operation_id="deployments_schedule_update", request=s.ScheduleUpdateSerializer)
+    @extend_schema(methods=["DELETE"], operation_id="deployments_schedule_destroy", request=None, responses=None)
+    @extend_schema(responses=s.DeploymentScheduleSerializer)
     @action(
         detail=True,
         methods=["get", "patch", "delete"],
