@@ -328,7 +328,7 @@ def _delete_future_auto_runs(*, deployment: Deployment, schedule_ids: list[uuid.
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
             queryset = queryset.select_for_update(skip_locked=True)
-        run_ids = list(queryset.values_list("id", flat=True))
+        run_ids = list(queryset.order_by().values_list("id", flat=True))
         if run_ids:
             FlowRun.objects.filter(id__in=run_ids).delete()
     return len(run_ids)
@@ -358,9 +358,9 @@ def _wanted_times(schedule: dict[str, Any], now: datetime) -> list[datetime]:
 
 def _existing_keys(deployment_ids: list[uuid.UUID], now: datetime) -> set[str]:
     return set(
-        FlowRun.objects.filter(
-            deployment_id__in=deployment_ids, auto_scheduled=True, expected_start_time__gte=now
-        ).values_list("idempotency_key", flat=True)
+        FlowRun.objects.filter(deployment_id__in=deployment_ids, auto_scheduled=True, expected_start_time__gte=now)
+        .order_by()
+        .values_list("idempotency_key", flat=True)
     )
 
 

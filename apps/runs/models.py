@@ -111,6 +111,8 @@ class FlowRun(RunBase):
             models.Index(fields=["state_name", "expected_start_time"], name="flow_run_state_name_start"),
             models.Index(fields=["state_name", "next_scheduled_start_time"], name="flow_run_state_name_next_start"),
             models.Index(fields=["deployment_id", "-created", "-id"], name="flow_run_deployment_created"),
+            # The scheduler's "which runs exist ahead" read and a deployment's upcoming runs.
+            models.Index(fields=["deployment_id", "expected_start_time"], name="flow_run_deployment_start"),
             models.Index(
                 fields=["work_pool_name", "state_type", "expected_start_time"],
                 name="flow_run_pool_state_start",
