@@ -32,6 +32,8 @@ class Deployment(BaseModel):
     collision_strategy = models.CharField(
         max_length=16, choices=CollisionStrategy.choices, default=CollisionStrategy.ENQUEUE
     )
+    # The flow's retry settings, copied onto each run (the engine's retry rules read them from the run).
+    empirical_policy = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["flow__name", "name"]

@@ -32,7 +32,7 @@ from apps.runs.models import FlowRun
 logger = logging.getLogger(__name__)
 
 # Fields whose change makes the runs already scheduled wrong (they were created with the old values).
-RUN_SHAPING_FIELDS = ("parameters", "tags", "work_pool_name", "work_queue_name", "version")
+RUN_SHAPING_FIELDS = ("parameters", "tags", "work_pool_name", "work_queue_name", "version", "empirical_policy")
 EDITABLE_FIELDS = (
     "description",
     "version",
@@ -47,6 +47,7 @@ EDITABLE_FIELDS = (
     "paused",
     "concurrency_limit",
     "collision_strategy",
+    "empirical_policy",
 )
 # Deployments handled per write transaction by the scheduler (keeps SQLite's write lock short).
 SCHEDULER_CHUNK = 100
@@ -292,6 +293,7 @@ def deployment_create_flow_run(
         work_pool_name=deployment.work_pool_name,
         work_queue_name=deployment.work_queue_name,
         flow_version=deployment.version,
+        empirical_policy=dict(deployment.empirical_policy or {}),
     )
 
 
@@ -452,6 +454,7 @@ def _create_one_by_one(deployments: dict[uuid.UUID, Deployment], missing: dict) 
                 work_pool_name=deployment.work_pool_name,
                 work_queue_name=deployment.work_queue_name,
                 flow_version=deployment.version,
+                empirical_policy=dict(deployment.empirical_policy or {}),
             )
             if is_new:
                 FlowRun.objects.filter(flow=deployment.flow_id, idempotency_key=key).update(auto_scheduled=True)
@@ -471,6 +474,7 @@ def _scheduled_run(deployment: Deployment, key: str) -> FlowRun:
         work_pool_name=deployment.work_pool_name,
         work_queue_name=deployment.work_queue_name,
         flow_version=deployment.version,
+        empirical_policy=dict(deployment.empirical_policy or {}),
     )
 
 

@@ -155,6 +155,8 @@ def deployment_body(
         "concurrency_limit": concurrency_limit,
         "storage_block": storage_block,
         "schedules": schedules or [],
+        # The flow's retries apply to the deployment's runs too (the engine reads them from each run).
+        "empirical_policy": {"retries": flow.retries or 0, "retry_delay": flow.retry_delay_seconds or 0},
     }
     if collision_strategy is not None:
         body["collision_strategy"] = collision_strategy

@@ -99,6 +99,8 @@ def test_bad_schedules_are_a_400_naming_the_field(api, schedule, field) -> None:
         ({"tags": ["a,b"]}, "tags"),
         ({"schedules": [{"schedule": {"interval": 60}, "active": "maybe"}]}, "schedules[0].active"),
         ({"schedules": [{"schedule": {"interval": 60}, "surprise": 1}]}, "schedules[0].surprise"),
+        ({"empirical_policy": {"retries": -1}}, "empirical_policy.retries"),
+        ({"empirical_policy": {"retry_delay": "soon"}}, "empirical_policy.retry_delay"),
         ({"surprise": True}, "surprise"),
     ],
 )

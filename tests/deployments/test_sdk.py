@@ -147,3 +147,27 @@ def test_executing_an_existing_run_with_bad_parameters_fails_it_before_user_code
     state = run_flow_sync(report, (), {"day": "not a date"}, return_state=True, flow_run_id=run.id)
     assert state.type == "FAILED" and "day" in state.message
     assert FlowRun.objects.get(pk=run.id).state_name == "Failed"
+
+
+ATTEMPTS: list[int] = []
+
+
+@flow(name="flaky", retries=1)
+def flaky() -> str:
+    ATTEMPTS.append(1)
+    if len(ATTEMPTS) == 1:
+        raise ValueError("the first attempt fails")
+    return "ok"
+
+
+def test_a_deployments_runs_keep_the_flows_retries() -> None:
+    """@flow(retries=1) must hold for runs a deployment creates, not only for direct calls."""
+    ATTEMPTS.clear()
+    deployment = flaky.deploy(name="retrying", work_pool_name="local")
+    assert deployment["empirical_policy"] == {"retries": 1, "retry_delay": 0}
+    run = get_client().create_flow_run_from_deployment(deployment["id"])
+    get_client().set_flow_run_state(run.id, Pending())
+    state = run_flow_sync(flaky, (), {}, return_state=True, flow_run_id=run.id)
+    assert state.name == "Completed" and len(ATTEMPTS) == 2
+    stored = FlowRun.objects.get(pk=run.id)
+    assert stored.run_count == 2 and "AwaitingRetry" in [row.name for row in stored.states.all()]

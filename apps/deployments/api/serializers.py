@@ -9,6 +9,7 @@ from rest_framework import serializers
 from apps.core.api.serializers import JSONObjectField, NameField, StrictSerializerMixin, TagsField, UUIDStringField
 from apps.deployments import schedules
 from apps.deployments.models import CollisionStrategy, Deployment, DeploymentSchedule
+from apps.runs.api.serializers import EmpiricalPolicySerializer
 
 MAX_SCHEDULES = 100
 MAX_DESCRIPTION = 20_000
@@ -45,6 +46,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "paused",
             "concurrency_limit",
             "collision_strategy",
+            "empirical_policy",
             "schedules",
             "created",
             "updated",
@@ -95,6 +97,7 @@ class DeploymentFieldsSerializer(StrictSerializerMixin, serializers.Serializer):
     paused = serializers.BooleanField(required=False)
     concurrency_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
     collision_strategy = serializers.ChoiceField(choices=CollisionStrategy.values, required=False)
+    empirical_policy = EmpiricalPolicySerializer(required=False)
     schedules = serializers.ListField(child=ScheduleWriteSerializer(), required=False, max_length=MAX_SCHEDULES)
 
     def values(self) -> dict:
