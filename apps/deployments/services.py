@@ -171,7 +171,8 @@ def _apply_values(deployment: Deployment, values: dict[str, Any]) -> set[str]:
 def _locked(queryset) -> Any:
     """The first row of `queryset`, locked until the transaction ends (PostgreSQL; SQLite's IMMEDIATE
     transactions already hold the database's write lock)."""
-    return queryset.select_for_update().first()
+    # Ordered by id: the model's default order joins the flow, and FOR UPDATE would lock that row too.
+    return queryset.order_by("pk").select_for_update().first()
 
 
 def _replace_schedules(deployment: Deployment, desired: list[dict[str, Any]]) -> list[uuid.UUID]:
