@@ -17,7 +17,7 @@ from django.db import connection
 from tests.support.cli import orchestrator_env
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-CELERY = [sys.executable, "-m", "celery", "--quiet", "--skip-checks", "-A", "orchestrator.celery"]
+CELERY = [sys.executable, "-m", "celery", "--quiet", "--skip-checks"]
 WAIT_SECONDS = 45.0
 
 
@@ -65,13 +65,15 @@ class CeleryProcesses:
 
 
 @contextmanager
-def celery_processes(home: Path, *, env: dict[str, str], beat: bool = True) -> Iterator[CeleryProcesses]:
-    """Start the worker (and Beat) as `celery -A orchestrator.celery ...` processes; stop them on exit."""
+def celery_processes(
+    home: Path, *, env: dict[str, str], beat: bool = True, app: str = "orchestrator.celery"
+) -> Iterator[CeleryProcesses]:
+    """Start the worker (and Beat) as `celery -A APP ...` processes; stop them on exit."""
     home.mkdir(parents=True, exist_ok=True)
     worker = ["worker", "--pool", "threads", "--concurrency", "2", "--without-gossip", "--without-mingle"]
-    commands = [[*CELERY, *worker, "--loglevel", "WARNING"]]
+    commands = [[*CELERY, "-A", app, *worker, "--loglevel", "WARNING"]]
     if beat:
-        commands.append([*CELERY, "beat", "--loglevel", "WARNING"])
+        commands.append([*CELERY, "-A", app, "beat", "--loglevel", "WARNING"])
     log = home / "celery.log"
     with log.open("w") as output:
         started = CeleryProcesses(

@@ -63,7 +63,8 @@ def test_worker_and_beat_run_services_through_a_broker_server(
     assert reachable(port), f"the broker of {broker_url} is not running on 127.0.0.1:{port} (see SERVICES.md)"
     env = services_env(services_home, ORCHESTRATOR_BROKER_URL=broker_url)
     try:
-        with celery_processes(services_home, env=env) as processes:
+        # `-A orchestrator` (the package) must find the app as well as `-A orchestrator.celery`.
+        with celery_processes(services_home, env=env, app="orchestrator") as processes:
             wait_for(beat_ran_pause_timeouts, what=f"Beat's pause_timeouts run:\n{processes.output()}")
             runs = ServiceRun.objects.filter(service="pause_timeouts", trigger=ServiceRun.Trigger.CELERY)
             assert [(run.error, run.result) for run in runs][:1] == [(None, 0)]
