@@ -153,3 +153,21 @@ def test_cli_deploy_and_deployment_run_watch_against_a_server(tmp_path: Path, fl
         assert code == 0
         missing = run_orchestrator("deployment", "run", "greeter/absent", env=env)
         assert missing.returncode == 1 and "no deployment 'greeter/absent'" in missing.stderr
+
+
+def test_cli_deploy_and_run_on_the_local_database(tmp_path: Path, flow_dir: Path) -> None:
+    """Without ORCHESTRATOR_API_URL the CLI writes the configured database directly, with the same checks."""
+    env = orchestrator_env(tmp_path / "home")
+    assert run_orchestrator("server", "database", "upgrade", env=env).returncode == 0
+    deployed = run_orchestrator(
+        "deploy", "flows.py:greet", "--name", "hourly", "--pool", "local", "--interval", "3600", env=env, cwd=flow_dir
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    assert "Deployment 'greeter/hourly' created" in deployed.stdout and "every 3600s" in deployed.stdout
+    assert deployed.stdout.count("next run:") == 3
+    started = run_orchestrator("deployment", "run", "greeter/hourly", "--param", "times=x", env=env)
+    assert started.returncode == 1 and started.stderr.strip() == "error: parameters.times: 'x' is not of type 'integer'"
+    started = run_orchestrator("deployment", "run", "greeter/hourly", "--param", "name=ada", env=env)
+    assert started.returncode == 0 and started.stdout.startswith("Created flow run"), started.stderr
+    inspected = run_orchestrator("deployment", "inspect", "greeter/hourly", env=env)
+    assert "every 3600s" in inspected.stdout and inspected.stdout.count("Scheduled") >= 3, inspected.stdout
