@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from apps.deployments.models import Deployment
+from apps.flows.models import Flow
 from apps.runs.models import FlowRun
 from tests.api.support import assert_error
 from tests.deployments.conftest import deployment_body, scheduled_runs
@@ -108,6 +109,7 @@ def test_bad_deployment_fields_are_a_400_naming_the_field(api, changes, field) -
     """Strict input like the rest of the API: wrong types, unknown fields and defaults that break the schema."""
     assert_error(create(api, **changes), 400, field=field)
     assert not Deployment.objects.exists()
+    assert not Flow.objects.exists()  # refused before the flow named by flow_name is created
 
 
 def test_a_nul_character_anywhere_in_the_body_is_a_400_not_a_500(api) -> None:

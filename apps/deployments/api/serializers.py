@@ -7,7 +7,7 @@ from datetime import UTC
 from rest_framework import serializers
 
 from apps.core.api.serializers import JSONObjectField, NameField, StrictSerializerMixin, TagsField, UUIDStringField
-from apps.deployments import schedules
+from apps.deployments import schedules, services
 from apps.deployments.models import CollisionStrategy, Deployment, DeploymentSchedule
 from apps.runs.api.serializers import EmpiricalPolicySerializer
 
@@ -100,6 +100,16 @@ class DeploymentFieldsSerializer(StrictSerializerMixin, serializers.Serializer):
     empirical_policy = EmpiricalPolicySerializer(required=False)
     schedules = serializers.ListField(child=ScheduleWriteSerializer(), required=False, max_length=MAX_SCHEDULES)
 
+    def validate(self, attrs):
+        # Checked here too (the service checks the stored values merged in), so a bad schema or default
+        # is refused before anything, such as the flow named by flow_name, is created.
+        schema = attrs.get("parameter_openapi_schema")
+        if schema is not None:
+            services.parameters_check_schema(schema=schema)
+        if schema is not None and "parameters" in attrs:
+            services.parameters_validate(parameters=attrs["parameters"], schema=schema, require_all=False)
+        return attrs
+
     def values(self) -> dict:
         """The deployment fields given (schedules apart)."""
         return {
@@ -120,7 +130,7 @@ class DeploymentWriteSerializer(DeploymentFieldsSerializer):
     def validate(self, attrs):
         if ("flow" in attrs) == ("flow_name" in attrs):
             raise serializers.ValidationError({"flow": ["give either flow (an id) or flow_name"]})
-        return attrs
+        return super().validate(attrs)
 
     def values(self) -> dict:
         return {key: value for key, value in super().values().items() if key not in ("flow", "flow_name", "name")}
