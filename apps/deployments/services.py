@@ -343,10 +343,14 @@ def _window(now: datetime) -> tuple[datetime, datetime]:
     return horizon, hard_end
 
 
+# Occurrences computed on earlier passes of this process, reused while they cover the window.
+_occurrences = schedule_rules.OccurrenceCache()
+
+
 def _wanted_times(schedule: dict[str, Any], now: datetime) -> list[datetime]:
     horizon, hard_end = _window(now)
     try:
-        return schedule_rules.occurrences(
+        return _occurrences.occurrences(
             schedule,
             start=now,
             end=horizon,

@@ -162,3 +162,26 @@ def test_a_schedule_must_be_exactly_one_kind(schedule) -> None:
     with pytest.raises(schedules.ScheduleError) as caught:
         schedules.normalize(schedule)
     assert caught.value.field == ""
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"cron": "*/15 * * * *", "timezone": "Europe/Berlin"},
+        {"cron": "0 3 * * 1"},
+        {"interval": 1},
+        {"interval": 3600, "anchor_date": "2026-01-01T00:20:00Z"},
+        {"rrule": "FREQ=HOURLY;INTERVAL=5"},
+        {"rrule": "DTSTART:20261020T000000\nRRULE:FREQ=DAILY;COUNT=8", "timezone": "Europe/Berlin"},
+    ],
+)
+def test_the_occurrence_cache_answers_exactly_what_a_fresh_computation_does(schedule) -> None:
+    """Passes reuse earlier lists; across advancing windows (DST night included) the answers never differ."""
+    normalised = schedules.normalize(schedule)
+    cache = schedules.OccurrenceCache()
+    now = datetime(2026, 10, 24, 20, 0, tzinfo=UTC)
+    for step in range(300):
+        now += timedelta(seconds=97 * (step % 7) + 13)
+        window = {"start": now, "end": now + timedelta(hours=6), "hard_end": now + timedelta(days=100)}
+        expected = schedules.occurrences(normalised, min_count=3, max_count=40, **window)
+        assert cache.occurrences(normalised, min_count=3, max_count=40, **window) == expected, (step, now)
