@@ -150,7 +150,8 @@ class HttpBackend:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=30)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The response; a transport failure or an error answer is one CommandError line."""
         import httpx
 
         try:
@@ -160,20 +161,17 @@ class HttpBackend:
         if response.status_code >= 400:
             try:
                 message = response.json().get("message") or response.text
-            except ValueError:
+            except (ValueError, AttributeError):
                 message = response.text
             raise CommandError(f"the API answered {response.status_code}: {message[:500]}")
+        return response
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
         return response.json() if response.content else None
 
     def upsert(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        import httpx
-
-        try:
-            response = self.client.post("deployments/", json=body)
-        except httpx.TransportError as exc:
-            raise CommandError(f"cannot reach the API at {self.client.base_url}: {exc}") from None
-        if response.status_code >= 400:
-            raise CommandError(f"the API answered {response.status_code}: {response.json().get('message')}")
+        response = self._send("POST", "deployments/", json=body)
         return response.json(), response.status_code == 201
 
     def find(self, reference: str) -> dict[str, Any]:
