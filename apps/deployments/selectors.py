@@ -37,6 +37,17 @@ def deployment_find(*, reference: str) -> Deployment | None:
     return deployment_get(deployment_id=reference)
 
 
+def deployment_schedules(*, deployment: Deployment) -> QuerySet[DeploymentSchedule]:
+    return DeploymentSchedule.objects.filter(deployment=deployment).order_by("created", "id")
+
+
+def deployment_schedule_get(*, deployment: Deployment, schedule_id: str) -> DeploymentSchedule | None:
+    try:
+        return deployment_schedules(deployment=deployment).filter(pk=uuid.UUID(str(schedule_id))).first()
+    except ValueError:
+        return None
+
+
 def deployment_runs_due(*, deployment_id: uuid.UUID, before: datetime, limit: int = 10) -> list[FlowRun]:
     """The deployment's runs waiting to start (SCHEDULED) whose time has come, oldest first."""
     return list(

@@ -12,7 +12,7 @@ from apps.core.errors import NotFound
 from apps.deployments import selectors, services
 from apps.deployments.api import serializers as s
 from apps.deployments.api.filters import DeploymentFilterSet
-from apps.deployments.models import Deployment, DeploymentSchedule
+from apps.deployments.models import Deployment
 from apps.flows.models import Flow
 from apps.flows.services import flow_get_or_create
 from apps.runs.api.serializers import FlowRunSerializer
@@ -112,7 +112,7 @@ class DeploymentViewSet(
     def schedules(self, request: Request, pk=None) -> Response:
         deployment = self.get_object()
         if request.method == "GET":
-            rows = DeploymentSchedule.objects.filter(deployment=deployment).order_by("created", "id")
+            rows = selectors.deployment_schedules(deployment=deployment)
             return Response(s.DeploymentScheduleSerializer(rows, many=True).data)
         serializer = s.ScheduleWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -132,7 +132,7 @@ class DeploymentViewSet(
     )
     def schedule(self, request: Request, pk=None, schedule_id=None) -> Response:
         deployment = self.get_object()
-        row = DeploymentSchedule.objects.filter(deployment=deployment, pk=_uuid_or_none(schedule_id)).first()
+        row = selectors.deployment_schedule_get(deployment=deployment, schedule_id=schedule_id)
         if row is None:
             raise NotFound(f"no schedule with id {schedule_id} on this deployment")
         if request.method == "DELETE":
@@ -143,12 +143,3 @@ class DeploymentViewSet(
             serializer.is_valid(raise_exception=True)
             row = services.deployment_schedule_update(schedule_row=row, **serializer.validated_data)
         return Response(s.DeploymentScheduleSerializer(row).data)
-
-
-def _uuid_or_none(value: str | None):
-    import uuid
-
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
