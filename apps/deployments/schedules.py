@@ -176,7 +176,9 @@ def _normalize_rrule(schedule: dict[str, Any], timezone_name: str) -> dict[str, 
         raise ScheduleError(f"COUNT may be at most {MAX_RRULE_COUNT}", field="rrule")
     if rule._count is not None and len(lines) == len(rule_lines):
         # "COUNT=5" without a start means five from now, not five in 2020: the start is fixed here, once.
-        started = datetime.now(ZoneInfo(timezone_name)).replace(second=0, microsecond=0, tzinfo=None)
+        # The next whole minute, so the first occurrence is still ahead when the scheduler looks.
+        now_local = datetime.now(ZoneInfo(timezone_name)).replace(tzinfo=None)
+        started = now_local.replace(second=0, microsecond=0) + timedelta(minutes=1)
         canonical = f"DTSTART:{started:%Y%m%dT%H%M%S}\n{canonical}"
         rule = _build_rrule(canonical, timezone_name)
     if rule._bysetpos and frequency not in ("YEARLY", "MONTHLY", "WEEKLY"):
