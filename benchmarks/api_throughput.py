@@ -123,7 +123,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measurement")
     parser.add_argument("--server-workers", type=int, default=1, help="Daphne processes (server start --workers)")
     options = parser.parse_args()
-    server_args = ["--workers", str(options.server_workers)]
+    # The API server alone: the scheduler services (Celery) are separate processes with their own memory.
+    server_args = ["--workers", str(options.server_workers), "--no-services"]
     for kind in options.databases.split(","):
         run_database(kind.strip(), options.seconds, server_args)
 

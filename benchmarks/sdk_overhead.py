@@ -100,7 +100,7 @@ def main() -> None:
         with database(options.database) as (home, database_url):
             measure("ephemeral", environment(home, database_url), options.tasks, Path(folder))
         with database(options.database) as (home, database_url):
-            with server(home, database_url) as running:
+            with server(home, database_url, "--no-services") as running:
                 client_home = Path(folder) / "client-home"
                 env = environment(client_home, database_url, ORCHESTRATOR_API_URL=running.api_url)
                 env.pop("ORCHESTRATOR_DATABASE_URL")

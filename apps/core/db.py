@@ -68,8 +68,12 @@ def fetch_value(model: type[Model], pk: Any, field_name: str) -> Any:
     table = quote(model._meta.db_table)
     pk_field = model._meta.pk
     sql = f"SELECT {quote(field.column)} FROM {table} WHERE {quote(pk_field.column)} = %s"
+    try:
+        value = pk_field.get_db_prep_value(pk_field.to_python(pk), connection)
+    except Exception:  # not a valid key: no such row
+        return None
     with connection.cursor() as cursor:
-        cursor.execute(sql, [pk_field.get_db_prep_value(pk_field.to_python(pk), connection)])
+        cursor.execute(sql, [value])
         row = cursor.fetchone()
     return None if row is None else row[0]
 

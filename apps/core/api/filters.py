@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC
 
 import django_filters
 from django import forms
+from django.http import QueryDict
 from django_filters.fields import IsoDateTimeField
 
 # A comma list longer than this is refused: SQLite limits expression depth (1000) and bound parameters.
@@ -69,3 +71,32 @@ class CommaListFilter(django_filters.Filter):
         if not value:
             return qs
         return qs.filter(**{f"{self.field_name}__in": value})
+
+
+class FilterSet(django_filters.FilterSet):
+    """django-filter's FilterSet, cheaper per request: filters are copied shallowly (django-filter deep-copies
+    every declared filter on each request, which cost more than the list query itself) and the form class is
+    built once per FilterSet class. Filters and their form fields are never mutated after declaration."""
+
+    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
+        if queryset is None:
+            queryset = self._meta.model._default_manager.all()
+        self.is_bound = data is not None
+        self.data = data or QueryDict()
+        self.queryset = queryset
+        self.request = request
+        self.form_prefix = prefix
+        self.filters = {}
+        for name, declared in self.base_filters.items():
+            filter_ = copy.copy(declared)
+            filter_.model = queryset.model
+            filter_.parent = self
+            self.filters[name] = filter_
+
+    def get_form_class(self):
+        cls = type(self)
+        form_class = cls.__dict__.get("_cached_form_class")
+        if form_class is None:
+            form_class = super().get_form_class()
+            cls._cached_form_class = form_class
+        return form_class

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
-from apps.core.api.filters import CommaListFilter
+from apps.core.api.filters import CommaListFilter, FilterSet
 from apps.deployments.models import Deployment
 from apps.runs.selectors import filter_by_tags
 
@@ -16,7 +16,7 @@ class TagsFilter(CommaListFilter):
         return filter_by_tags(qs, value) if value else qs
 
 
-class DeploymentFilterSet(django_filters.FilterSet):
+class DeploymentFilterSet(FilterSet):
     flow = django_filters.UUIDFilter(field_name="flow_id")
     flow_name = django_filters.CharFilter(field_name="flow__name")
     name = django_filters.CharFilter(field_name="name")

@@ -6,12 +6,13 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.core.api.filters import FilterSet
 from apps.flows import services
 from apps.flows.api.serializers import FlowSerializer, FlowUpdateSerializer, FlowWriteSerializer
 from apps.flows.models import Flow
 
 
-class FlowFilterSet(django_filters.FilterSet):
+class FlowFilterSet(FilterSet):
     name = django_filters.CharFilter()
     name__icontains = django_filters.CharFilter(field_name="name", lookup_expr="icontains")
 

@@ -7,7 +7,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.api.filters import DateTimeFilter
+from apps.core.api.filters import DateTimeFilter, FilterSet
 from apps.core.errors import NotFound
 from apps.logs import services
 from apps.logs.api.serializers import MAX_BATCH, LogCreateSerializer, LogSerializer
@@ -15,7 +15,7 @@ from apps.logs.models import Log
 from apps.runs.models import FlowRun, TaskRun
 
 
-class LogFilterSet(django_filters.FilterSet):
+class LogFilterSet(FilterSet):
     flow_run = django_filters.UUIDFilter(field_name="flow_run_id")
     task_run = django_filters.UUIDFilter(field_name="task_run_id")
     level__gte = django_filters.NumberFilter(field_name="level", lookup_expr="gte")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
-from apps.core.api.filters import CommaListFilter, DateTimeFilter
+from apps.core.api.filters import CommaListFilter, DateTimeFilter, FilterSet
 from apps.orchestration.states import StateType
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.selectors import filter_by_tags
@@ -17,7 +17,7 @@ class TagsFilter(CommaListFilter):
         return filter_by_tags(qs, value) if value else qs
 
 
-class RunFilterSet(django_filters.FilterSet):
+class RunFilterSet(FilterSet):
     state_type = CommaListFilter(field_name="state_type", choices=[t.value for t in StateType])
     state_name = CommaListFilter(field_name="state_name")
     tags = TagsFilter()

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.core.db import fetch_value
 from apps.core.errors import NotFound
 from apps.deployments.models import Deployment
 from apps.flows.models import Flow
@@ -30,6 +31,10 @@ def _initial_state(data: dict, key: str = "state") -> State | None:
 
 
 def _set_state(kind: str, run_id, request: Request) -> Response:
+    """The API's hottest write: an existence check without the detail route's queryset and filters, then the
+    engine (which loads and locks the run itself)."""
+    if fetch_value(engine.RUN_KINDS[kind].model, run_id, "id") is None:
+        raise NotFound(f"no {kind.replace('_', ' ')} with id {run_id}")
     serializer = s.SetStateSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     state, force, proposed_at = serializer.proposal()
@@ -97,7 +102,7 @@ class FlowRunViewSet(RunViewSet):
     @extend_schema(request=s.SetStateSerializer, responses={201: dict, 200: dict})
     @action(detail=True, methods=["post"])
     def set_state(self, request: Request, pk=None) -> Response:
-        return _set_state(engine.FLOW_RUN, self.get_object().pk, request)
+        return _set_state(engine.FLOW_RUN, pk, request)
 
     @extend_schema(responses=s.StateRecordSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
@@ -160,7 +165,7 @@ class TaskRunViewSet(RunViewSet):
     @extend_schema(request=s.SetStateSerializer, responses={201: dict, 200: dict})
     @action(detail=True, methods=["post"])
     def set_state(self, request: Request, pk=None) -> Response:
-        return _set_state(engine.TASK_RUN, self.get_object().pk, request)
+        return _set_state(engine.TASK_RUN, pk, request)
 
     @extend_schema(responses=s.StateRecordSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
