@@ -66,14 +66,20 @@ class StateProposalSerializer(StrictSerializerMixin, serializers.Serializer):
         return attrs
 
     def to_state(self) -> State:
-        data = self.validated_data
-        return State(
-            type=StateType(data["type"]),
-            name=data.get("name"),
-            message=data.get("message"),
-            state_details=dict(data.get("state_details") or {}),
-            data=data.get("data"),
-        )
+        return state_from(self.validated_data)
+
+
+def state_from(data: dict | None) -> State | None:
+    """The State a validated proposal describes (None when there is none)."""
+    if not data:
+        return None
+    return State(
+        type=StateType(data["type"]),
+        name=data.get("name"),
+        message=data.get("message"),
+        state_details=dict(data.get("state_details") or {}),
+        data=data.get("data"),
+    )
 
 
 class SetStateSerializer(StrictSerializerMixin, serializers.Serializer):

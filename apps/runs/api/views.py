@@ -13,21 +13,12 @@ from apps.core.errors import NotFound
 from apps.deployments.models import Deployment
 from apps.flows.models import Flow
 from apps.orchestration import engine
-from apps.orchestration.states import State
 from apps.runs import selectors, services
 from apps.runs.api import serializers as s
 from apps.runs.api.filters import FlowRunFilterSet, TaskRunFilterSet
 from apps.runs.models import FlowRun, TaskRun
 
 RUN_ORDERING = ["created", "expected_start_time", "start_time", "end_time", "name", "state_type", "updated"]
-
-
-def _initial_state(data: dict, key: str = "state") -> State | None:
-    if not data.get(key):
-        return None
-    proposal = s.StateProposalSerializer(data=data[key])
-    proposal.is_valid(raise_exception=True)
-    return proposal.to_state()
 
 
 def _set_state(kind: str, run_id, request: Request) -> Response:
@@ -74,8 +65,8 @@ class FlowRunViewSet(RunViewSet):
             name=data.get("name"),
             parameters=data.get("parameters"),
             tags=data.get("tags"),
-            state=_initial_state(request.data),
-            next_state=_initial_state(request.data, "next_state"),
+            state=s.state_from(data.get("state")),
+            next_state=s.state_from(data.get("next_state")),
             deployment_id=data.get("deployment"),
             parent_task_run=parent,
             idempotency_key=data.get("idempotency_key"),
@@ -132,13 +123,11 @@ class TaskRunViewSet(RunViewSet):
         serializer = s.TaskRunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        flow_run = None
-        if data.get("flow_run"):
-            flow_run = FlowRun.objects.filter(pk=data["flow_run"]).first()
-            if flow_run is None:
-                raise NotFound(f"no flow run with id {data['flow_run']}", field="flow_run")
+        flow_run_id = data.get("flow_run")
+        if flow_run_id and fetch_value(FlowRun, flow_run_id, "id") is None:
+            raise NotFound(f"no flow run with id {flow_run_id}", field="flow_run")
         run, created = services.task_run_create(
-            flow_run=flow_run,
+            flow_run_id=flow_run_id or None,
             task_key=data["task_key"],
             dynamic_key=data.get("dynamic_key") or "0",
             name=data.get("name"),
@@ -148,8 +137,8 @@ class TaskRunViewSet(RunViewSet):
             task_inputs=data.get("task_inputs"),
             task_version=data.get("task_version"),
             empirical_policy=data.get("empirical_policy"),
-            state=_initial_state(request.data),
-            next_state=_initial_state(request.data, "next_state"),
+            state=s.state_from(data.get("state")),
+            next_state=s.state_from(data.get("next_state")),
         )
         return Response(
             s.TaskRunSerializer(run).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
