@@ -43,6 +43,8 @@ lint: install
 
 bench: install services
 	$(PY) benchmarks/api_throughput.py
+	$(PY) benchmarks/sdk_overhead.py
+	$(PY) benchmarks/scheduler.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
