@@ -87,10 +87,9 @@ class SetStateSerializer(StrictSerializerMixin, serializers.Serializer):
     force = serializers.BooleanField(required=False, default=False)
 
     def proposal(self) -> tuple[State, bool, object]:
-        state_serializer = StateProposalSerializer(data=self.initial_data["state"])
-        state_serializer.is_valid(raise_exception=True)
-        timestamp = state_serializer.validated_data.get("timestamp")
-        return state_serializer.to_state(), self.validated_data["force"], timestamp
+        """(the proposed state, force, when the client proposed it), from the already validated data."""
+        state = self.validated_data["state"]
+        return state_from(state), self.validated_data["force"], state.get("timestamp")
 
 
 class EmpiricalPolicySerializer(StrictSerializerMixin, serializers.Serializer):
