@@ -20,3 +20,16 @@ def concurrency_limit_update(*, limit: ConcurrencyLimit, value: int) -> Concurre
     limit.limit = value
     limit.save(update_fields=["limit", "updated"])
     return limit
+
+
+def concurrency_slots_release(*, task_run_ids: set[str], tags: set[str]) -> None:
+    """Free the slots these task runs hold on these tags (for runs deleted while RUNNING: no state change
+    will ever release them)."""
+    if not task_run_ids or not tags:
+        return
+    with transaction.atomic():
+        for limit in ConcurrencyLimit.objects.select_for_update().filter(tag__in=tags).order_by("tag"):
+            kept = [slot for slot in limit.active_slots if slot not in task_run_ids]
+            if len(kept) != len(limit.active_slots):
+                limit.active_slots = kept
+                limit.save(update_fields=["active_slots", "updated"])

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from apps.concurrency.services import concurrency_slots_release
 from apps.core.errors import Conflict, InvalidInput
 from apps.core.names import generate_run_name
 from apps.flows.models import Flow
@@ -93,7 +94,25 @@ def flow_run_update(
 
 
 def flow_run_delete(*, run: FlowRun) -> None:
-    run.delete()
+    """Delete the run with its task runs, freeing the concurrency slots its running task runs hold."""
+    with transaction.atomic():
+        _release_slots_of(TaskRun.objects.filter(flow_run=run))
+        run.delete()
+
+
+def task_run_delete(*, run: TaskRun) -> None:
+    """Delete the task run, freeing the concurrency slots it holds if it was running."""
+    with transaction.atomic():
+        _release_slots_of(TaskRun.objects.filter(pk=run.pk))
+        run.delete()
+
+
+def _release_slots_of(task_runs) -> None:
+    running = list(task_runs.filter(state_type=StateType.RUNNING).values_list("id", "tags"))
+    concurrency_slots_release(
+        task_run_ids={str(run_id) for run_id, _ in running},
+        tags={tag for _, tags in running for tag in tags or []},
+    )
 
 
 def flow_run_resume(*, run: FlowRun) -> engine.OrchestrationResult:

@@ -144,6 +144,9 @@ class TaskRunViewSet(RunViewSet):
             s.TaskRunSerializer(run).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
+    def perform_destroy(self, instance: TaskRun) -> None:
+        services.task_run_delete(run=instance)
+
     @extend_schema(request=s.TaskRunUpdateSerializer, responses=s.TaskRunSerializer)
     def partial_update(self, request: Request, pk=None) -> Response:
         run = self.get_object()
