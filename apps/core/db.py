@@ -8,6 +8,7 @@ once per model, with the same converters the ORM applies, and builds the model i
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 from django.db import connection
@@ -137,8 +138,10 @@ def _value_converter(field: Any) -> Any:
         return lambda value: value
     if isinstance(target, models.UUIDField) and isinstance(field, models.UUIDField | models.ForeignKey):
         if sqlite:
-            return lambda value: None if value is None else (value.hex if hasattr(value, "hex") else str(value))
-        return lambda value: value
+            return lambda value: (
+                None if value is None else (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).hex
+            )
+        return lambda value: value if value is None or isinstance(value, uuid.UUID) else uuid.UUID(str(value))
     if isinstance(field, models.JSONField):
         encoder, adapt = field.encoder, connection.ops.adapt_json_value
         return lambda value: None if value is None else adapt(value, encoder)
@@ -184,7 +187,8 @@ def insert_rows(model: type[Model], instances: list[Model], *, batch_size: int =
         instance._state.db = connection.alias
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(sql) as copy:
+            # The driver's own cursor: map its errors to Django's (IntegrityError, ...) as the ORM would.
+            with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
                 for row in rows:
                     copy.write_row(row)
             return

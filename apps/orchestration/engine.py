@@ -109,14 +109,7 @@ def set_initial_states(*, kind: str, run: Any, states: list[State]) -> Orchestra
         if decision.status != Status.ACCEPT:
             break
     if stored:
-        with transaction.atomic():
-            insert_row(run)
-            insert_rows(spec.state_model, [row for *_, row, _ in stored], batch_size=BULK_BATCH_SIZE)
-            insert_rows(Event, [event for *_, event in stored], batch_size=BULK_BATCH_SIZE)
-            for context, applied, state_row, _ in stored:
-                for rule in applied:
-                    rule.after_transition(context)
-                after_state_stored(context, state_row)
+        _write_new_runs(spec, [run], stored)
     return OrchestrationResult(decision.status, run.state, decision.reason, decision.delay_seconds, run)
 
 
@@ -139,15 +132,22 @@ def set_initial_states_in_bulk(*, kind: str, runs: list[Any], states: list[State
             state_row, event = _prepare_rows(spec, context)
             stored.append((context, applied, state_row, event))
         results.append(OrchestrationResult(context.status, run.state, context.reason, context.delay_seconds, run))
+    _write_new_runs(spec, [context.run for context, *_ in stored], stored)
+    return results
+
+
+def _write_new_runs(
+    spec: RunKind, runs: list[Any], stored: list[tuple[TransitionContext, list[Rule], Any, Event]]
+) -> None:
+    """Insert new runs with their decided states' history rows and events, then run the after-hooks."""
     with transaction.atomic():
-        insert_rows(spec.model, [context.run for context, *_ in stored], batch_size=BULK_BATCH_SIZE)
+        insert_rows(spec.model, runs, batch_size=BULK_BATCH_SIZE)
         insert_rows(spec.state_model, [row for *_, row, _ in stored], batch_size=BULK_BATCH_SIZE)
         insert_rows(Event, [event for *_, event in stored], batch_size=BULK_BATCH_SIZE)
         for context, applied, state_row, _ in stored:
             for rule in applied:
                 rule.after_transition(context)
             after_state_stored(context, state_row)
-    return results
 
 
 def _decide(

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from apps.orchestration.states import State, StateType
+from apps.orchestration.states import State
 from orchestrator import config
 from orchestrator.sdk.exceptions import APIError
 
@@ -677,7 +677,3 @@ def get_client() -> EphemeralClient | HttpClient:
                 client = HttpClient(api_url, key[1]) if api_url else EphemeralClient()
                 _clients[key] = client
     return client
-
-
-def is_terminal_type(state_type: StateType | str) -> bool:
-    return StateType(state_type) in {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}

@@ -13,7 +13,7 @@ import contextvars
 import functools
 import inspect
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from apps.orchestration.states import (
@@ -763,9 +763,3 @@ async def run_flow_async(
         await asyncio.sleep(delay)
     await asyncio.to_thread(engine.complete)
     return engine.outcome(return_state)
-
-
-def expiration_from(value: Any) -> timedelta | None:
-    if value is None or isinstance(value, timedelta):
-        return value
-    return timedelta(seconds=float(value))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from apps.concurrency.models import ConcurrencyLimit
+from apps.concurrency.services import concurrency_slots_release
 from apps.orchestration.rules.base import Rule, TransitionContext
 from apps.orchestration.states import StateType
 
@@ -35,7 +36,6 @@ class EnforceConcurrencyLimits(Rule):
             if run_id not in limit.active_slots:
                 limit.active_slots = [*limit.active_slots, run_id]
                 limit.save(update_fields=["active_slots", "updated"])
-        self.taken = limits
 
     def cleanup(self, context: TransitionContext) -> None:
         release_slots(context.run)
@@ -43,11 +43,4 @@ class EnforceConcurrencyLimits(Rule):
 
 def release_slots(run) -> None:
     """Free the run's slots on all its tags (called whenever a task run leaves RUNNING)."""
-    tags = list(run.tags or [])
-    if not tags:
-        return
-    run_id = str(run.id)
-    for limit in _locked_limits(tags):
-        if run_id in limit.active_slots:
-            limit.active_slots = [slot for slot in limit.active_slots if slot != run_id]
-            limit.save(update_fields=["active_slots", "updated"])
+    concurrency_slots_release(task_run_ids={str(run.id)}, tags=set(run.tags or []))

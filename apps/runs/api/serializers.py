@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 
 from django.db import models
-from django.utils import timezone
 from rest_framework import serializers
 
 from apps.core.api.serializers import JSONObjectField, NameField, StrictSerializerMixin, TagsField, UUIDStringField
@@ -303,7 +302,3 @@ class TaskRunUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
 class StateRecordSerializer(serializers.Serializer):
     def to_representation(self, instance) -> dict:
         return instance.as_state().to_json()
-
-
-def now_iso() -> str:
-    return timezone.now().isoformat()
