@@ -149,6 +149,30 @@ SETTINGS: dict[str, Setting] = {
             "how often `flow.serve()` looks for due runs of its deployment (seconds)",
             _validate_positive_number,
         ),
+        Setting(
+            "ORCHESTRATOR_WORKER_POLL_SECONDS",
+            "1",
+            "how often a worker asks its work pool for due runs (seconds)",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_WORKER_PREFETCH_SECONDS",
+            "10",
+            "how far ahead a worker fetches runs and holds them until their start time (seconds)",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_WORKER_HEARTBEAT_SECONDS",
+            "2",
+            "how often a worker with runs in progress sends a heartbeat and learns of cancellations (seconds)",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_WORKER_KILL_GRACE_SECONDS",
+            "3",
+            "seconds between SIGTERM and SIGKILL when a worker stops a run's process",
+            _validate_positive_number,
+        ),
     ]
 }
 
