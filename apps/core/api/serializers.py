@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 from rest_framework import serializers
@@ -12,6 +13,12 @@ MAX_TAGS = 100
 
 class StrictSerializerMixin:
     """Refuse fields the endpoint does not know, naming them, instead of silently dropping them."""
+
+    def get_fields(self):
+        # DRF deep-copies every declared field for each serializer instance, re-running each field's __init__: a
+        # fifth of a state change's time. A shallow copy is enough here: fields keep no per-request state, and
+        # bind() gives the copy its own name and parent.
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):

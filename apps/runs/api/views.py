@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.db import fetch_value
+from apps.core.db import fetch_row, fetch_value
 from apps.core.errors import NotFound
 from apps.deployments.models import Deployment
 from apps.flows.models import Flow
@@ -50,14 +50,14 @@ class FlowRunViewSet(RunViewSet):
         serializer = s.FlowRunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        flow = Flow.objects.filter(pk=data["flow"]).first()
+        flow = fetch_row(Flow, data["flow"])  # the ORM's .first() would compile an ORDER BY per request
         if flow is None:
             raise NotFound(f"no flow with id {data['flow']}", field="flow")
-        if data.get("deployment") and not Deployment.objects.filter(pk=data["deployment"]).exists():
+        if data.get("deployment") and fetch_value(Deployment, data["deployment"], "id") is None:
             raise NotFound(f"no deployment with id {data['deployment']}", field="deployment")
         parent = None
         if data.get("parent_task_run"):
-            parent = TaskRun.objects.filter(pk=data["parent_task_run"]).first()
+            parent = fetch_row(TaskRun, data["parent_task_run"])
             if parent is None:
                 raise NotFound(f"no task run with id {data['parent_task_run']}", field="parent_task_run")
         run, created = services.flow_run_create(
