@@ -173,6 +173,12 @@ SETTINGS: dict[str, Setting] = {
             "seconds between SIGTERM and SIGKILL when a worker stops a run's process",
             _validate_positive_number,
         ),
+        Setting(
+            "ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS",
+            "30",
+            "a worker not heard from for this long is offline; the server then crashes or cancels its runs (seconds)",
+            _validate_positive_number,
+        ),
     ]
 }
 

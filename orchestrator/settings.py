@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "apps.logs",
     "apps.concurrency",
     "apps.deployments",
+    "apps.work_pools",
     "django_celery_beat",
     "apps.services",
 ]
@@ -206,6 +207,10 @@ ORCHESTRATOR_SCHEDULER_MAX_RUNS = max(
 )
 ORCHESTRATOR_SCHEDULER_MAX_HORIZON_SECONDS = 100 * 86400.0
 ORCHESTRATOR_LATE_RUNS_GRACE_SECONDS = float(_setting("ORCHESTRATOR_LATE_RUNS_GRACE_SECONDS") or 15)
+
+# Work pools (apps/work_pools, docs/workers.md): a worker whose last heartbeat is older than this is offline, and
+# the zombies / cancellation_cleanup services end its runs.
+ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS = float(_setting("ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS") or 30)
 
 # Server services (apps/services, docs/services.md): Celery Beat schedules them, a Celery worker runs them.
 # ORCHESTRATOR_BROKER_URL names a broker server (redis://, amqp://); unset (or filesystem://), the broker is

@@ -17,6 +17,7 @@ api_patterns = [
     path("", include("apps.logs.api.urls")),
     path("", include("apps.concurrency.api")),
     path("", include("apps.deployments.api.urls")),
+    path("", include("apps.work_pools.api.urls")),
 ]
 
 urlpatterns = [

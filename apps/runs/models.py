@@ -91,6 +91,8 @@ class FlowRun(RunBase):
     work_pool_name = models.CharField(max_length=200, null=True, blank=True)
     work_queue_name = models.CharField(max_length=200, null=True, blank=True)
     infrastructure_pid = models.CharField(max_length=200, null=True, blank=True)
+    # The worker executing the run (with work_pool_name it names the Worker row whose heartbeat keeps it alive).
+    worker_name = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -116,6 +118,11 @@ class FlowRun(RunBase):
             models.Index(
                 fields=["work_pool_name", "state_type", "expected_start_time"],
                 name="flow_run_pool_state_start",
+            ),
+            # A worker's poll: the pool's Scheduled runs due by their next start (retries included).
+            models.Index(
+                fields=["work_pool_name", "state_type", "next_scheduled_start_time"],
+                name="flow_run_pool_state_next_start",
             ),
             models.Index(fields=["expected_start_time"], name="flow_run_expected_start"),
             models.Index(fields=["name"], name="flow_run_name"),

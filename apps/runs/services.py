@@ -81,10 +81,25 @@ def _give_initial_state(
 
 
 def flow_run_update(
-    *, run: FlowRun, name: str | None = None, tags: list[str] | None = None, parameters: dict | None = None
+    *,
+    run: FlowRun,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    parameters: dict | None = None,
+    worker_name: str | None = None,
+    infrastructure_pid: str | None = None,
 ) -> FlowRun:
+    """Change the fields given (None: keep). A worker records itself and the run's process with
+    `worker_name` and `infrastructure_pid`."""
     fields = []
-    for field, value in (("name", name), ("tags", tags), ("parameters", parameters)):
+    values = (
+        ("name", name),
+        ("tags", tags),
+        ("parameters", parameters),
+        ("worker_name", worker_name),
+        ("infrastructure_pid", infrastructure_pid),
+    )
+    for field, value in values:
         if value is not None:
             setattr(run, field, value)
             fields.append(field)

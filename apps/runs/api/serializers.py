@@ -215,6 +215,7 @@ class FlowRunSerializer(RunFieldsMixin, serializers.ModelSerializer):
             "deployment",
             "work_pool_name",
             "work_queue_name",
+            "worker_name",
             "infrastructure_pid",
         ]
         read_only_fields = fields
@@ -241,6 +242,9 @@ class FlowRunUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     name = NameField(required=False)
     tags = TagsField(required=False, default=None)
     parameters = JSONObjectField(required=False)
+    # Recorded by the worker that claimed the run (docs/workers.md): who runs it, and its process.
+    worker_name = NameField(required=False)
+    infrastructure_pid = NameField(required=False)
 
 
 class TaskRunSerializer(RunFieldsMixin, serializers.ModelSerializer):
