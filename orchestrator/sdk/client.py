@@ -461,8 +461,11 @@ class HttpClient:
     mode = "http"
     RETRIES = 5
 
-    def __init__(self, api_url: str, api_key: str | None = None) -> None:
+    def __init__(self, api_url: str, api_key: str | None = None, *, retries: int | None = None) -> None:
         import httpx
+
+        if retries is not None:  # e.g. a worker's poll: it tries again on its next tick instead
+            self.RETRIES = retries
 
         headers = {"Accept": "application/json"}
         if api_key:
@@ -633,8 +636,50 @@ class HttpClient:
         }
         return [_run_info_from_json(item) for item in self._request("GET", "flow_runs/", params=params)["results"]]
 
+    # -- work pools and workers ------------------------------------------------------------------------------
+    def read_work_pool(self, name: str) -> dict[str, Any]:
+        """A work pool by name (APIError 404 if none)."""
+        return self._request("GET", f"work_pools/{_quote(name)}/")
+
+    def get_scheduled_flow_runs(
+        self,
+        pool: str,
+        *,
+        scheduled_before: datetime,
+        limit: int,
+        work_queue_names: list[str] | None = None,
+        worker_name: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """A worker's poll: the pool's due runs (not claimed), by queue priority then expected start; the server
+        records the worker's heartbeat."""
+        body: dict[str, Any] = {"scheduled_before": scheduled_before.isoformat(), "limit": limit}
+        if work_queue_names:
+            body["work_queue_names"] = list(work_queue_names)
+        if worker_name:
+            body["worker_name"] = worker_name
+        payload = self._request("POST", f"work_pools/{_quote(pool)}/get_scheduled_flow_runs/", body)
+        return payload["results"] if isinstance(payload, dict) else payload
+
+    def send_worker_heartbeat(
+        self, pool: str, *, worker_name: str, flow_run_ids: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Record the worker's heartbeat with the runs it executes; the answer's `cancelling` lists those of
+        them to stop."""
+        body = {"name": worker_name, "flow_run_ids": list(flow_run_ids or [])}
+        return self._request("POST", f"work_pools/{_quote(pool)}/workers/heartbeat/", body) or {}
+
+    def update_flow_run(self, run_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """PATCH a flow run's fields (e.g. `worker_name`, `infrastructure_pid`); returns the run's JSON."""
+        return self._request("PATCH", f"flow_runs/{run_id}/", fields)
+
     def close(self) -> None:
         self._client.close()
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
 
 
 def _state_body(state: State) -> dict[str, Any]:

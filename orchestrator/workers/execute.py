@@ -1,0 +1,104 @@
+"""Execute one claimed flow run in this process: `python -m orchestrator.workers.execute FLOW_RUN_ID`.
+
+A process worker starts this for each run it claimed (the run is Pending). It reads the run and its deployment
+through the API (ORCHESTRATOR_API_URL), loads the flow from the deployment's `path` and `entrypoint`, and runs
+it against the existing run exactly as `flow.serve()` does (PENDING -> RUNNING -> final state, logs, hooks).
+
+Exit codes: 0 when the flow ran, whatever its outcome (the engine recorded it); 1 when the flow could not be
+loaded (the run is Failed with a message naming the entrypoint and the error); 2 for bad usage. Any other end
+(a crash, a signal) leaves the run unfinished, and the worker that started this process proposes Crashed.
+
+On Linux the process asks the kernel for SIGKILL when its parent (the worker) dies, so a worker that is
+`kill -9`ed leaves no runs executing behind it; if the worker is already gone it exits at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+# The worker's pid, so this process can tell whether it is already orphaned.
+WORKER_PID_VARIABLE = "ORCHESTRATOR_WORKER_PID"
+LOAD_FAILED_EXIT_CODE = 1
+USAGE_EXIT_CODE = 2
+ORPHANED_EXIT_CODE = 3
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask for SIGKILL when the parent exits (Linux); exit now if the worker that started us is gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the worker's heartbeat timeout still ends the run
+            pass
+    expected = os.environ.get(WORKER_PID_VARIABLE)
+    if expected and expected.isdigit() and os.getppid() != int(expected):
+        sys.stderr.write("orchestrator.workers.execute: the worker that started this run is gone; exiting\n")
+        os._exit(ORPHANED_EXIT_CODE)
+
+
+def execute(flow_run_id: str) -> int:
+    """Load and run the flow of `flow_run_id`; returns the process's exit code (see the module docstring)."""
+    from orchestrator import config
+    from orchestrator.sdk.client import get_client
+    from orchestrator.workers.loading import FlowLoadError, load_flow
+
+    if not config.get("ORCHESTRATOR_API_URL"):
+        sys.stderr.write("error: ORCHESTRATOR_API_URL is not set; a worker's runs talk to the server\n")
+        return USAGE_EXIT_CODE
+    client = get_client()
+    run = client.read_flow_run(flow_run_id)
+    if not run.deployment_id:
+        _fail(client, flow_run_id, f"flow run {flow_run_id} has no deployment: nothing says which code to run")
+        return LOAD_FAILED_EXIT_CODE
+    deployment = client.read_deployment(run.deployment_id)
+    entrypoint, path = deployment.get("entrypoint") or "", deployment.get("path")
+    try:
+        flow = load_flow(entrypoint, path)
+    except FlowLoadError as exc:
+        _fail(client, flow_run_id, str(exc))
+        return LOAD_FAILED_EXIT_CODE
+    if path and os.path.isdir(os.path.expanduser(path)):
+        os.chdir(os.path.expanduser(path))  # the flow's relative paths mean what they meant where it was deployed
+    run_flow(flow, run)
+    return 0
+
+
+def run_flow(flow: Any, run: Any) -> Any:
+    """Run `flow` against the existing run (as `Runner._execute` of `flow.serve()` does); returns its final state."""
+    import inspect
+
+    from orchestrator.sdk.engine import run_flow_async, run_flow_sync
+
+    parameters = dict(run.parameters)
+    if inspect.iscoroutinefunction(flow.fn):
+        import asyncio
+
+        return asyncio.run(run_flow_async(flow, (), parameters, return_state=True, flow_run_id=run.id))
+    return run_flow_sync(flow, (), parameters, return_state=True, flow_run_id=run.id)
+
+
+def _fail(client: Any, flow_run_id: str, message: str) -> None:
+    from apps.orchestration.states import Failed
+
+    sys.stderr.write(f"error: {message}\n")
+    client.set_flow_run_state(flow_run_id, Failed(message=message))
+
+
+def main(argv: list[str] | None = None) -> int:
+    die_with_parent()
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m orchestrator.workers.execute FLOW_RUN_ID\n")
+        return USAGE_EXIT_CODE
+    return execute(args[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
