@@ -21,6 +21,7 @@ from apps.orchestration.rules.pausing import (
     OnlyPauseRunningRuns,
 )
 from apps.orchestration.rules.retries import ResetRetriesOfTasksRerunByFlow, RetryFailedRuns
+from apps.work_pools.rules import EnforceWorkPoolConcurrencyLimits
 
 FLOW_RUN_POLICY = [
     RejectDuplicateTransitions,
@@ -34,6 +35,7 @@ FLOW_RUN_POLICY = [
     WaitForScheduledTime,
     RetryFailedRuns,
     EnforceDeploymentConcurrencyLimit,
+    EnforceWorkPoolConcurrencyLimits,
 ]
 
 TASK_RUN_POLICY = [
