@@ -140,7 +140,9 @@ def _write_new_runs(
     spec: RunKind, runs: list[Any], stored: list[tuple[TransitionContext, list[Rule], Any, Event]]
 ) -> None:
     """Insert new runs with their decided states' history rows and events, then run the after-hooks."""
-    with transaction.atomic():
+    # Callers usually hold a transaction already (flow_run_create): no savepoint, which would cost two round
+    # trips per new run; an error here rolls back the caller's transaction with it.
+    with transaction.atomic(savepoint=False):
         insert_rows(spec.model, runs, batch_size=BULK_BATCH_SIZE)
         insert_rows(spec.state_model, [row for *_, row, _ in stored], batch_size=BULK_BATCH_SIZE)
         insert_rows(Event, [event for *_, event in stored], batch_size=BULK_BATCH_SIZE)

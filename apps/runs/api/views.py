@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,16 +22,22 @@ from apps.runs.models import FlowRun, TaskRun
 RUN_ORDERING = ["created", "expected_start_time", "start_time", "end_time", "name", "state_type", "updated"]
 
 
-def _set_state(kind: str, run_id, request: Request) -> Response:
-    """The API's hottest write: an existence check without the detail route's queryset and filters, then the
-    engine (which loads and locks the run itself)."""
+def _require_run(kind: str, run_id) -> None:
     if fetch_value(engine.RUN_KINDS[kind].model, run_id, "id") is None:
         raise NotFound(f"no {kind.replace('_', ' ')} with id {run_id}")
+
+
+def _set_state(kind: str, run_id, request: Request) -> Response:
+    """The API's hottest write: no detail route queryset; the engine loads and locks the run itself, and says
+    when it does not exist. An unknown run is a 404 even when the body is invalid too."""
     serializer = s.SetStateSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
+    if not serializer.is_valid():
+        _require_run(kind, run_id)
+        raise ValidationError(serializer.errors)
     state, force, proposed_at = serializer.proposal()
     result = engine.propose_state(kind=kind, run_id=run_id, state=state, force=force, proposed_at=proposed_at)
     if result.state is None and result.run is None:
+        _require_run(kind, run_id)  # the run exists, so the engine refused with nothing to show
         raise NotFound(result.reason or "run not found")
     return Response(result.to_json(), status=status.HTTP_201_CREATED if result.accepted else status.HTTP_200_OK)
 
