@@ -37,6 +37,18 @@ SERVICES: tuple[Service, ...] = (
         "marks Scheduled runs past their start time and grace period as Late",
     ),
     Service(
+        "zombies",
+        "apps.work_pools.services.flow_runs_crash_zombies",
+        10,
+        "crashes Pending and Running runs of a work pool whose worker stopped heartbeating",
+    ),
+    Service(
+        "cancellation_cleanup",
+        "apps.work_pools.services.flow_runs_finish_cancellations",
+        10,
+        "cancels Cancelling runs no worker will stop, and the unfinished task and subflow runs of cancelled runs",
+    ),
+    Service(
         "pause_timeouts",
         "apps.services.pauses.paused_flow_runs_fail_expired",
         10,

@@ -1,15 +1,20 @@
-"""Writes for work pools, their queues and workers. A pool is always created with its `default` queue."""
+"""Writes for work pools, their queues and workers (a pool is always created with its `default` queue), and the
+two server services that end runs nobody executes any more: `zombies` and `cancellation_cleanup`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.errors import Conflict
-from apps.work_pools.models import DEFAULT_QUEUE_NAME, Worker, WorkPool, WorkPoolType, WorkQueue
+from apps.orchestration import engine
+from apps.orchestration.states import TERMINAL_TYPES, Cancelled, Crashed, State, StateType
+from apps.runs.models import FlowRun, TaskRun
+from apps.work_pools.models import DEFAULT_QUEUE_NAME, Worker, WorkPool, WorkPoolType, WorkQueue, heartbeat_cutoff
 
 POOL_EDITABLE_FIELDS = ("description", "concurrency_limit", "paused")
 QUEUE_EDITABLE_FIELDS = ("description", "priority", "concurrency_limit", "paused")
@@ -114,3 +119,134 @@ def worker_heartbeat(*, pool: WorkPool, name: str, now: datetime | None = None) 
             Worker.objects.create(pool=pool, name=name, last_heartbeat_at=now)
     except IntegrityError:  # its first two heartbeats raced
         Worker.objects.filter(pool=pool, name=name).update(last_heartbeat_at=now, updated=now)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Server services (apps/services/registry.py): runs whose worker is gone, and cancellations to finish.
+
+UNFINISHED_TYPES = (
+    StateType.SCHEDULED,
+    StateType.PENDING,
+    StateType.RUNNING,
+    StateType.PAUSED,
+    StateType.CANCELLING,
+)
+# Rounds of cancelling children per pass: a subflow cancelled in one round has its own children cancelled in the
+# next, so nested subflows end in one pass.
+CANCELLATION_ROUNDS = 10
+
+
+def _heartbeats() -> dict[tuple[str, str], datetime]:
+    """The last heartbeat of every worker, by (pool name, worker name)."""
+    rows = Worker.objects.values_list("pool__name", "name", "last_heartbeat_at")
+    return {(pool, name): last for pool, name, last in rows}
+
+
+def _silent_worker(pool_name: str, worker_name: str, heartbeats: dict, cutoff: datetime) -> str | None:
+    """Why the worker counts as gone (a sentence naming it), or None while it is online."""
+    last = heartbeats.get((pool_name, worker_name))
+    if last is None:
+        return f"worker {worker_name!r} of pool {pool_name!r} is not known to the server (it never heartbeated)"
+    if last >= cutoff:
+        return None
+    return f"worker {worker_name!r} stopped heartbeating at {last.isoformat(timespec='seconds')}"
+
+
+def _propose(kind: str, run_id, state: State, seen_at: datetime, *, force_if_refused: bool = False) -> bool:
+    """Propose `state` as of the state seen at `seen_at`: a run that moved on meanwhile is left alone (the engine
+    rejects the proposal as stale). With `force_if_refused`, a proposal the policy refuses while the run is
+    where it was seen is forced. True when a state was stored."""
+    result = engine.propose_state(kind=kind, run_id=run_id, state=state, proposed_at=seen_at)
+    run = result.run
+    if run is None:
+        return False
+    if run.state_timestamp != seen_at:
+        return True
+    if not force_if_refused or run.state_type in {t.value for t in TERMINAL_TYPES}:
+        return False
+    forced = engine.propose_state(kind=kind, run_id=run_id, state=state, force=True)
+    return forced.accepted
+
+
+def flow_runs_crash_zombies(*, now: datetime | None = None) -> int:
+    """The `zombies` service: Pending and Running flow runs of a work pool whose worker went offline (no
+    heartbeat within ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS) are proposed Crashed, naming the worker;
+    the engine's retry rule makes a Running one AwaitingRetry when its flow has retries left. A Pending run no
+    worker recorded itself on within the timeout of its claim is crashed the same way, so nothing stays Pending
+    forever. Returns how many runs were ended or rescheduled.
+
+    A Running run with no worker recorded is left alone: something other than a process worker runs it (a
+    Celery worker, a script), and nothing tells the server whether it is alive."""
+    now = now or timezone.now()
+    cutoff = heartbeat_cutoff(now)
+    candidates = FlowRun.objects.filter(
+        work_pool_name__isnull=False, state_type__in=(StateType.PENDING, StateType.RUNNING)
+    ).values_list("id", "work_pool_name", "worker_name", "state_type", "state_timestamp")
+    heartbeats: dict | None = None
+    crashed = 0
+    for run_id, pool_name, worker_name, state_type, seen_at in candidates.iterator():
+        if worker_name:
+            if heartbeats is None:
+                heartbeats = _heartbeats()
+            reason = _silent_worker(pool_name, worker_name, heartbeats, cutoff)
+        elif state_type == StateType.PENDING and seen_at < cutoff:
+            seconds = settings.ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS
+            reason = f"no worker recorded itself on the run within {seconds:g} seconds of its claim"
+        else:
+            reason = None
+        if reason is None:
+            continue
+        if _propose(engine.FLOW_RUN, run_id, Crashed(message=reason), seen_at):
+            crashed += 1
+    return crashed
+
+
+def flow_runs_finish_cancellations(*, now: datetime | None = None) -> dict[str, int]:
+    """The `cancellation_cleanup` service.
+
+    A Cancelling flow run nobody will stop ends Cancelled: its worker is offline, or it has none (a run of no
+    pool at once; a run of a pool once the heartbeat timeout has passed, so the executor has its chance). Then
+    the unfinished task runs and subflow runs of every Cancelled flow run are Cancelled (forced where the
+    policy refuses), subflows' own children included. Returns the counts per kind."""
+    now = now or timezone.now()
+    cutoff = heartbeat_cutoff(now)
+    counts = {"flow_runs": 0, "task_runs": 0, "subflow_runs": 0}
+    heartbeats: dict | None = None
+    cancelling = FlowRun.objects.filter(state_type=StateType.CANCELLING).values_list(
+        "id", "work_pool_name", "worker_name", "state_timestamp"
+    )
+    for run_id, pool_name, worker_name, seen_at in cancelling.iterator():
+        if pool_name and worker_name:
+            if heartbeats is None:
+                heartbeats = _heartbeats()
+            reason = _silent_worker(pool_name, worker_name, heartbeats, cutoff)
+        elif pool_name and seen_at >= cutoff:
+            reason = None  # a worker that has not recorded itself may still stop it
+        else:
+            reason = "no worker is executing the run"
+        if reason is None:
+            continue
+        if _propose(engine.FLOW_RUN, run_id, Cancelled(message=f"Cancelled: {reason}"), seen_at):
+            counts["flow_runs"] += 1
+
+    for _ in range(CANCELLATION_ROUNDS):
+        changed = 0
+        task_runs = TaskRun.objects.filter(
+            flow_run__state_type=StateType.CANCELLED, state_type__in=UNFINISHED_TYPES
+        ).values_list("id", "state_timestamp")
+        for run_id, seen_at in task_runs.iterator():
+            state = Cancelled(message="Cancelled with its flow run")
+            if _propose(engine.TASK_RUN, run_id, state, seen_at, force_if_refused=True):
+                counts["task_runs"] += 1
+                changed += 1
+        subflow_runs = FlowRun.objects.filter(
+            parent_task_run__flow_run__state_type=StateType.CANCELLED, state_type__in=UNFINISHED_TYPES
+        ).values_list("id", "state_timestamp")
+        for run_id, seen_at in subflow_runs.iterator():
+            state = Cancelled(message="Cancelled with its parent flow run")
+            if _propose(engine.FLOW_RUN, run_id, state, seen_at, force_if_refused=True):
+                counts["subflow_runs"] += 1
+                changed += 1
+        if not changed:
+            break
+    return counts

@@ -53,16 +53,21 @@ class TestRetryFailedRuns:
         assert run.state.message == "boom"
 
     @pytest.mark.parametrize(
-        ("initial", "proposal", "status", "stored"),
+        ("initial", "proposal", "flow_run_gets", "task_run_gets"),
         [
-            ("Running", TimedOut, "REJECT", "AwaitingRetry"),
-            ("Running", Crashed, "ACCEPT", "Crashed"),
-            ("Pending", Failed, "ACCEPT", "Failed"),
-            ("Scheduled", Failed, "ACCEPT", "Failed"),
+            ("Running", TimedOut, ("REJECT", "AwaitingRetry"), ("REJECT", "AwaitingRetry")),
+            ("Running", Crashed, ("REJECT", "AwaitingRetry"), ("ACCEPT", "Crashed")),
+            ("Pending", Crashed, ("ACCEPT", "Crashed"), ("ACCEPT", "Crashed")),
+            ("Pending", Failed, ("ACCEPT", "Failed"), ("ACCEPT", "Failed")),
+            ("Scheduled", Failed, ("ACCEPT", "Failed"), ("ACCEPT", "Failed")),
         ],
     )
-    def test_only_a_failure_while_running_is_retried(self, flow, kind, initial, proposal, status, stored):
-        """A crash is the infrastructure's fault and a failure before starting is not an attempt."""
+    def test_only_a_failure_or_a_flow_run_crash_while_running_is_retried(
+        self, flow, kind, initial, proposal, flow_run_gets, task_run_gets
+    ):
+        """A failure before starting is not an attempt. A flow run whose process or worker died is retried (a
+        worker picks the retry up); a task run crashes with its flow run, whose retry runs it again."""
+        status, stored = flow_run_gets if kind == "flow_run" else task_run_gets
         policy = {"retries": 2}
         run = (
             flow_run_in(flow, initial, empirical_policy=policy)

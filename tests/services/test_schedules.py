@@ -25,7 +25,14 @@ def actions() -> dict[str, str]:
 def test_sync_gives_every_registered_service_an_entry_with_its_default_interval() -> None:
     """Beat runs only what is in its tables: a service without an entry would silently never run."""
     assert actions() == {service.name: "created" for service in services_all()}
-    expected = {"scheduler": 10, "late_runs": 5, "pause_timeouts": 10, "retention": 3600}
+    expected = {
+        "scheduler": 10,
+        "late_runs": 5,
+        "zombies": 10,
+        "cancellation_cleanup": 10,
+        "pause_timeouts": 10,
+        "retention": 3600,
+    }
     for service in services_all():
         task = entry(service.name)
         assert (task.task, json.loads(task.args), task.enabled) == (TASK_NAME, [service.name], True)

@@ -34,7 +34,10 @@ def pause_timeouts_ran(server: RunningServer) -> bool:
 def test_server_start_runs_the_services_within_seconds_and_stops_them_on_ctrl_c(tmp_path: Path) -> None:
     """`make run` is the whole product on one machine: scheduling must work with no broker installed."""
     with start_server(home=tmp_path / "home", settings=SHORT_INTERVALS) as server:
-        banner = "services: scheduler, late_runs, pause_timeouts, retention (Celery Beat and a worker, embedded broker)"
+        banner = (
+            "services: scheduler, late_runs, zombies, cancellation_cleanup, pause_timeouts, retention"
+            " (Celery Beat and a worker, embedded broker)"
+        )
         assert banner in server.output()
         api = httpx.Client(base_url=server.api_url + "/", timeout=30)
         flow = api.post("flows/", json={"name": "etl"}).json()

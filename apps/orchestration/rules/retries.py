@@ -26,12 +26,15 @@ def retry_delay_seconds(policy: dict, run_count: int) -> float:
 
 
 class RetryFailedRuns(Rule):
-    """RUNNING -> FAILED with retries left becomes AwaitingRetry, scheduled after the configured delay."""
+    """RUNNING -> FAILED with retries left becomes AwaitingRetry, scheduled after the configured delay. So does a
+    flow run's RUNNING -> CRASHED (its process or worker died): a worker picks the retry up again."""
 
     FROM_STATES = frozenset({StateType.RUNNING})
-    TO_STATES = frozenset({StateType.FAILED})
+    TO_STATES = frozenset({StateType.FAILED, StateType.CRASHED})
 
     def before_transition(self, context: TransitionContext) -> None:
+        if context.proposed_type == StateType.CRASHED and context.kind != "flow_run":
+            return  # a task run crashes with its flow run's process; the flow run's retry runs it again
         policy = context.run.empirical_policy or {}
         retries = int(policy.get("retries") or 0)
         if context.run.run_count > retries:
