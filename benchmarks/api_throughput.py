@@ -4,6 +4,8 @@ For SQLite and PostgreSQL, with 1 and 16 concurrent clients:
 - reads: GET /api/flow_runs/?state_type=COMPLETED&tags=bench&limit=10 over 10,000 runs;
 - writes: create a flow run (Pending) and move it to RUNNING then COMPLETED (3 state transitions).
 Prints requests/s, state transitions/s, errors, p50/p95/p99, and the server's resident memory afterwards.
+Clients are threads with one keep-alive connection each (common.LoadClient, on http.client: the load generator
+shares the machine's cores with the server, so it must cost little).
 
     .venv/bin/python benchmarks/api_throughput.py [--databases sqlite,postgresql] [--seconds 10] [--server-workers 1]
 """
@@ -21,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import database, environment, percentiles, server  # noqa: E402
+from common import LoadClient, database, environment, percentiles, server  # noqa: E402
 
 SEED_RUNS = 10_000
 
@@ -37,7 +39,7 @@ def _load(api_url: str, clients: int, seconds: float, work) -> dict:
         local: list[float] = []
         local_errors = 0
         local_transitions = 0
-        with httpx.Client(base_url=api_url + "/", timeout=30) as client:
+        with LoadClient(api_url) as client:
             while time.monotonic() < stop_at:
                 try:
                     done = work(client, local)
@@ -65,7 +67,7 @@ def _load(api_url: str, clients: int, seconds: float, work) -> dict:
     }
 
 
-def _timed(client: httpx.Client, samples: list[float], method: str, path: str, **kwargs) -> dict:
+def _timed(client: LoadClient, samples: list[float], method: str, path: str, **kwargs) -> dict:
     started = time.perf_counter()
     response = client.request(method, path, **kwargs)
     samples.append(time.perf_counter() - started)
@@ -74,13 +76,13 @@ def _timed(client: httpx.Client, samples: list[float], method: str, path: str, *
     return response.json()
 
 
-def read_work(client: httpx.Client, samples: list[float]) -> int:
+def read_work(client: LoadClient, samples: list[float]) -> int:
     _timed(client, samples, "GET", "flow_runs/", params={"state_type": "COMPLETED", "tags": "bench", "limit": 10})
     return 0
 
 
 def make_write_work(flow_id: str):
-    def write_work(client: httpx.Client, samples: list[float]) -> int:
+    def write_work(client: LoadClient, samples: list[float]) -> int:
         run = _timed(client, samples, "POST", "flow_runs/", json={"flow": flow_id})
         for state_type in ("RUNNING", "COMPLETED"):
             answer = _timed(
