@@ -133,6 +133,11 @@ class DatabaseBackend:
         run = flow_run_get(run_id=uuid.UUID(run_id))
         return [] if run is None else self._json(StateRecordSerializer(flow_run_states(run=run), many=True).data)
 
+    def work_pool_exists(self, name: str) -> bool:
+        from apps.work_pools.selectors import work_pool_get
+
+        return work_pool_get(name=name) is not None
+
     def upcoming_runs(self, deployment_id: str, limit: int = 5) -> list[dict[str, Any]]:
         from apps.deployments.selectors import deployment_upcoming_runs
         from apps.runs.api.serializers import FlowRunSerializer
@@ -205,6 +210,17 @@ class HttpBackend:
 
     def run_states(self, run_id: str) -> list[dict[str, Any]]:
         return self._request("GET", f"flow_runs/{run_id}/states/")
+
+    def work_pool_exists(self, name: str) -> bool:
+        from urllib.parse import quote
+
+        import httpx
+
+        try:
+            response = self.client.get(f"work_pools/{quote(name, safe='')}/")
+        except httpx.TransportError as exc:
+            raise CommandError(f"cannot reach the API at {self.client.base_url}: {exc}") from None
+        return response.status_code == 200
 
     def upcoming_runs(self, deployment_id: str, limit: int = 5) -> list[dict[str, Any]]:
         params = {"deployment": deployment_id, "state_type": "SCHEDULED", "ordering": "expected_start_time"}

@@ -28,6 +28,7 @@ from apps.orchestration import engine
 from apps.orchestration.states import Late, Scheduled, StateType
 from apps.runs import services as run_services
 from apps.runs.models import FlowRun
+from apps.work_pools.services import work_pool_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,9 @@ def deployment_upsert(
                 changed = _apply_values(deployment, values)
         if not created:
             deployment.save()
+        if deployment.work_pool_name:
+            # Deploying to a pool that does not exist yet creates it (a process pool with its default queue).
+            work_pool_ensure(name=deployment.work_pool_name)
         stale_schedule_ids = _replace_schedules(deployment, schedules) if schedules is not None else []
         if not created:
             if deployment.paused or any(field in changed for field in RUN_SHAPING_FIELDS):

@@ -7,6 +7,7 @@ pool before it exists (deploying creates it).
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -40,7 +41,7 @@ class WorkPool(BaseModel):
 
     @property
     def worker_command(self) -> str:
-        return f"orchestrator worker start --pool {self.name}"
+        return f"orchestrator worker start --pool {shlex.quote(self.name)}"
 
 
 class WorkQueue(BaseModel):

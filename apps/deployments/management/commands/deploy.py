@@ -4,6 +4,7 @@ deployment of a flow for workers (an upsert: deploying again updates it and resc
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import sys
 import uuid
 from pathlib import Path
@@ -102,8 +103,11 @@ class Command(OrchestratorCommand):
         except (TypeError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         source = backend()
+        pool_existed = source.work_pool_exists(options["pool"])
         deployment, created = source.upsert(body)
         reference = f"{deployment['flow_name']}/{deployment['name']}"
+        if not pool_existed:
+            self.stdout.write(f"Created work pool {options['pool']!r} (type process, with its default queue)")
         self.stdout.write(f"Deployment {reference!r} {'created' if created else 'updated'} ({deployment['id']})")
         self.stdout.write(f"  entrypoint: {deployment['entrypoint']}")
         self.stdout.write(f"  work pool:  {deployment['work_pool_name']}")
@@ -113,3 +117,5 @@ class Command(OrchestratorCommand):
         for run in upcoming:
             self.stdout.write(f"  next run:   {run['expected_start_time']} ({run['name']})")
         self.stdout.write(f"Run it now: orchestrator deployment run '{reference}'")
+        pool = shlex.quote(deployment["work_pool_name"])
+        self.stdout.write(f"Start a worker: orchestrator worker start --pool {pool}")

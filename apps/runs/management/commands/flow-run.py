@@ -1,4 +1,5 @@
-"""`orchestrator flow-run ls|inspect|logs`: list flow runs, show one run with its state history, print its logs.
+"""`orchestrator flow-run ls|inspect|logs|cancel`: list flow runs, show one run with its state history, print its
+logs, cancel it.
 
 Rows are the API's JSON shapes (a run as `GET /api/flow_runs/{id}/` returns it, states as `.../states/`), read
 through the ORM by `DatabaseReader`, or from the server by `HttpReader` when ORCHESTRATOR_API_URL is set.
@@ -48,6 +49,14 @@ class DatabaseReader:
     def logs(self, *, run_id: uuid.UUID, since: str | None) -> list[dict[str, Any]]:
         return list(LogSerializer(selectors_logs.logs_for_flow_run(flow_run_id=run_id, since=since), many=True).data)
 
+    def cancel(self, *, run_id: uuid.UUID) -> dict[str, Any] | None:
+        """Propose Cancelling through the engine; the answer as `POST .../set_state/` gives it (None: no run)."""
+        from apps.orchestration import engine
+        from apps.orchestration.states import Cancelling
+
+        result = engine.propose_state(kind=engine.FLOW_RUN, run_id=run_id, state=Cancelling())
+        return None if result.run is None else json.loads(json.dumps(result.to_json()))
+
 
 class HttpReader:
     """Reads the same shapes from the server's REST API (ORCHESTRATOR_API_URL)."""
@@ -88,6 +97,19 @@ class HttpReader:
         if run is None:
             return None
         return run, self._get(f"flow_runs/{run_id}/states/") or []
+
+    def cancel(self, *, run_id: uuid.UUID) -> dict[str, Any] | None:
+        import httpx
+
+        try:
+            response = self.client.post(f"flow_runs/{run_id}/set_state/", json={"state": {"type": "CANCELLING"}})
+        except httpx.TransportError as exc:
+            raise CommandError(f"cannot reach the API at {self.client.base_url}: {exc}") from None
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise CommandError(f"the API answered {response.status_code}: {response.text[:200]}")
+        return response.json()
 
     def logs(self, *, run_id: uuid.UUID, since: str | None) -> list[dict[str, Any]]:
         params = {"flow_run": str(run_id), "limit": 1000, "ordering": "timestamp"}
@@ -180,7 +202,7 @@ class Command(OrchestratorCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(
-            dest="action", required=True, parser_class=OneLineErrorParser, metavar="{ls,inspect,logs}"
+            dest="action", required=True, parser_class=OneLineErrorParser, metavar="{ls,inspect,logs,cancel}"
         )
         ls = actions.add_parser("ls", help="list the newest flow runs")
         ls.add_argument(
@@ -197,6 +219,8 @@ class Command(OrchestratorCommand):
         logs = actions.add_parser("logs", help="print a flow run's logs (and its tasks')")
         logs.add_argument("id", metavar="ID", help="the flow run's id")
         logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the run ends")
+        cancel = actions.add_parser("cancel", help="cancel a flow run (its worker stops its process)")
+        cancel.add_argument("id", metavar="ID", help="the flow run's id")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "ls":
@@ -214,6 +238,9 @@ class Command(OrchestratorCommand):
         except ValueError:
             raise CommandError(f"{options['id']!r} is not a flow run id (ids are UUIDs)") from None
         source = reader()
+        if action == "cancel":
+            self.cancel(source, run_id)
+            return
         found = source.flow_run(run_id=run_id)
         if found is None:
             raise CommandError(f"no flow run with id {run_id}")
@@ -221,6 +248,22 @@ class Command(OrchestratorCommand):
             self.render_detail(*found)
         else:
             self.print_logs(source, run_id, follow=options["follow"])
+
+    def cancel(self, source: DatabaseReader | HttpReader, run_id: uuid.UUID) -> None:
+        """Propose Cancelling and print what the run became: Cancelled at once when it had not started, else
+        Cancelling until its worker has stopped its process."""
+        answer = source.cancel(run_id=run_id)
+        if answer is None:
+            raise CommandError(f"no flow run with id {run_id}")
+        state = answer.get("state") or {}
+        label = format_state({"state_name": state.get("name"), "state_type": state.get("type")})
+        if state.get("type") == StateType.CANCELLED:
+            self.stdout.write(f"Flow run {run_id} cancelled: {label}")
+        elif state.get("type") == StateType.CANCELLING:
+            self.stdout.write(f"Flow run {run_id} is {label}: its worker stops its process, then it is Cancelled")
+        else:
+            reason = (answer.get("details") or {}).get("reason") or answer.get("status")
+            raise CommandError(f"flow run {run_id} cannot be cancelled: {reason}")
 
     def print_logs(self, source: DatabaseReader | HttpReader, run_id: uuid.UUID, *, follow: bool) -> None:
         """Print the run's log lines in time order; with follow, poll for new ones until the run is final."""
