@@ -113,14 +113,14 @@ class WorkPoolViewSet(viewsets.GenericViewSet):
         serializer = s.GetScheduledFlowRunsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if data.get("worker_name"):
-            services.worker_heartbeat(pool=pool, name=data["worker_name"])
         runs = selectors.flow_runs_due(
             pool=pool,
             before=data.get("scheduled_before"),
             limit=data["limit"],
             queue_names=data.get("work_queue_names"),
         )
+        if data.get("worker_name"):
+            services.worker_heartbeat(pool=pool, name=data["worker_name"])
         return Response(FlowRunSerializer(runs, many=True).data)
 
     @extend_schema(request=s.WorkerHeartbeatSerializer, responses=dict)
