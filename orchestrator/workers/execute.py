@@ -26,8 +26,9 @@ ORPHANED_EXIT_CODE = 3
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Ask for SIGKILL when the parent exits (Linux); exit now if the worker that started us is gone."""
+def die_with_parent(expected_parent: int | None = None) -> None:
+    """Ask for SIGKILL when the parent exits (Linux); exit now if the parent that started us (by default the
+    worker named by ORCHESTRATOR_WORKER_PID) is already gone."""
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
@@ -37,9 +38,11 @@ def die_with_parent() -> None:
             libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         except (OSError, AttributeError):  # no prctl: the worker's heartbeat timeout still ends the run
             pass
-    expected = os.environ.get(WORKER_PID_VARIABLE)
-    if expected and expected.isdigit() and os.getppid() != int(expected):
-        sys.stderr.write("orchestrator.workers.execute: the worker that started this run is gone; exiting\n")
+    if expected_parent is None:
+        variable = os.environ.get(WORKER_PID_VARIABLE, "")
+        expected_parent = int(variable) if variable.isdigit() else None
+    if expected_parent is not None and os.getppid() != expected_parent:
+        sys.stderr.write("orchestrator.workers: the worker that started this process is gone; exiting\n")
         os._exit(ORPHANED_EXIT_CODE)
 
 

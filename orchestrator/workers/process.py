@@ -6,8 +6,9 @@ One thread, one loop (docs/workers.md, "the claim protocol"). Each turn it:
 - polls every ORCHESTRATOR_WORKER_POLL_SECONDS for runs due before now + ORCHESTRATOR_WORKER_PREFETCH_SECONDS,
   at most its free slots, and holds them in a heap until their expected start time;
 - claims each run as it comes due (SCHEDULED -> PENDING through the engine: ACCEPT means it is ours, anything
-  else means another worker took it or it moved on) and starts `python -m orchestrator.workers.execute RUN_ID`
-  in a new process group, then records `worker_name` and `infrastructure_pid` on the run;
+  else means another worker took it or it moved on) and starts the run's process (forked by the worker's
+  launcher, see launcher.py: `orchestrator.workers.execute` in a session and process group of its own), then
+  records `worker_name` and `infrastructure_pid` on the run;
 - heartbeats every ORCHESTRATOR_WORKER_HEARTBEAT_SECONDS while it has runs, and stops the process group of each
   run the answer lists as cancelling (SIGTERM, SIGKILL after ORCHESTRATOR_WORKER_KILL_GRACE_SECONDS).
 Between turns it sleeps until the next thing is due; a child's exit (SIGCHLD) or a stop signal wakes it.
@@ -26,8 +27,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from apps.orchestration.states import TERMINAL_TYPES, Cancelled, Crashed, Pendin
 from orchestrator import config
 from orchestrator.sdk.exceptions import APIError
 from orchestrator.workers.execute import WORKER_PID_VARIABLE
+from orchestrator.workers.launcher import ForkServer, LauncherError
 
 logger = logging.getLogger("orchestrator.worker")
 
@@ -63,11 +63,12 @@ class HeldRun:
 
 @dataclass
 class ActiveRun:
-    """A claimed run and the subprocess executing it."""
+    """A claimed run and the process executing it (the leader of its own process group)."""
 
     id: str
     label: str
-    process: subprocess.Popen
+    pid: int
+    launcher_generation: int
     cancelling: bool = False
     kill_at: float | None = None
     stopped_by_worker: bool = False
@@ -136,6 +137,8 @@ class ProcessWorker:
         self.client = HttpClient(api_url, self.api_key)
         self.poll_client = HttpClient(api_url, self.api_key, retries=0)
         self._echo = echo or (lambda line: print(line, flush=True))
+        self._wake = threading.Event()
+        self.launcher = ForkServer(self._child_env(), on_exit=self._wake.set)
         self.held: list[HeldRun] = []
         self.held_ids: set[str] = set()
         self.active: dict[str, ActiveRun] = {}
@@ -143,7 +146,6 @@ class ProcessWorker:
         self.stopping = False
         self.signals_received = 0
         self._sequence = itertools.count()
-        self._wake = threading.Event()
         self._next_poll = 0.0
         self._next_heartbeat = 0.0
         self._unreachable: str | None = None
@@ -182,6 +184,7 @@ class ProcessWorker:
             signal.signal(signal.SIGCHLD, self._on_child_exit)
         queues = ", ".join(self.queues) if self.queues else "all"
         limit = self.limit if self.limit else "none"
+        self.launcher.start()  # it warms up while the worker polls
         self.echo(f"Worker {self.name!r} started: pool {self.pool!r}, queues: {queues}, limit: {limit}")
         announced_stop = killed = False
         try:
@@ -207,7 +210,6 @@ class ProcessWorker:
                 if not self.stopping and now >= self._next_poll:
                     self._poll()
                     self._next_poll = time.monotonic() + self.poll_seconds
-                    self._next_heartbeat = time.monotonic() + self.heartbeat_seconds  # the poll was one
                 if self.active and time.monotonic() >= self._next_heartbeat:
                     self._heartbeat()
                     self._next_heartbeat = time.monotonic() + self.heartbeat_seconds
@@ -215,6 +217,7 @@ class ProcessWorker:
                     self._start_due_runs()
                 self._wake.wait(self._sleep_seconds())
         finally:
+            self.launcher.close()
             self.client.close()
             self.poll_client.close()
         self.echo(f"Worker {self.name!r} stopped.")
@@ -244,8 +247,7 @@ class ProcessWorker:
     def _poll(self) -> None:
         free = self.free_slots()
         if free == 0:
-            self._heartbeat()  # what the poll would have recorded
-            return
+            return  # nothing to take; with runs in progress, the heartbeat keeps the worker online
         wall_now = datetime.now(UTC)
         try:
             runs = self.poll_client.get_scheduled_flow_runs(
@@ -304,32 +306,27 @@ class ProcessWorker:
             return
         self._launch(run_id, _label(run))
 
-    def _launch(self, run_id: str, label: str) -> None:
+    def _child_env(self) -> dict[str, str]:
+        """The environment of the launcher and so of every run's process: the worker's, with its API settings."""
         env = dict(os.environ)
-        env.update(
-            ORCHESTRATOR_API_URL=self.api_url,
-            PYTHONUNBUFFERED="1",
-            **{WORKER_PID_VARIABLE: str(os.getpid())},
-        )
+        env.update(ORCHESTRATOR_API_URL=self.api_url, PYTHONUNBUFFERED="1", **{WORKER_PID_VARIABLE: str(os.getpid())})
         if self.api_key:
             env["ORCHESTRATOR_API_KEY"] = self.api_key
+        return env
+
+    def _launch(self, run_id: str, label: str) -> None:
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator.workers.execute", run_id],
-                start_new_session=True,
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
-        except OSError as exc:
+            pid = self.launcher.launch(run_id)
+        except (LauncherError, OSError) as exc:
             message = f"worker {self.name!r} could not start the run's process: {exc}"
             self.echo(f"Could not start {label}: {exc}")
             self.reports.append(PendingReport(run_id, label, Crashed(message=message)))
             return
-        self.active[run_id] = ActiveRun(id=run_id, label=label, process=process)
-        self.echo(f"Started {label} in process {process.pid}")
+        self.active[run_id] = ActiveRun(id=run_id, label=label, pid=pid, launcher_generation=self.launcher.generation)
+        self.echo(f"Started {label} in process {pid}")
         try:
             self.client.update_flow_run(
-                run_id, {"worker_name": self.name, "infrastructure_pid": f"{self.hostname}:{process.pid}"}
+                run_id, {"worker_name": self.name, "infrastructure_pid": f"{self.hostname}:{pid}"}
             )
         except Exception as exc:  # the run goes on; the heartbeat still names it
             logger.warning("could not record the worker of %s: %s", run_id, exc)
@@ -352,16 +349,16 @@ class ProcessWorker:
     def _cancel(self, run: ActiveRun) -> None:
         run.cancelling = True
         run.kill_at = time.monotonic() + self.kill_grace_seconds
-        self.echo(f"Cancelling {run.label}: SIGTERM to process group {run.process.pid}")
+        self.echo(f"Cancelling {run.label}: SIGTERM to process group {run.pid}")
         self._signal_group(run, signal.SIGTERM)
 
     def _signal_group(self, run: ActiveRun, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(run.process.pid, sig)  # start_new_session: the group's id is the child's pid
+            os.killpg(run.pid, sig)  # the run's process leads its own session: the group's id is its pid
 
     def _enforce_kills(self, now: float) -> None:
         for run in self.active.values():
-            if run.kill_at is not None and now >= run.kill_at and run.process.poll() is None:
+            if run.kill_at is not None and now >= run.kill_at:
                 self.echo(f"{run.label} did not stop within {self.kill_grace_seconds:g}s: SIGKILL")
                 self._signal_group(run, signal.SIGKILL)
                 run.kill_at = None
@@ -375,9 +372,11 @@ class ProcessWorker:
 
     def _reap(self) -> None:
         for run_id, run in list(self.active.items()):
-            code = run.process.poll()
-            if code is None:
+            code = self.launcher.exit_code(run.pid)
+            if code is None and not self.launcher.ended(run.launcher_generation):
                 continue
+            if code is None:  # the launcher died, and its children with it (PR_SET_PDEATHSIG)
+                code = -signal.SIGKILL
             del self.active[run_id]
             if run.cancelling or run.stopped_by_worker:
                 self._signal_group(run, signal.SIGKILL)  # whatever the flow started in its group goes too

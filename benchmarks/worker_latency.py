@@ -1,0 +1,192 @@
+"""Pickup latency of a work pool's worker against a real `orchestrator server start` on loopback.
+
+For each pool type: create the pool and a deployment of a flow that does nothing, start one worker, create
+`--runs` runs due now, spaced `--spacing` seconds apart (so it measures pickup, not a burst queueing on a
+small machine), wait until all are Completed, then read each run's state history and print p50/p95/max of
+    Running - expected start    (the claim, the subprocess start, the flow's first state change)
+    Completed - expected start
+plus what a run's subprocess costs to start (interpreter + imports of `orchestrator.workers.execute`).
+
+    .venv/bin/python benchmarks/worker_latency.py [--databases sqlite,postgresql] [--pools process] [--runs 50]
+
+A run created to start now waits for the worker's next poll: half of ORCHESTRATOR_WORKER_POLL_SECONDS (1 s)
+on average. Runs scheduled ahead are prefetched and held until their time, so they do not pay that wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ORCHESTRATOR, database, environment, percentiles, server  # noqa: E402
+
+FLOW_FILE = textwrap.dedent(
+    """
+    from orchestrator import flow
+
+
+    @flow
+    def noop():
+        return None
+    """
+)
+
+
+def _seconds(later: str, earlier: str) -> float:
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
+
+
+def subprocess_start_seconds(repeat: int = 5) -> float:
+    """Median wall time of `python -c "import orchestrator.workers.execute, orchestrator.sdk.engine"`: what each
+    run's subprocess pays before its first request."""
+    code = "import orchestrator.workers.execute, orchestrator.sdk.engine, orchestrator.sdk.client, httpx"
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def run_process_pool(api_url: str, env: dict[str, str], runs: int, spacing: float) -> list[dict]:
+    """Start one `orchestrator worker start` on a new process pool and time `runs` runs due now."""
+    api = httpx.Client(base_url=api_url + "/", timeout=30)
+    pool = f"bench-process-{uuid.uuid4().hex[:6]}"
+    api.post("work_pools/", json={"name": pool, "type": "process"}).raise_for_status()
+    code_dir = Path(tempfile.mkdtemp(prefix="orch-bench-flows-"))
+    (code_dir / "bench_flows.py").write_text(FLOW_FILE)
+    deployment = api.post(
+        "deployments/",
+        json={
+            "flow_name": "noop",
+            "name": "latency",
+            "entrypoint": "bench_flows.py:noop",
+            "path": str(code_dir),
+            "work_pool_name": pool,
+        },
+    )
+    deployment.raise_for_status()
+    worker = subprocess.Popen(
+        [ORCHESTRATOR, "worker", "start", "--pool", pool],
+        env={**env, "ORCHESTRATOR_API_URL": api_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_worker(api, pool)
+        return _time_runs(api, deployment.json()["id"], runs, spacing)
+    finally:
+        worker.send_signal(2)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        api.close()
+
+
+def run_celery_pool(api_url: str, env: dict[str, str], runs: int, spacing: float) -> list[dict]:
+    """The celery pool variant: create a `celery` pool and its deployment, start `orchestrator worker start
+    --pool P` (a Celery worker on the pool's queue), then `_time_runs(...)` exactly as the process pool does."""
+    raise NotImplementedError("the celery pool is not built yet")
+
+
+POOLS: dict[str, Callable[[str, dict[str, str], int, float], list[dict]]] = {
+    "process": run_process_pool,
+    "celery": run_celery_pool,
+}
+
+
+def _wait_for_worker(api: httpx.Client, pool: str, timeout: float = 60.0) -> None:
+    """Wait until the pool's worker has polled once (its first poll records it), so runs measure pickup only."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = api.get(f"work_pools/{pool}/workers/").json()
+        if answer["results"] if isinstance(answer, dict) else answer:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"no worker of pool {pool!r} polled within {timeout:.0f} s")
+
+
+def _time_runs(api: httpx.Client, deployment_id: str, runs: int, spacing: float) -> list[dict]:
+    """Create the runs (due now) `spacing` seconds apart, wait for them all to finish, return their histories."""
+    run_ids = []
+    for _ in range(runs):
+        answer = api.post(f"deployments/{deployment_id}/create_flow_run/", json={})
+        answer.raise_for_status()
+        run_ids.append(answer.json()["id"])
+        time.sleep(spacing)
+    deadline = time.monotonic() + 120
+    finished: dict[str, dict] = {}
+    while len(finished) < len(run_ids):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(finished)} of {len(run_ids)} runs finished within 120 s")
+        for run_id in run_ids:
+            if run_id not in finished:
+                run = api.get(f"flow_runs/{run_id}/").json()
+                if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                    finished[run_id] = run
+        time.sleep(0.2)
+    histories = []
+    for run_id in run_ids:
+        states = api.get(f"flow_runs/{run_id}/states/").json()
+        states = states["results"] if isinstance(states, dict) else states
+        histories.append({"run": finished[run_id], "states": states})
+    return histories
+
+
+def summarise(label: str, histories: list[dict]) -> None:
+    to_running, to_completed, failed = [], [], 0
+    for history in histories:
+        run = history["run"]
+        if run["state_type"] != "COMPLETED":
+            failed += 1
+            continue
+        by_type = {state["type"]: state["timestamp"] for state in history["states"]}
+        to_running.append(_seconds(by_type["RUNNING"], run["expected_start_time"]))
+        to_completed.append(_seconds(by_type["COMPLETED"], run["expected_start_time"]))
+    for name, samples in (("Running - expected start", to_running), ("Completed - expected start", to_completed)):
+        figures = percentiles(samples)
+        print(
+            f"{label:24} {name:27} p50 {figures['p50']:7.0f} ms  p95 {figures['p95']:7.0f} ms"
+            f"  max {max(samples, default=0) * 1000:7.0f} ms  ({len(samples)} runs, {failed} not Completed)",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--pools", default="process", help="comma-separated pool types: process, celery")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--spacing", type=float, default=0.1, help="seconds between the creation of two runs")
+    options = parser.parse_args()
+    print(
+        f"{options.runs} runs due now, created {options.spacing * 1000:.0f} ms apart (pickup, not a burst); "
+        f"one worker with the default poll interval (1 s)",
+        flush=True,
+    )
+    print(f"a run's subprocess start (interpreter + imports): {subprocess_start_seconds() * 1000:.0f} ms", flush=True)
+    for kind in options.databases.split(","):
+        with database(kind.strip()) as (home, database_url):
+            with server(home, database_url, "--no-services") as running:
+                env = environment(home, database_url)
+                for pool_type in options.pools.split(","):
+                    histories = POOLS[pool_type.strip()](running.api_url, env, options.runs, options.spacing)
+                    summarise(f"{kind} {pool_type} pool", histories)
+
+
+if __name__ == "__main__":
+    main()
