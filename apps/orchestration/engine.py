@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -72,14 +72,16 @@ def propose_state(
     state: State,
     force: bool = False,
     proposed_at: datetime | None = None,
+    occurred_at: datetime | None = None,
 ) -> OrchestrationResult:
-    """Propose `state` for the run; the policy decides. `force=True` skips the policy, never the record."""
+    """Propose `state` for the run; the policy decides. `force=True` skips the policy, never the record.
+    `occurred_at` records a transition a client already made (see `_recorded_time`)."""
     spec = RUN_KINDS[kind]
     with transaction.atomic():
         run = fetch_row(spec.model, run_id, for_update=True)
         if run is None:
             return OrchestrationResult(Status.ABORT, None, "the run does not exist (it may have been deleted)")
-        return _orchestrate(spec, kind, run, state, force=force, proposed_at=proposed_at)
+        return _orchestrate(spec, kind, run, state, force=force, proposed_at=proposed_at, occurred_at=occurred_at)
 
 
 def set_initial_state(*, kind: str, run: Any, state: State) -> OrchestrationResult:
@@ -113,6 +115,9 @@ def set_initial_states(*, kind: str, run: Any, states: list[State]) -> Orchestra
     return OrchestrationResult(decision.status, run.state, decision.reason, decision.delay_seconds, run)
 
 
+# How far back a client's recorded transition may be dated (see `_recorded_time`).
+RECORDED_TIME_MAX_AGE = timedelta(days=1)
+
 # Rows per INSERT statement when writing runs in bulk (well under every database's bound-parameter limit).
 BULK_BATCH_SIZE = 500
 
@@ -136,6 +141,37 @@ def set_initial_states_in_bulk(*, kind: str, runs: list[Any], states: list[State
     return results
 
 
+def set_initial_histories_in_bulk(
+    *, kind: str, runs: list[Any], histories: list[list[tuple[State, datetime | None]]]
+) -> list[OrchestrationResult]:
+    """Record new, unsaved runs with the states a client already took them through, each (state, when) in
+    order through the policy, as `set_initial_states` does for one run; then write all the runs, history rows
+    and events with one multi-row INSERT per table. A run whose first state is refused is not written."""
+    spec = RUN_KINDS[kind]
+    results: list[OrchestrationResult] = []
+    stored: list[tuple[TransitionContext, list[Rule], Any, Event]] = []
+    written: list[Any] = []
+    for run, history in zip(runs, histories, strict=True):
+        if not run._state.adding:
+            raise ValueError("set_initial_histories_in_bulk only takes runs that are not saved yet")
+        if not history:
+            raise ValueError("every run needs at least one state")
+        decision: TransitionContext | None = None
+        for state, occurred_at in history:
+            decision, applied = _decide(spec, kind, run, state, force=False, proposed_at=None, occurred_at=occurred_at)
+            if decision.validated_state is None:
+                break
+            state_row, event = _prepare_rows(spec, decision)
+            stored.append((decision, applied, state_row, event))
+            if decision.status != Status.ACCEPT:
+                break
+        if run.state_id is not None:
+            written.append(run)
+        results.append(OrchestrationResult(decision.status, run.state, decision.reason, decision.delay_seconds, run))
+    _write_new_runs(spec, written, stored)
+    return results
+
+
 def _write_new_runs(
     spec: RunKind, runs: list[Any], stored: list[tuple[TransitionContext, list[Rule], Any, Event]]
 ) -> None:
@@ -153,7 +189,14 @@ def _write_new_runs(
 
 
 def _decide(
-    spec: RunKind, kind: str, run: Any, state: State, *, force: bool, proposed_at: datetime | None
+    spec: RunKind,
+    kind: str,
+    run: Any,
+    state: State,
+    *,
+    force: bool,
+    proposed_at: datetime | None,
+    occurred_at: datetime | None = None,
 ) -> tuple[TransitionContext, list[Rule]]:
     """Apply the policy's rules in order; the first refusal ends the evaluation."""
     context = TransitionContext(
@@ -161,7 +204,7 @@ def _decide(
         kind=kind,
         initial_state=run.state,
         proposed_state=state,
-        now=timezone.now(),
+        now=_recorded_time(run, occurred_at),
         force=force,
         proposed_at=proposed_at,
     )
@@ -181,10 +224,29 @@ def _decide(
     return context, applied
 
 
+def _recorded_time(run: Any, occurred_at: datetime | None) -> datetime:
+    """When a transition happened: now, or for a client recording what already happened (task runs it ran
+    without waiting for the server), the client's time, kept between the run's current state and now."""
+    now = timezone.now()
+    if occurred_at is None:
+        return now
+    earliest = now - RECORDED_TIME_MAX_AGE  # a wrong clock must not give a run a start in year 1
+    if run.state_timestamp is not None:
+        earliest = max(earliest, run.state_timestamp)
+    return min(max(occurred_at, earliest), now)
+
+
 def _orchestrate(
-    spec: RunKind, kind: str, run: Any, state: State, *, force: bool, proposed_at: datetime | None
+    spec: RunKind,
+    kind: str,
+    run: Any,
+    state: State,
+    *,
+    force: bool,
+    proposed_at: datetime | None,
+    occurred_at: datetime | None = None,
 ) -> OrchestrationResult:
-    context, applied = _decide(spec, kind, run, state, force=force, proposed_at=proposed_at)
+    context, applied = _decide(spec, kind, run, state, force=force, proposed_at=proposed_at, occurred_at=occurred_at)
     if context.validated_state is None:
         return OrchestrationResult(context.status, run.state, context.reason, context.delay_seconds, run)
 

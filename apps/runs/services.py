@@ -199,3 +199,83 @@ def task_run_update(*, run: TaskRun, name: str | None = None, tags: list[str] | 
     if fields:
         run.save(update_fields=[*fields, "updated"])
     return run
+
+
+def task_runs_record(
+    *, task_runs: list[dict[str, Any]], states: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Record what clients already did: new task runs with the states they went through, then later states
+    of task runs. The SDK runs simple tasks (no cache key, no tags, no retries) without waiting for the server,
+    whose policy cannot refuse them, and sends batches of these records in the background.
+
+    Each state still goes through the engine's policy, at the client's time (kept between the run's current
+    state and now). Runs already recorded (a batch sent twice) and runs of unknown flow runs are skipped and
+    reported; answers are `(task run answers, state answers)`, in the order given."""
+    try:
+        return _task_runs_record(task_runs, states)
+    except IntegrityError as exc:
+        raise Conflict(
+            "a task run with the same flow run, task key and dynamic key is already recorded", field="task_runs"
+        ) from exc
+
+
+def _task_runs_record(
+    task_runs: list[dict[str, Any]], states: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    run_answers: list[dict[str, Any]] = []
+    state_answers: list[dict[str, Any]] = []
+    with transaction.atomic():
+        ids = [item["id"] for item in task_runs]
+        existing = {str(pk) for pk in TaskRun.objects.filter(pk__in=ids).values_list("pk", flat=True)}
+        flow_run_ids = {item["flow_run"] for item in task_runs if item.get("flow_run")}
+        known_flow_runs = {str(pk) for pk in FlowRun.objects.filter(pk__in=flow_run_ids).values_list("pk", flat=True)}
+        new_runs, histories, positions = [], [], []
+        for item in task_runs:
+            run_id = str(item["id"])
+            if run_id in existing:
+                run_answers.append({"id": run_id, "status": "EXISTS"})
+                continue
+            if item.get("flow_run") and str(item["flow_run"]) not in known_flow_runs:
+                run_answers.append({"id": run_id, "status": "NOT_FOUND", "reason": "no such flow run"})
+                continue
+            existing.add(run_id)  # the same id twice in one batch: the first one counts
+            task_key = item["task_key"]
+            new_runs.append(
+                TaskRun(
+                    id=item["id"],
+                    flow_run_id=item.get("flow_run"),
+                    task_key=task_key,
+                    dynamic_key=item.get("dynamic_key") or "0",
+                    name=item.get("name") or f"{task_key.rsplit('.', 1)[-1]}-{generate_run_name()}",
+                    tags=item.get("tags") or [],
+                    task_inputs=item.get("task_inputs") or {},
+                    task_version=item.get("task_version"),
+                    empirical_policy=item.get("empirical_policy") or {},
+                )
+            )
+            histories.append([(state, state.timestamp) for state in item["states"]])
+            positions.append(len(run_answers))
+            run_answers.append({})
+        if new_runs:
+            results = engine.set_initial_histories_in_bulk(kind=engine.TASK_RUN, runs=new_runs, histories=histories)
+            for position, run, result in zip(positions, new_runs, results, strict=True):
+                run_answers[position] = {
+                    "id": str(run.id),
+                    "status": result.status.value,
+                    "state": result.state.to_json() if result.state else None,
+                    "reason": result.reason,
+                }
+        for item in states:
+            state = item["state"]
+            result = engine.propose_state(
+                kind=engine.TASK_RUN, run_id=item["task_run"], state=state, occurred_at=state.timestamp
+            )
+            state_answers.append(
+                {
+                    "task_run": str(item["task_run"]),
+                    "status": result.status.value,
+                    "state": result.state.to_json() if result.state else None,
+                    "reason": result.reason,
+                }
+            )
+    return run_answers, state_answers

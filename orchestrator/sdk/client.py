@@ -255,6 +255,20 @@ class EphemeralClient:
         return StateResult(result.status.value, result.state, result.reason, result.delay_seconds)
 
     @_orm_call
+    def record_task_runs(
+        self, task_runs: list[dict[str, Any]], states: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Record task runs this process already ran, and later states (see LogShipper)."""
+        from apps.runs import services
+
+        for record in task_runs:
+            for state in record["states"]:
+                _with_transition_id(state)
+        for item in states:
+            _with_transition_id(item["state"])
+        return services.task_runs_record(task_runs=task_runs, states=states)
+
+    @_orm_call
     def read_flow_run(self, run_id: str) -> RunInfo:
         from apps.runs.models import FlowRun
 
@@ -586,6 +600,19 @@ class HttpClient:
         )
         return _fix_duplicate(result, state)
 
+    def record_task_runs(
+        self, task_runs: list[dict[str, Any]], states: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Record task runs this process already ran, and later states (see LogShipper): one request."""
+        body = {
+            "task_runs": [
+                {**record, "states": [_recorded_body(state) for state in record["states"]]} for record in task_runs
+            ],
+            "states": [{"task_run": item["task_run"], "state": _recorded_body(item["state"])} for item in states],
+        }
+        answer = self._request("POST", "task_runs/record/", body)
+        return answer["task_runs"], answer["states"]
+
     def read_flow_run(self, run_id: str) -> RunInfo:
         return _run_info_from_json(self._request("GET", f"flow_runs/{run_id}/"))
 
@@ -686,6 +713,14 @@ def _state_body(state: State) -> dict[str, Any]:
     body = state.to_json()
     body.pop("id", None)
     body.pop("timestamp", None)
+    return body
+
+
+def _recorded_body(state: State) -> dict[str, Any]:
+    """A state the client already took a run through: with its timestamp (and a transition id, so a batch
+    sent twice is recorded once)."""
+    body = _with_transition_id(state).to_json()
+    body.pop("id", None)
     return body
 
 

@@ -25,6 +25,9 @@ class FlowRunContext:
     task_states: list[Any] = field(default_factory=list)
     # id(value) -> (value, task run id) for results of task runs, to record edges when they are passed on.
     result_ids: dict[int, tuple[Any, str]] = field(default_factory=dict)
+    # Whether simple task runs are run first and recorded in the background (see TaskRunEngine.setup): not
+    # when the flow run was executed before, whose task runs may already exist under the same keys.
+    records_task_runs: bool = True
     _dynamic_keys: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

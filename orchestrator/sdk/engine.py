@@ -13,6 +13,7 @@ import contextvars
 import functools
 import inspect
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -202,6 +203,8 @@ class TaskRunEngine:
         self.attempt = 0
         self.logger: Any = None
         self.cache_details: dict[str, Any] = {}
+        # Run at once and recorded in the background (see `_runs_without_asking`).
+        self.recorded = False
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def setup(self) -> State | None:
@@ -237,12 +240,15 @@ class TaskRunEngine:
                     self.cache_details["cache_expiration"] = cache_expiration.isoformat()
                 if task.refresh_cache:
                     self.cache_details["refresh_cache"] = True
+        tags = list(dict.fromkeys([*task.tags, *self.tags]))
+        if not not_ready and self._runs_without_asking(cache_key, tags):
+            return self._start_recorded(name, tags, task_inputs, policy)
         self.run = self.client.create_task_run(
             flow_run_id=self.context.flow_run.id,
             task_key=task.task_key,
             dynamic_key=self.dynamic_key,
             name=name,
-            tags=list(dict.fromkeys([*task.tags, *self.tags])),
+            tags=tags,
             state=initial,
             # Pending then Running in one round trip; the engine may answer Running with Cached or a WAIT.
             next_state=None if not_ready else Running(state_details=dict(self.cache_details)),
@@ -260,6 +266,54 @@ class TaskRunEngine:
             self.state._task_run_id = self.run.id  # type: ignore[attr-defined]
             self.logger.info(f"Finished in state {self.state.name}({self.state.message!r})")
             return self.state
+        return None
+
+    def _runs_without_asking(self, cache_key: str | None, tags: list[str]) -> bool:
+        """Whether the server's task policy could only accept this run's Pending -> Running -> final: no cache
+        key (AnswerFromCache), no tags (EnforceConcurrencyLimits), no retries (RetryFailedRuns), and a flow run
+        executed for the first time. Such a run starts at once and is recorded in the background."""
+        task = self.task
+        return (
+            self.context.records_task_runs
+            and cache_key is None
+            and not task.refresh_cache
+            and not tags
+            and not task.retries
+        )
+
+    def _start_recorded(self, name: str, tags: list[str], task_inputs: dict, policy: dict) -> None:
+        """Pending then Running now, on this side; the shipper records the run (and later its final state)
+        with these times within a batch interval, so the run still shows up live while it runs."""
+        pending = Pending()
+        running = Running()
+        self.run = RunInfo(
+            id=str(uuid.uuid4()),
+            name=name,
+            state=running,
+            run_count=1,
+            tags=tags,
+            flow_run_id=self.context.flow_run.id,
+            task_key=self.task.task_key,
+            empirical_policy=policy,
+        )
+        self.recorded = True
+        shipper_for(self.client).put_task_run(
+            {
+                "id": self.run.id,
+                "flow_run": self.context.flow_run.id,
+                "task_key": self.task.task_key,
+                "dynamic_key": self.dynamic_key,
+                "name": name,
+                "tags": tags,
+                "task_inputs": task_inputs,
+                "empirical_policy": policy,
+                "states": [pending, running],
+            }
+        )
+        self.holder["task_run_id"] = self.run.id
+        self.state = running
+        self.holder["state"] = running
+        self.logger = task_run_logger(TaskRunContext(self.task, self.run, self.parameters), self.context)
         return None
 
     # -- steps ------------------------------------------------------------------------------------------------
@@ -308,8 +362,17 @@ class TaskRunEngine:
             else:
                 proposal = Failed(message=f"Task run encountered an exception {_describe(exception)}")
             self.logger.error(proposal.message, exc_info=not isinstance(exception, (RunTimeout, *CRASH_EXCEPTIONS)))
-        response = self.client.set_task_run_state(self.run.id, proposal, force=isinstance(exception, CRASH_EXCEPTIONS))
-        stored = response.state or proposal
+        if self.recorded and not isinstance(exception, CRASH_EXCEPTIONS):
+            # The policy accepts any final state of such a run: record it in the background.
+            shipper_for(self.client).put_task_run_state(self.run.id, proposal)
+            stored = proposal
+        else:
+            if self.recorded:  # a forced Crashed needs the run recorded first
+                shipper_for(self.client).flush()
+            response = self.client.set_task_run_state(
+                self.run.id, proposal, force=isinstance(exception, CRASH_EXCEPTIONS)
+            )
+            stored = response.state or proposal
         if exception is not None:
             results.attach(stored, exception=exception)
         elif stored.type == StateType.COMPLETED:
@@ -546,6 +609,7 @@ class FlowRunEngine:
             result_store=None,
             log_prints=flow.log_prints,
             parameters=parameters,
+            records_task_runs=self.flow_run_id is None or not self.run.run_count,
         )
         self.logger = flow_run_logger(self.context)
         if flow.log_prints:
@@ -649,6 +713,7 @@ class FlowRunEngine:
         else:
             proposal = Failed(message=f"Flow run encountered an exception: {_describe(exception)}")
             self.logger.error(proposal.message, exc_info=exception)
+        shipper_for(self.client).flush()  # the flow's task runs are on record before its final state
         response = self.client.set_flow_run_state(self.run.id, proposal, force=isinstance(exception, CRASH_EXCEPTIONS))
         stored = response.state or proposal
         if exception is not None:

@@ -1,7 +1,9 @@
-"""Run logging: `get_run_logger()`, `log_prints`, and a background shipper that sends logs in batches.
+"""Run logging: `get_run_logger()`, `log_prints`, and a background shipper that sends records in batches.
 
 Log records never block a task: the handler puts them on a queue, a daemon thread sends batches through the
-client (HTTP or in-process), and each run flushes the queue when it ends.
+client (HTTP or in-process), and each run flushes the queue when it ends. The same thread ships the task runs
+the SDK ran without waiting for the server (see `TaskRunEngine.setup`): in each batch their records go first,
+so a log line never arrives before the task run it belongs to.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ _FLUSH = {"flush": True}  # a marker that ends the current batch at once
 
 
 class LogShipper:
-    """One daemon thread per client that ships queued log entries in batches."""
+    """One daemon thread per client that ships queued log entries and task run records in batches."""
 
     def __init__(self, client: Any):
         self.client = client
@@ -38,6 +40,14 @@ class LogShipper:
         with self.condition:
             self.pending += 1
         self.queue.put(entry)
+
+    def put_task_run(self, record: dict) -> None:
+        """A task run to record with the states it went through so far (`record["states"]`, State objects)."""
+        self.put({"task_run_record": record})
+
+    def put_task_run_state(self, task_run_id: str, state: Any) -> None:
+        """A later state of a task run put here before."""
+        self.put({"task_run_state": {"task_run": task_run_id, "state": state}})
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until every queued entry was sent (or the timeout passes)."""
@@ -65,13 +75,43 @@ class LogShipper:
                     break
                 batch.append(item)
             try:
-                self.client.create_logs(batch)
-            except Exception as exc:  # logs must never break a run; say so once on stderr
-                sys.stderr.write(f"orchestrator: could not ship {len(batch)} log line(s): {exc}\n")
+                self._send(batch)
             finally:
                 with self.condition:
                     self.pending -= len(batch)
                     self.condition.notify_all()
+
+    def _send(self, batch: list[dict]) -> None:
+        records: dict[str, dict] = {}
+        states: list[dict] = []
+        logs: list[dict] = []
+        for item in batch:
+            if "task_run_record" in item:
+                record = item["task_run_record"]
+                records[record["id"]] = {**record, "states": list(record["states"])}
+            elif "task_run_state" in item:
+                later = item["task_run_state"]
+                if later["task_run"] in records:  # started and finished within one batch: one record
+                    records[later["task_run"]]["states"].append(later["state"])
+                else:
+                    states.append(later)
+            else:
+                logs.append(item)
+        if records or states:
+            try:
+                answers = self.client.record_task_runs(list(records.values()), states)
+                refused = [a for a in [*answers[0], *answers[1]] if a.get("status") not in ("ACCEPT", "EXISTS")]
+                if refused:
+                    sys.stderr.write(
+                        f"orchestrator: the server refused {len(refused)} task run record(s), e.g. {refused[0]}\n"
+                    )
+            except Exception as exc:  # like logs, records never break a run; the run's own result stands
+                sys.stderr.write(f"orchestrator: could not record {len(records) + len(states)} task run(s): {exc}\n")
+        if logs:
+            try:
+                self.client.create_logs(logs)
+            except Exception as exc:  # logs must never break a run; say so once on stderr
+                sys.stderr.write(f"orchestrator: could not ship {len(logs)} log line(s): {exc}\n")
 
 
 _shippers: dict[int, LogShipper] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class Endpoint:
         )
 
     def error_path(self, path: str) -> str:
+        path = re.sub(r"\.(\d+)", r"[\1]", path)  # list items: task_runs.0.id is named task_runs[0].id
         return f"[0].{path}" if self.list_body else path
 
 
@@ -50,8 +52,11 @@ def set_path(body: Any, path: str, value: Any) -> Any:
     target = body[0] if isinstance(body, list) else body
     *parents, last = path.split(".")
     for key in parents:
-        target = target.setdefault(key, {})
-    target[last] = value
+        target = target[int(key)] if isinstance(target, list) else target.setdefault(key, {})
+    if isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
     return body
 
 
@@ -241,6 +246,51 @@ ENDPOINTS = [
             "state": [None, "RUNNING", [], 5],
             "force": ["maybe", [], 5],
             "bogus": [1],
+        },
+    ),
+    Endpoint(
+        "task-run-record",
+        "POST",
+        "/api/task_runs/record/",
+        lambda w: {
+            "task_runs": [
+                {
+                    "id": "6f1c7c1e-8a2b-4c1e-9d1f-1a2b3c4d5e6f",
+                    "flow_run": str(w.flow_run.id),
+                    "task_key": "pkg.recorded",
+                    "dynamic_key": "0",
+                    "states": [
+                        {"type": "PENDING", "timestamp": "2026-01-01T00:00:00Z"},
+                        {"type": "RUNNING", "timestamp": "2026-01-01T00:00:01Z"},
+                    ],
+                }
+            ],
+            "states": [
+                {"task_run": str(w.task_run.id), "state": {"type": "RUNNING", "timestamp": "2026-01-01T00:00:02Z"}}
+            ],
+        },
+        free="task_runs.0.name",
+        bad={
+            "task_runs": [None, "x", 5, {}, [5], [None], [[]]],
+            "task_runs.0.id": [None, *UUID_BAD],
+            "task_runs.0.flow_run": UUID_BAD,
+            "task_runs.0.task_key": [None, "", "k" * 501, [], {}, True],
+            "task_runs.0.dynamic_key": ["k" * 201, [], {}, True],
+            "task_runs.0.name": [n for n in NAME_BAD if n is not None],
+            "task_runs.0.tags": TAGS_BAD,
+            "task_runs.0.states": [None, [], "x", [5], [{"type": "PENDING", "timestamp": "2026-01-01T00:00:00Z"}] * 11],
+            "task_runs.0.states.0.type": STATE_TYPE_BAD,
+            "task_runs.0.states.0.timestamp": [None, *TIME_BAD],
+            "task_runs.0.states.0.name": ["Running", "x" * 33],
+            "task_runs.0.state": [{"type": "PENDING"}],
+            "task_runs.0.cache_key": ["k"],
+            **{f"task_runs.0.{key}": values for key, values in POLICY_BAD.items()},
+            "states": [None, "x", 5, {}, [5]],
+            "states.0.task_run": [None, *UUID_BAD],
+            "states.0.state": [None, "RUNNING", [], 5],
+            "states.0.state.type": STATE_TYPE_BAD,
+            "states.0.state.timestamp": [None, *TIME_BAD],
+            "states.0.bogus": [1],
         },
     ),
     Endpoint(

@@ -298,6 +298,53 @@ class TaskRunCreateSerializer(StrictSerializerMixin, serializers.Serializer):
         }
 
 
+MAX_RECORDS = 1_000
+
+
+class RecordedStateSerializer(StateProposalSerializer):
+    """A state a client already took a run through: its `timestamp` says when."""
+
+    timestamp = serializers.DateTimeField()
+
+
+class TaskRunRecordSerializer(TaskRunCreateSerializer):
+    """A task run the client already ran (or started), with the states it went through, in order."""
+
+    id = UUIDStringField()
+    state = None
+    next_state = None
+    cache_key = None
+    cache_expiration = None
+    states = serializers.ListField(child=RecordedStateSerializer(), min_length=1, max_length=10)
+
+
+class TaskRunStateRecordSerializer(StrictSerializerMixin, serializers.Serializer):
+    task_run = UUIDStringField()
+    state = RecordedStateSerializer()
+
+
+class TaskRunsRecordSerializer(StrictSerializerMixin, serializers.Serializer):
+    task_runs = serializers.ListField(
+        child=TaskRunRecordSerializer(), required=False, default=list, max_length=MAX_RECORDS
+    )
+    states = serializers.ListField(
+        child=TaskRunStateRecordSerializer(), required=False, default=list, max_length=MAX_RECORDS
+    )
+
+    def records(self) -> tuple[list[dict], list[dict]]:
+        """The validated records with their states as State objects carrying the client's timestamps."""
+        data = self.validated_data
+        task_runs = [{**item, "states": [_recorded(state) for state in item["states"]]} for item in data["task_runs"]]
+        states = [{"task_run": item["task_run"], "state": _recorded(item["state"])} for item in data["states"]]
+        return task_runs, states
+
+
+def _recorded(data: dict) -> State:
+    state = state_from(data)
+    state.timestamp = data["timestamp"]
+    return state
+
+
 class TaskRunUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     name = NameField(required=False)
     tags = TagsField(required=False, default=None)

@@ -154,6 +154,16 @@ class TaskRunViewSet(RunViewSet):
     def perform_destroy(self, instance: TaskRun) -> None:
         services.task_run_delete(run=instance)
 
+    @extend_schema(request=s.TaskRunsRecordSerializer, responses=dict)
+    @action(detail=False, methods=["post"], pagination_class=None, filterset_class=None)
+    def record(self, request: Request) -> Response:
+        """Task runs a client already ran, and later states of task runs, in one transaction (SDK batches)."""
+        serializer = s.TaskRunsRecordSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task_runs, states = serializer.records()
+        run_answers, state_answers = services.task_runs_record(task_runs=task_runs, states=states)
+        return Response({"task_runs": run_answers, "states": state_answers})
+
     @extend_schema(request=s.TaskRunUpdateSerializer, responses=s.TaskRunSerializer)
     def partial_update(self, request: Request, pk=None) -> Response:
         run = self.get_object()
