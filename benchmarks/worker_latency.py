@@ -148,16 +148,23 @@ def _time_runs(api: httpx.Client, deployment_id: str, runs: int, spacing: float)
 
 
 def summarise(label: str, histories: list[dict]) -> None:
-    to_running, to_completed, failed = [], [], 0
+    to_pending, pending_to_running, to_running, to_completed, failed = [], [], [], [], 0
     for history in histories:
         run = history["run"]
         if run["state_type"] != "COMPLETED":
             failed += 1
             continue
         by_type = {state["type"]: state["timestamp"] for state in history["states"]}
+        to_pending.append(_seconds(by_type["PENDING"], run["expected_start_time"]))
+        pending_to_running.append(_seconds(by_type["RUNNING"], by_type["PENDING"]))
         to_running.append(_seconds(by_type["RUNNING"], run["expected_start_time"]))
         to_completed.append(_seconds(by_type["COMPLETED"], run["expected_start_time"]))
-    for name, samples in (("Running - expected start", to_running), ("Completed - expected start", to_completed)):
+    for name, samples in (
+        ("Pending - expected start", to_pending),  # the wait for a poll, then the claim
+        ("Running - Pending", pending_to_running),  # the run's process starting
+        ("Running - expected start", to_running),
+        ("Completed - expected start", to_completed),
+    ):
         figures = percentiles(samples)
         print(
             f"{label:24} {name:27} p50 {figures['p50']:7.0f} ms  p95 {figures['p95']:7.0f} ms"
@@ -178,7 +185,11 @@ def main() -> None:
         f"one worker with the default poll interval (1 s)",
         flush=True,
     )
-    print(f"a run's subprocess start (interpreter + imports): {subprocess_start_seconds() * 1000:.0f} ms", flush=True)
+    print(
+        f"a fresh interpreter importing what a run's process needs: {subprocess_start_seconds() * 1000:.0f} ms "
+        "(the worker's launcher forks runs from a process that did this once)",
+        flush=True,
+    )
     for kind in options.databases.split(","):
         with database(kind.strip()) as (home, database_url):
             with server(home, database_url, "--no-services") as running:

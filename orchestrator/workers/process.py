@@ -279,32 +279,44 @@ class ProcessWorker:
         self.held_ids.clear()
 
     def _start_due_runs(self) -> None:
+        started: list[ActiveRun] = []
         while self.held and self.held[0].due <= time.monotonic() and not self.stopping:
             held = heapq.heappop(self.held)
             self.held_ids.discard(str(held.run["id"]))
             if self.limit is not None and len(self.active) >= self.limit:
                 continue  # no slot: it stays Scheduled and comes back in a later poll
-            self._claim(held)
+            run = self._claim(held)
+            if run is not None:
+                started.append(run)
+        # Bookkeeping after every due run has started: a batch of runs does not wait for each other's PATCH.
+        for run in started:
+            try:
+                self.client.update_flow_run(
+                    run.id, {"worker_name": self.name, "infrastructure_pid": f"{self.hostname}:{run.pid}"}
+                )
+            except Exception as exc:  # the run goes on; the heartbeat still names it
+                logger.warning("could not record the worker of %s: %s", run.id, exc)
 
-    def _claim(self, held: HeldRun) -> None:
+    def _claim(self, held: HeldRun) -> ActiveRun | None:
+        """Claim the run through the engine and start its process; the run if it is now ours and started."""
         run = held.run
         run_id = str(run["id"])
         try:
             answer = self.client.set_flow_run_state(run_id, Pending(message=f"Claimed by worker {self.name!r}"))
         except Exception as exc:
             self._server_problem("claiming a run", exc)
-            return
+            return None
         if answer.status == "WAIT" and answer.delay_seconds <= self.prefetch_seconds:
             # Not yet (its time, by the server's clock, or a concurrency limit): try again after the delay.
             logger.debug("claim of %s: WAIT %.2fs (%s)", run_id, answer.delay_seconds, answer.reason)
             held.due = time.monotonic() + max(answer.delay_seconds, 0.05)
             heapq.heappush(self.held, held)
             self.held_ids.add(run_id)
-            return
+            return None
         if answer.status != "ACCEPT":
             logger.debug("claim of %s: %s (%s)", run_id, answer.status, answer.reason)
-            return
-        self._launch(run_id, _label(run))
+            return None
+        return self._launch(run_id, _label(run))
 
     def _child_env(self) -> dict[str, str]:
         """The environment of the launcher and so of every run's process: the worker's, with its API settings."""
@@ -314,22 +326,18 @@ class ProcessWorker:
             env["ORCHESTRATOR_API_KEY"] = self.api_key
         return env
 
-    def _launch(self, run_id: str, label: str) -> None:
+    def _launch(self, run_id: str, label: str) -> ActiveRun | None:
         try:
             pid = self.launcher.launch(run_id)
         except (LauncherError, OSError) as exc:
             message = f"worker {self.name!r} could not start the run's process: {exc}"
             self.echo(f"Could not start {label}: {exc}")
             self.reports.append(PendingReport(run_id, label, Crashed(message=message)))
-            return
-        self.active[run_id] = ActiveRun(id=run_id, label=label, pid=pid, launcher_generation=self.launcher.generation)
+            return None
+        run = ActiveRun(id=run_id, label=label, pid=pid, launcher_generation=self.launcher.generation)
+        self.active[run_id] = run
         self.echo(f"Started {label} in process {pid}")
-        try:
-            self.client.update_flow_run(
-                run_id, {"worker_name": self.name, "infrastructure_pid": f"{self.hostname}:{pid}"}
-            )
-        except Exception as exc:  # the run goes on; the heartbeat still names it
-            logger.warning("could not record the worker of %s: %s", run_id, exc)
+        return run
 
     # -- watching ---------------------------------------------------------------------------------------------
     def _heartbeat(self) -> None:
