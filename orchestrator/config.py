@@ -174,6 +174,12 @@ SETTINGS: dict[str, Setting] = {
             _validate_positive_number,
         ),
         Setting(
+            "ORCHESTRATOR_CELERY_DISPATCH_HORIZON_SECONDS",
+            "3600",
+            "how far ahead a celery pool's runs are sent to their Celery queue (seconds; later ones are sent later)",
+            _validate_positive_number,
+        ),
+        Setting(
             "ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS",
             "30",
             "a worker not heard from for this long is offline; the server then crashes or cancels its runs (seconds)",

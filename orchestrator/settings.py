@@ -211,6 +211,11 @@ ORCHESTRATOR_LATE_RUNS_GRACE_SECONDS = float(_setting("ORCHESTRATOR_LATE_RUNS_GR
 # Work pools (apps/work_pools, docs/workers.md): a worker whose last heartbeat is older than this is offline, and
 # the zombies / cancellation_cleanup services end its runs.
 ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS = float(_setting("ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS") or 30)
+# Celery pools (docs/workers.md): a run is sent to its pool's Celery queue once it is due within the horizon
+# (Redis redelivers messages unacknowledged for an hour, so ETAs stay short); a run still Scheduled this long
+# after its start time and its last sending is sent again, then after doubling delays (a lost message).
+ORCHESTRATOR_CELERY_DISPATCH_HORIZON_SECONDS = float(_setting("ORCHESTRATOR_CELERY_DISPATCH_HORIZON_SECONDS") or 3600)
+ORCHESTRATOR_CELERY_REDISPATCH_SECONDS = 30.0
 
 # Server services (apps/services, docs/services.md): Celery Beat schedules them, a Celery worker runs them.
 # ORCHESTRATOR_BROKER_URL names a broker server (redis://, amqp://); unset (or filesystem://), the broker is
