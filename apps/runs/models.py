@@ -93,6 +93,9 @@ class FlowRun(RunBase):
     infrastructure_pid = models.CharField(max_length=200, null=True, blank=True)
     # The worker executing the run (with work_pool_name it names the Worker row whose heartbeat keeps it alive).
     worker_name = models.CharField(max_length=200, null=True, blank=True)
+    # A run of a celery pool: when it was last sent to its pool's Celery queue (None: not yet, e.g. due beyond the
+    # horizon or left by a paused pool); the celery_dispatch service sends the others (apps/work_pools/dispatch.py).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
