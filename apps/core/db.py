@@ -82,8 +82,25 @@ def fetch_value(model: type[Model], pk: Any, field_name: str) -> Any:
 _writes: dict[tuple, str] = {}
 
 
-def insert_row(instance: Model) -> None:
-    """INSERT the instance with a statement written once per model (what `save(force_insert=True)` does)."""
+def execute_together(statements: list[tuple[str, list]]) -> None:
+    """Run the statements in order; on PostgreSQL in one round trip (Django's psycopg cursors bind parameters
+    on the client, so several statements can go in one query), elsewhere one by one."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and len(statements) > 1 and not _server_side_binding():
+            cursor.execute(
+                "; ".join(sql for sql, _ in statements), [value for _, values in statements for value in values]
+            )
+            return
+        for sql, values in statements:
+            cursor.execute(sql, values)
+
+
+def _server_side_binding() -> bool:
+    return bool(connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
+
+
+def insert_statement(instance: Model) -> tuple[str, list]:
+    """The INSERT of a new instance (written once per model) and its values; marks nothing."""
     model = type(instance)
     fields = list(model._meta.concrete_fields)
     key = ("insert", model, connection.vendor)
@@ -94,14 +111,11 @@ def insert_row(instance: Model) -> None:
         sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
         _writes[key] = sql
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-    instance._state.adding = False
-    instance._state.db = connection.alias
+    return sql, values
 
 
-def update_row(instance: Model, field_names: list[str] | set[str]) -> None:
-    """UPDATE the named fields of the instance (auto_now fields included), like `save(update_fields=...)`."""
+def update_statement(instance: Model, field_names: list[str] | set[str]) -> tuple[str, list]:
+    """The UPDATE of the named fields of an existing instance (auto_now fields included) and its values."""
     model = type(instance)
     names = tuple(sorted(set(field_names)))
     fields = [model._meta.get_field(name) for name in names]
@@ -115,8 +129,7 @@ def update_row(instance: Model, field_names: list[str] | set[str]) -> None:
     values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
     pk_field = model._meta.pk
     values.append(pk_field.get_db_prep_value(instance.pk, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+    return sql, values
 
 
 _row_writers: dict[tuple, tuple[str, list]] = {}
