@@ -668,6 +668,10 @@ class HttpClient:
         """A work pool by name (APIError 404 if none)."""
         return self._request("GET", f"work_pools/{_quote(name)}/")
 
+    def read_work_queue(self, pool: str, name: str) -> dict[str, Any]:
+        """A queue of a work pool by name (APIError 404 if none)."""
+        return self._request("GET", f"work_pools/{_quote(pool)}/queues/{_quote(name)}/")
+
     def get_scheduled_flow_runs(
         self,
         pool: str,

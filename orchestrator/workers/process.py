@@ -152,15 +152,23 @@ class ProcessWorker:
 
     # -- start and stop ---------------------------------------------------------------------------------------
     def check_pool(self) -> dict[str, Any]:
-        """The pool as the server has it; WorkerError when it does not exist or the server cannot be reached."""
+        """The pool as the server has it; WorkerError when it or one of the worker's queues does not exist, or
+        the server cannot be reached."""
         try:
             pool = self.client.read_work_pool(self.pool)
         except APIError as exc:
             if exc.status_code == 404:
                 raise WorkerError(f"work pool {self.pool!r} not found") from None
-            raise WorkerError(f"the API at {self.api_url} answered {exc.status_code}: {exc}") from None
+            raise WorkerError(f"the API at {self.api_url} answered {exc.status_code}: {exc.message}") from None
         except Exception as exc:  # httpx transport errors after the client's retries
             raise WorkerError(f"cannot reach the API at {self.api_url}: {exc or type(exc).__name__}") from None
+        for queue in self.queues:
+            try:
+                self.client.read_work_queue(self.pool, queue)
+            except APIError as exc:
+                if exc.status_code == 404:
+                    raise WorkerError(f"work queue {queue!r} not found in work pool {self.pool!r}") from None
+                raise WorkerError(f"the API at {self.api_url} answered {exc.status_code}: {exc.message}") from None
         return pool
 
     def echo(self, message: str) -> None:
@@ -267,9 +275,10 @@ class ProcessWorker:
             if run_id in self.active or run_id in self.held_ids:
                 continue
             due = mono_now
-            if run.get("expected_start_time"):
-                expected = datetime.fromisoformat(run["expected_start_time"])
-                due = max(mono_now, mono_now + (expected - wall_now).total_seconds())
+            # A retry's next start time, else the scheduled one.
+            start = run.get("next_scheduled_start_time") or run.get("expected_start_time")
+            if start:
+                due = max(mono_now, mono_now + (datetime.fromisoformat(start) - wall_now).total_seconds())
             heapq.heappush(self.held, HeldRun(due, next(self._sequence), run))
             self.held_ids.add(run_id)
 

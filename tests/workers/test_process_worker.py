@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,26 @@ def test_a_cancelled_run_that_ignores_sigterm_is_killed_with_what_it_started(wor
     assert "SIGKILL" in cancelled["state"]["message"]  # it did not stop on SIGTERM
     assert process_gone(pid_of(running))
     wait_until(lambda: process_gone(helper), 2, f"the run's helper process {helper} still runs")
+
+
+def test_a_run_due_soon_is_held_and_claimed_at_its_time_not_at_the_next_poll(workers: Cluster) -> None:
+    """Prefetching lets scheduled runs start on time whatever the poll interval (here 10 s)."""
+    pool = workers.pool()
+    deployment = workers.deployment(pool, "flows.py:nap")
+    scheduled = datetime.now(UTC) + timedelta(seconds=4)
+    run = workers.call(
+        "POST",
+        f"deployments/{deployment}/create_flow_run/",
+        json={"parameters": {"seconds": 0}, "scheduled_time": scheduled.isoformat()},
+    )
+    workers.start_worker(
+        "--pool", pool, ORCHESTRATOR_WORKER_POLL_SECONDS="10", ORCHESTRATOR_WORKER_PREFETCH_SECONDS="30"
+    )
+    assert workers.run(run["id"])["state_type"] == "SCHEDULED"
+    assert workers.wait_final([run["id"]], timeout=15)[0]["state_name"] == "Completed"
+    claimed = next(state for state in workers.states(run["id"]) if state["type"] == "PENDING")
+    lateness = (datetime.fromisoformat(claimed["timestamp"]) - scheduled).total_seconds()
+    assert 0 <= lateness < 0.5, lateness
 
 
 def test_a_paused_pool_and_a_paused_queue_give_no_runs_until_resumed(workers: Cluster) -> None:
@@ -206,11 +227,15 @@ def test_a_second_signal_kills_the_runs_and_marks_them_crashed(workers: Cluster)
 
 
 def test_worker_start_errors_are_one_line(workers: Cluster) -> None:
-    """A worker that cannot work says why in one line and exits non-zero: no API URL, or an unknown pool."""
+    """A worker that cannot work says why in one line and exits non-zero: no API URL, an unknown pool or queue."""
     env = workers.worker_env()
     unknown = run_orchestrator("worker", "start", "--pool", "no-such-pool", env=env)
     assert unknown.returncode != 0
     assert unknown.stderr.strip() == "error: work pool 'no-such-pool' not found"
+    pool = workers.pool()
+    no_queue = run_orchestrator("worker", "start", "--pool", pool, "--queue", "nope", env=env)
+    assert no_queue.returncode != 0
+    assert no_queue.stderr.strip() == f"error: work queue 'nope' not found in work pool '{pool}'"
     del env["ORCHESTRATOR_API_URL"]
     no_url = run_orchestrator("worker", "start", "--pool", "anything", env=env)
     assert no_url.returncode != 0
