@@ -179,9 +179,18 @@ def _write_new_runs(
     # Callers usually hold a transaction already (flow_run_create): no savepoint, which would cost two round
     # trips per new run; an error here rolls back the caller's transaction with it.
     with transaction.atomic(savepoint=False):
-        insert_rows(spec.model, runs, batch_size=BULK_BATCH_SIZE)
-        insert_rows(spec.state_model, [row for *_, row, _ in stored], batch_size=BULK_BATCH_SIZE)
-        insert_rows(Event, [event for *_, event in stored], batch_size=BULK_BATCH_SIZE)
+        state_rows = [row for *_, row, _ in stored]
+        events = [event for *_, event in stored]
+        if len(runs) == 1:  # one API request's run: its few rows in one round trip (COPY costs two per table)
+            rows = [*runs, *state_rows, *events]
+            execute_together([insert_statement(row) for row in rows])
+            for row in rows:
+                row._state.adding = False
+                row._state.db = connection.alias
+        else:
+            insert_rows(spec.model, runs, batch_size=BULK_BATCH_SIZE)
+            insert_rows(spec.state_model, state_rows, batch_size=BULK_BATCH_SIZE)
+            insert_rows(Event, events, batch_size=BULK_BATCH_SIZE)
         for context, applied, state_row, _ in stored:
             for rule in applied:
                 rule.after_transition(context)
