@@ -11,11 +11,13 @@ One thread, one loop (docs/workers.md, "the claim protocol"). Each turn it:
   records `worker_name` and `infrastructure_pid` on the run;
 - heartbeats every ORCHESTRATOR_WORKER_HEARTBEAT_SECONDS while it has runs, and stops the process group of each
   run the answer lists as cancelling (SIGTERM, SIGKILL after ORCHESTRATOR_WORKER_KILL_GRACE_SECONDS).
-Between turns it sleeps until the next thing is due; a child's exit (SIGCHLD) or a stop signal wakes it.
+Between turns it sleeps until the next thing is due; a run's process ending (the launcher reports it) or a stop
+signal wakes it.
 
 The server being unreachable costs one line and a retry on the next turn; reports it could not send (a crash,
 a cancellation) are kept and sent when the server answers again. SIGTERM or Ctrl+C stops claiming and waits for
-the runs in progress; a second one kills their process groups and marks them Crashed.
+the runs in progress; a second one kills their process groups and marks them Crashed; a third exits without
+waiting for an unreachable server.
 """
 
 from __future__ import annotations
@@ -175,7 +177,8 @@ class ProcessWorker:
         self._echo(f"{datetime.now().strftime('%H:%M:%S')} {message}")
 
     def request_stop(self, signum: int = signal.SIGTERM, frame: Any = None) -> None:
-        """A stop signal: the first stops claiming, the second kills the runs in progress."""
+        """A stop signal: the first stops claiming, the second kills the runs in progress, a third exits even if
+        the server has not been told how they ended (the zombies service will)."""
         self.signals_received += 1
         if self.signals_received == 1:
             self.stopping = True
@@ -213,8 +216,8 @@ class ProcessWorker:
                     self._kill_all()
                 self._enforce_kills(now)
                 self._send_reports()
-                if self.stopping and not self.active and not self.reports:
-                    break
+                if self.stopping and not self.active and (not self.reports or self.signals_received >= 3):
+                    break  # a third signal does not wait for an unreachable server to take the reports
                 if not self.stopping and now >= self._next_poll:
                     self._poll()
                     self._next_poll = time.monotonic() + self.poll_seconds
