@@ -438,6 +438,11 @@ def _setup_django() -> None:
     with _django_lock:
         if _django_ready:
             return
+        from django.apps import apps
+
+        if apps.ready:  # the process set Django up itself (a Celery worker, a test run): its schema is its own
+            _django_ready = True
+            return
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
         problems = config.problems()
         if problems:
@@ -747,11 +752,20 @@ def _run_info_from_json(payload: dict[str, Any]) -> RunInfo:
 
 _client_lock = threading.Lock()
 _clients: dict[tuple, Any] = {}
+_in_process_only = False
+
+
+def use_in_process_client() -> EphemeralClient:
+    """From now on this process records its runs in-process through its configured database, whatever
+    ORCHESTRATOR_API_URL says: a celery pool's run process has the server's database (docs/workers.md)."""
+    global _in_process_only
+    _in_process_only = True
+    return get_client()
 
 
 def get_client() -> EphemeralClient | HttpClient:
     """The client for the current settings (one per process and setting, shared by threads)."""
-    api_url = config.get("ORCHESTRATOR_API_URL")
+    api_url = None if _in_process_only else config.get("ORCHESTRATOR_API_URL")
     key = (api_url, config.get("ORCHESTRATOR_API_KEY") if api_url else None)
     client = _clients.get(key)
     if client is None:
