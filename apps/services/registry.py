@@ -49,6 +49,12 @@ SERVICES: tuple[Service, ...] = (
         "cancels Cancelling runs no worker will stop, and the unfinished task and subflow runs of cancelled runs",
     ),
     Service(
+        "celery_dispatch",
+        "apps.work_pools.dispatch.flow_runs_dispatch_due",
+        10,
+        "sends due runs of celery pools to their Celery queue that were not sent, or whose message may be lost",
+    ),
+    Service(
         "pause_timeouts",
         "apps.services.pauses.paused_flow_runs_fail_expired",
         10,

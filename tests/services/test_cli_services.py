@@ -45,7 +45,15 @@ def test_ls_shows_every_service_with_its_interval_last_run_and_result(settings) 
 
     assert listing.splitlines()[0].split() == ["SERVICE", "EVERY", "LAST", "RUN", "TOOK", "LAST", "RESULT"]
     table = rows(listing)
-    assert list(table) == ["scheduler", "late_runs", "zombies", "cancellation_cleanup", "pause_timeouts", "retention"]
+    assert list(table) == [
+        "scheduler",
+        "late_runs",
+        "zombies",
+        "cancellation_cleanup",
+        "celery_dispatch",
+        "pause_timeouts",
+        "retention",
+    ]
     assert table["late_runs"] == ["late_runs", "5s", "never"]
     assert table["pause_timeouts"][:2] == ["pause_timeouts", "10s"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\ds ago\)", table["pause_timeouts"][2])
@@ -79,7 +87,7 @@ def test_run_of_an_unknown_service_is_one_error_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr == (
         "error: unknown service 'sheduler'; "
-        "services: scheduler, late_runs, zombies, cancellation_cleanup, pause_timeouts, retention\n"
+        "services: scheduler, late_runs, zombies, cancellation_cleanup, celery_dispatch, pause_timeouts, retention\n"
     )
 
 

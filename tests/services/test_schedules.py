@@ -30,6 +30,7 @@ def test_sync_gives_every_registered_service_an_entry_with_its_default_interval(
         "late_runs": 5,
         "zombies": 10,
         "cancellation_cleanup": 10,
+        "celery_dispatch": 10,
         "pause_timeouts": 10,
         "retention": 3600,
     }

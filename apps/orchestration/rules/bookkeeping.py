@@ -12,6 +12,7 @@ from apps.orchestration.rules.caching import store_cache_entry
 from apps.orchestration.rules.concurrency import release_slots
 from apps.orchestration.states import TERMINAL_TYPES, StateType
 from apps.runs.models import FlowRun
+from apps.work_pools.dispatch import flow_run_dispatch_mark, flow_run_dispatch_on_commit
 
 
 def update_run_details(context: TransitionContext) -> None:
@@ -50,10 +51,15 @@ def update_run_details(context: TransitionContext) -> None:
     elif initial_type in TERMINAL_TYPES:
         context.set_run_field("end_time", None)
 
+    if state.type == StateType.SCHEDULED and context.kind == "flow_run" and run.work_pool_name:
+        flow_run_dispatch_mark(context)  # a celery pool's run is sent to its Celery queue (after commit)
+
 
 def after_state_stored(context: TransitionContext, state_row) -> None:
-    """Effects on other rows once the state is stored: concurrency slots and the result cache."""
+    """Effects once the state is stored: concurrency slots, the result cache, a celery pool's run sent after commit."""
     if context.kind != "task_run":
+        if context.run.dispatched_at is not None:
+            flow_run_dispatch_on_commit(context)
         return
     if context.initial_type == StateType.RUNNING and context.validated_type != StateType.RUNNING:
         release_slots(context.run)
