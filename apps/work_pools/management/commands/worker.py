@@ -1,4 +1,5 @@
-"""`orchestrator worker start --pool P [--queue Q ...] [--limit N] [--name NAME]`: run a process worker.
+"""`orchestrator worker start --pool P [--queue Q ...] [--limit N] [--name NAME]`: run a process worker (or, for a
+celery pool, a Celery worker on the pool's queue: orchestrator/workers/celery_pool.py).
 
 The worker talks to the server only over HTTP (ORCHESTRATOR_API_URL), so it runs on any machine that reaches
 the API; it executes each flow run it claims in a subprocess (orchestrator/workers/process.py). It stops on
@@ -34,8 +35,20 @@ class Command(OrchestratorCommand):
         start.add_argument("--name", metavar="NAME", help="the worker's name in the pool (default: HOSTNAME-PID)")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
+        from orchestrator.workers import celery_pool
         from orchestrator.workers.process import ProcessWorker, WorkerError
 
+        if celery_pool.pool_type(options["pool"]) == "celery":  # a Celery worker on the pool's queue instead
+            try:
+                celery_pool.start_worker(
+                    pool=options["pool"],
+                    queues=options["queue"],
+                    limit=options["limit"],
+                    name=options["name"],
+                    echo=lambda line: (self.stdout.write(line), self.stdout.flush()),
+                )
+            except celery_pool.CeleryWorkerError as exc:
+                raise CommandError(str(exc)) from None
         try:
             worker = ProcessWorker(
                 pool=options["pool"],
