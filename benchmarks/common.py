@@ -89,8 +89,8 @@ def environment(home: Path, database_url: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def server(home: Path, database_url: str, *args: str) -> Iterator[Server]:
-    env = environment(home, database_url)
+def server(home: Path, database_url: str, *args: str, **settings: str) -> Iterator[Server]:
+    env = environment(home, database_url, **settings)
     process = subprocess.Popen(
         [ORCHESTRATOR, "server", "start", "--port", "0", *args],
         env=env,

@@ -7,10 +7,12 @@ small machine), wait until all are Completed, then read each run's state history
     Completed - expected start
 plus what a run's subprocess costs to start (interpreter + imports of `orchestrator.workers.execute`).
 
-    .venv/bin/python benchmarks/worker_latency.py [--databases sqlite,postgresql] [--pools process] [--runs 50]
+    .venv/bin/python benchmarks/worker_latency.py [--databases sqlite,postgresql] [--pools process,celery] [--runs 50]
 
 A run created to start now waits for the worker's next poll: half of ORCHESTRATOR_WORKER_POLL_SECONDS (1 s)
 on average. Runs scheduled ahead are prefetched and held until their time, so they do not pay that wait.
+A celery pool's run waits for no poll: the server sends it to the pool's Celery queue (Redis, --broker-url) as it
+is created, and the Celery worker (default concurrency) claims it and forks its process.
 """
 
 from __future__ import annotations
@@ -99,8 +101,51 @@ def run_process_pool(api_url: str, env: dict[str, str], runs: int, spacing: floa
 
 def run_celery_pool(api_url: str, env: dict[str, str], runs: int, spacing: float) -> list[dict]:
     """The celery pool variant: create a `celery` pool and its deployment, start `orchestrator worker start
-    --pool P` (a Celery worker on the pool's queue), then `_time_runs(...)` exactly as the process pool does."""
-    raise NotImplementedError("the celery pool is not built yet")
+    --pool P` (a Celery worker on the pool's queue, with the server's database and broker in `env`), then
+    `_time_runs(...)` exactly as the process pool does. The server sends each run to the queue as it is created."""
+    api = httpx.Client(base_url=api_url + "/", timeout=30)
+    pool = f"bench-celery-{uuid.uuid4().hex[:6]}"
+    api.post("work_pools/", json={"name": pool, "type": "celery"}).raise_for_status()
+    code_dir = Path(tempfile.mkdtemp(prefix="orch-bench-flows-"))
+    (code_dir / "bench_flows.py").write_text(FLOW_FILE)
+    deployment = api.post(
+        "deployments/",
+        json={
+            "flow_name": "noop",
+            "name": "latency",
+            "entrypoint": "bench_flows.py:noop",
+            "path": str(code_dir),
+            "work_pool_name": pool,
+        },
+    )
+    deployment.raise_for_status()
+    worker = subprocess.Popen(
+        [ORCHESTRATOR, "worker", "start", "--pool", pool],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_worker(api, pool)  # a Celery worker records itself once it consumes the queue
+        return _time_runs(api, deployment.json()["id"], runs, spacing)
+    finally:
+        worker.send_signal(2)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        api.close()
+        _remove_celery_queue(env["ORCHESTRATOR_BROKER_URL"], f"pool-{pool}")
+
+
+def _remove_celery_queue(broker_url: str, name: str) -> None:
+    """Leave the shared broker as it was: the pool's queue and exchange go."""
+    from kombu import Connection, Exchange, Queue
+
+    with Connection(broker_url) as broker:
+        channel = broker.channel()
+        Queue(name, Exchange(name), routing_key=name)(channel).delete()
+        Exchange(name)(channel).delete()
 
 
 POOLS: dict[str, Callable[[str, dict[str, str], int, float], list[dict]]] = {
@@ -179,6 +224,9 @@ def main() -> None:
     parser.add_argument("--pools", default="process", help="comma-separated pool types: process, celery")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--spacing", type=float, default=0.1, help="seconds between the creation of two runs")
+    parser.add_argument(
+        "--broker-url", default="redis://127.0.0.1:6379/11", help="the Celery broker of the celery pool (Redis)"
+    )
     options = parser.parse_args()
     print(
         f"{options.runs} runs due now, created {options.spacing * 1000:.0f} ms apart (pickup, not a burst); "
@@ -192,8 +240,10 @@ def main() -> None:
     )
     for kind in options.databases.split(","):
         with database(kind.strip()) as (home, database_url):
-            with server(home, database_url, "--no-services") as running:
-                env = environment(home, database_url)
+            # The server sends a celery pool's runs to the broker, and the Celery worker needs it too.
+            broker = {"ORCHESTRATOR_BROKER_URL": options.broker_url} if "celery" in options.pools else {}
+            with server(home, database_url, "--no-services", **broker) as running:
+                env = environment(home, database_url, **broker)
                 for pool_type in options.pools.split(","):
                     histories = POOLS[pool_type.strip()](running.api_url, env, options.runs, options.spacing)
                     summarise(f"{kind} {pool_type} pool", histories)

@@ -264,17 +264,21 @@ def _run(run, pool, worker_name: str) -> Outcome:
     """Fork the run's process, record it on the run, watch it, and settle the run's state once it ends."""
     from django.db import DatabaseError, connections
 
+    from apps.deployments.models import Deployment
     from apps.runs.services import flow_run_update
 
     label = f"flow run {run.name!r} ({run.id})"
     parent_pid = os.getpid()
+    # Read here, where the connection is warm; the child inherits the values.
+    deployment = Deployment.objects.filter(pk=run.deployment_id) if run.deployment_id else Deployment.objects.none()
+    code_location = deployment.values_list("entrypoint", "path").first()
     previous_sigchld = signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # so that waitpid() sees our child
     connections.close_all()  # the child opens its own connections; it inherits none of ours
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        _child(str(run.id), parent_pid)
+        _child(str(run.id), code_location, parent_pid)
     try:
         try:
             flow_run_update(run=run, worker_name=worker_name, infrastructure_pid=f"{socket.gethostname()}:{pid}")
@@ -402,7 +406,7 @@ def _settle(run_id, label: str, code: int, cancelling: bool, worker_name: str) -
 
 
 # -- the run's process --------------------------------------------------------------------------------------------
-def _child(flow_run_id: str, parent_pid: int) -> NoReturn:
+def _child(flow_run_id: str, code_location: tuple[str | None, str | None] | None, parent_pid: int) -> NoReturn:
     """The body of the forked child: become the run's process, run the flow, exit (never returns)."""
     code = 1
     try:
@@ -424,7 +428,7 @@ def _child(flow_run_id: str, parent_pid: int) -> NoReturn:
         import atexit
 
         atexit._clear()  # the Celery process's exit functions are not this run's
-        code = run_in_process(flow_run_id)
+        code = run_in_process(flow_run_id, code_location)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # the engine has the run's outcome; this is the process itself failing
@@ -443,9 +447,10 @@ def _child(flow_run_id: str, parent_pid: int) -> NoReturn:
             os._exit(code)
 
 
-def run_in_process(flow_run_id: str) -> int:
-    """Load the run's flow from its deployment and run it against the run, recording through the database in this
-    process; returns the exit code of orchestrator.workers.execute (0 ran, 1 could not be loaded)."""
+def run_in_process(flow_run_id: str, code_location: tuple[str | None, str | None] | None) -> int:
+    """Load the run's flow from its deployment's (entrypoint, path) (None: the run has no deployment) and run it
+    against the run, recording through the database in this process; returns the exit code of
+    orchestrator.workers.execute (0 ran, 1 could not be loaded)."""
     from apps.orchestration.states import Failed
     from orchestrator.sdk.client import use_in_process_client
     from orchestrator.workers.execute import LOAD_FAILED_EXIT_CODE, run_flow
@@ -453,13 +458,12 @@ def run_in_process(flow_run_id: str) -> int:
 
     client = use_in_process_client()
     try:
-        run = client.read_flow_run(flow_run_id)
-        if not run.deployment_id:
+        if code_location is None:
             message = f"flow run {flow_run_id} has no deployment: nothing says which code to run"
             client.set_flow_run_state(flow_run_id, Failed(message=message))
             return LOAD_FAILED_EXIT_CODE
-        deployment = client.read_deployment(run.deployment_id)
-        entrypoint, path = deployment.get("entrypoint") or "", deployment.get("path")
+        entrypoint, path = code_location[0] or "", code_location[1]
+        run = client.read_flow_run(flow_run_id)
         try:
             flow = load_flow(entrypoint, path)
         except FlowLoadError as exc:
