@@ -66,6 +66,8 @@ def bind(host: str, port: int) -> socket.socket:
 # The server services' processes: Celery Beat and one Celery worker (threads: one process, a few services at
 # once). `--quiet` drops Celery's banners; Django's checks already ran in `server start`. Celery's warning about
 # running as root says nothing here: the worker runs as whoever started the server, like the Daphne workers.
+# Without --queues the worker consumes only the services' queue (CELERY_TASK_DEFAULT_QUEUE), never a celery
+# pool's `pool-<name>`: flow runs belong on the pool's own workers (`orchestrator worker start --pool P`).
 CELERY_COMMAND = [
     sys.executable,
     "-W",
