@@ -216,3 +216,26 @@ def test_cancelling_a_running_celery_run_stops_it_within_10_seconds(celery: Cele
     assert "Celery worker" in cancelled["state"]["message"]
     wait_until(lambda: process_gone(child), 2, f"the cancelled run's process {child} still runs")
     assert all(worker.process.poll() is None for worker in celery.workers), celery.worker_output()
+
+
+def test_a_pool_concurrency_limit_holds_on_celery_workers(celery: CeleryCluster) -> None:
+    """A pool limit of 1 with a Celery worker of 3 processes: the claims over the limit WAIT and their tasks come
+    back later, so the runs execute one at a time and all complete."""
+    pool = celery.pool(concurrency_limit=1)
+    deployment = celery.deployment(pool, "flows.py:nap")
+    celery.start_celery_worker(pool, "--limit", "3")
+    run_ids = [celery.create_run(deployment, seconds=0.5)["id"] for _ in range(3)]
+    runs = celery.wait_final(run_ids, timeout=30)
+    assert {run["state_name"] for run in runs} == {"Completed"}, [run["state"] for run in runs]
+    spans = sorted((celery.history(run_id)["PENDING"], celery.history(run_id)["COMPLETED"]) for run_id in run_ids)
+    for (_, first_end), (second_start, _) in zip(spans, spans[1:], strict=False):
+        assert first_end <= second_start, spans  # never two active at once
+
+
+def test_worker_start_on_a_celery_pool_refuses_what_does_not_apply(celery: CeleryCluster) -> None:
+    """One line, not a Celery worker consuming nothing: a celery pool has one queue, and --limit is a count."""
+    pool = celery.pool()
+    queue = run_orchestrator("worker", "start", "--pool", pool, "--queue", "urgent", env=celery.worker_env())
+    assert queue.returncode == 1 and "--queue applies to process pools only" in queue.stderr, queue.stderr
+    limit = run_orchestrator("worker", "start", "--pool", pool, "--limit", "0", env=celery.worker_env())
+    assert limit.returncode == 1 and "--limit must be at least 1" in limit.stderr, limit.stderr
