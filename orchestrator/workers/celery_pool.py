@@ -269,14 +269,18 @@ def _run(run, pool, worker_name: str) -> Outcome:
 
     label = f"flow run {run.name!r} ({run.id})"
     parent_pid = os.getpid()
-    # Read here, where the connection is warm; the child inherits the values.
-    deployment = Deployment.objects.filter(pk=run.deployment_id) if run.deployment_id else Deployment.objects.none()
-    code_location = deployment.values_list("entrypoint", "path").first()
     previous_sigchld = signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # so that waitpid() sees our child
-    connections.close_all()  # the child opens its own connections; it inherits none of ours
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
+    try:
+        # Read here, where the connection is warm; the child inherits the values.
+        deployment = Deployment.objects.filter(pk=run.deployment_id) if run.deployment_id else Deployment.objects.none()
+        code_location = deployment.values_list("entrypoint", "path").first()
+        connections.close_all()  # the child opens its own connections; it inherits none of ours
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+    except (OSError, DatabaseError) as exc:  # claimed but not started: say so rather than wait for `zombies`
+        signal.signal(signal.SIGCHLD, previous_sigchld)
+        return _settle(run.id, label, None, False, worker_name, reason=f"could not start the run's process: {exc}")
     if pid == 0:
         _child(str(run.id), code_location, parent_pid)
     try:
@@ -377,8 +381,11 @@ def _exit_description(code: int) -> str:
     return f"exited with code {code}"
 
 
-def _settle(run_id, label: str, code: int, cancelling: bool, worker_name: str) -> Outcome:
-    """After the run's process ended: a run left unfinished is Cancelled (if it was being cancelled) or Crashed."""
+def _settle(
+    run_id, label: str, code: int | None, cancelling: bool, worker_name: str, *, reason: str | None = None
+) -> Outcome:
+    """After the run's process ended (or could not start: `reason`), a run left unfinished is Cancelled (if it was
+    being cancelled) or Crashed."""
     from apps.orchestration import engine
     from apps.orchestration.states import TERMINAL_TYPES, Cancelled, Crashed, StateType
     from apps.runs.models import FlowRun
@@ -390,15 +397,14 @@ def _settle(run_id, label: str, code: int, cancelling: bool, worker_name: str) -
     if state_type in {t.value for t in TERMINAL_TYPES}:
         logger.info("Finished %s: %s", label, state_name)
         return Outcome(f"{label}: {state_name}")
+    ended = reason or f"the flow run's process {_exit_description(code)}"
     if cancelling or state_type == StateType.CANCELLING:
-        proposal = Cancelled(
-            message=f"Cancelled by Celery worker {worker_name!r}: the run's process {_exit_description(code)}"
-        )
+        proposal = Cancelled(message=f"Cancelled by Celery worker {worker_name!r}: {ended}")
     elif state_type in (StateType.SCHEDULED, StateType.PAUSED):
         # Suspended, or a retry whose process died while it waited: the service sends it again once it is due.
         return Outcome(f"{label}: left {state_name}")
     else:
-        proposal = Crashed(message=f"the flow run's process {_exit_description(code)}")
+        proposal = Crashed(message=f"Celery worker {worker_name!r} {ended}" if reason else ended)
     result = engine.propose_state(kind=engine.FLOW_RUN, run_id=run_id, state=proposal)
     final = result.state.name if result.state is not None else state_name
     logger.info("Finished %s: %s (%s)", label, final, proposal.message)
