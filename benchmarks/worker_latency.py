@@ -139,7 +139,16 @@ def run_celery_pool(api_url: str, env: dict[str, str], runs: int, spacing: float
 
 
 def _remove_celery_queue(broker_url: str, name: str) -> None:
-    """Leave the shared broker as it was: the pool's queue and exchange go."""
+    """Leave the shared broker as it was: the pool's queue, exchange and bindings go."""
+    if broker_url.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(broker_url)
+        keys = list(client.scan_iter(match=f"*{name}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        return
     from kombu import Connection, Exchange, Queue
 
     with Connection(broker_url) as broker:
