@@ -125,6 +125,12 @@ def flow_runs_due(
     due = FlowRun.objects.select_related("flow").filter(
         work_pool_name=pool.name, state_type=StateType.SCHEDULED, next_scheduled_start_time__lte=before
     )
+    # A flow run that failed and is retried by its still running process (RetryFailedRuns) is not for other
+    # workers: two processes would run it. Only when that process has not resumed it a heartbeat timeout after
+    # its retry time (it died meanwhile) is it up for grabs.
+    due = due.filter(
+        Q(state_details__retried_by_its_process__isnull=True) | Q(next_scheduled_start_time__lte=heartbeat_cutoff())
+    )
     if all(free[queue.name] is None for queue in queues):
         # No queue limit to respect: one query over the chosen queues, ordered by their priorities.
         chosen = Q()

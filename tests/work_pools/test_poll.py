@@ -3,11 +3,15 @@ runs it returns, in which order, and how many, under pause, priorities and concu
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from apps.orchestration.states import AwaitingRetry, Late, Pending, Running
+from apps.orchestration.states import AwaitingRetry, Crashed, Failed, Late, Pending, Running
+from apps.runs.models import FlowRun
 from apps.work_pools.services import work_pool_update, work_queue_create, work_queue_update
 from tests.orchestration.helpers import propose, walk
 from tests.work_pools.conftest import scheduled_run
@@ -51,6 +55,22 @@ def test_late_and_retrying_runs_are_due_but_not_claimed_or_future_ones(api, flow
     assert claimed.state_type == "PENDING"
 
     assert poll(api) == ids(late)
+
+
+def test_a_flow_run_its_own_process_retries_is_left_to_it(api, flow, pool, settings):
+    """A failed flow run's process sleeps and runs the retry itself: another worker taking it would run it
+    twice. Once that process is a heartbeat timeout late, it is presumed dead and the retry is anyone's."""
+    settings.ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS = 30
+    retried = walk(scheduled_run(flow, seconds=-50, empirical_policy={"retries": 2}), Pending(), Running())
+    answer = propose(retried, Failed(message="boom"))
+    assert answer.state.name == "AwaitingRetry" and answer.state.state_details["retried_by_its_process"]
+    crashed = walk(scheduled_run(flow, seconds=-40, empirical_policy={"retries": 2}), Pending(), Running())
+    assert propose(crashed, Crashed(message="worker died")).state.name == "AwaitingRetry"
+    later = timezone.now() + timedelta(seconds=5)
+
+    assert poll(api, scheduled_before=later.isoformat()) == ids(crashed)
+    FlowRun.objects.filter(pk=retried.pk).update(next_scheduled_start_time=timezone.now() - timedelta(seconds=31))
+    assert set(poll(api, scheduled_before=later.isoformat())) == set(ids(crashed, retried))
 
 
 def _retry_in(seconds: float):

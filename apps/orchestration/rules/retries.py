@@ -45,6 +45,9 @@ class RetryFailedRuns(Rule):
             message=context.proposed_state.message,
             data=context.proposed_state.data,
         )
+        if context.proposed_type == StateType.FAILED and context.kind == "flow_run":
+            # The process that failed is alive and runs the retry itself: no worker may claim it meanwhile.
+            retry.state_details["retried_by_its_process"] = True
         context.reject(
             f"retry {context.run.run_count} of {retries} in {delay:.3g} second(s)",
             state=retry,
