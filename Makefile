@@ -45,7 +45,7 @@ bench: install services
 	$(PY) benchmarks/api_throughput.py
 	$(PY) benchmarks/sdk_overhead.py
 	$(PY) benchmarks/scheduler.py
-	$(PY) benchmarks/worker_latency.py
+	$(PY) benchmarks/worker_latency.py --pools process,celery
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
