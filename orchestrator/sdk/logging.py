@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import os
 import queue
 import sys
 import threading
@@ -114,12 +115,14 @@ class LogShipper:
                 sys.stderr.write(f"orchestrator: could not ship {len(logs)} log line(s): {exc}\n")
 
 
-_shippers: dict[int, LogShipper] = {}
+_shippers: dict[tuple[int, int], LogShipper] = {}
 _shippers_lock = threading.Lock()
 
 
 def shipper_for(client: Any) -> LogShipper:
-    key = id(client)
+    # By process too: a process forked from one that shipped (a worker's launcher, a Celery pool process)
+    # inherits the dictionary but not the shipper's thread.
+    key = (os.getpid(), id(client))
     shipper = _shippers.get(key)
     if shipper is None:
         with _shippers_lock:
