@@ -194,6 +194,9 @@ def test_a_process_that_dies_without_a_final_state_is_crashed_with_its_exit_code
     crashed = workers.wait_final([run["id"]])[0]
     assert crashed["state_name"] == "Crashed"
     assert crashed["state"]["message"] == "the flow run's process exited with code 7"
+    inspected = run_orchestrator("flow-run", "inspect", run["id"], env=workers.worker_env())
+    assert inspected.returncode == 0, inspected.stderr
+    assert crashed["worker_name"] in inspected.stdout and crashed["infrastructure_pid"] in inspected.stdout
 
 
 def test_sigterm_lets_the_active_run_finish_then_the_worker_exits_0(workers: Cluster) -> None:

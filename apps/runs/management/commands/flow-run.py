@@ -328,6 +328,8 @@ class Command(OrchestratorCommand):
             ("deployment", run.get("deployment") or "-"),
             ("work pool", run.get("work_pool_name") or "-"),
             ("work queue", run.get("work_queue_name") or "-"),
+            ("worker", run.get("worker_name") or "-"),
+            ("process", run.get("infrastructure_pid") or "-"),
             ("parent task run", run.get("parent_task_run") or "-"),
             ("created (UTC)", format_time(run.get("created"))),
             ("updated (UTC)", format_time(run.get("updated"))),
