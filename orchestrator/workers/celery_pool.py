@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from orchestrator import config
+from orchestrator.workers.execute import exit_description, run_forked_child
 
 logger = logging.getLogger("orchestrator.worker")
 
@@ -372,15 +373,6 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)  # the run's process leads its own session: the group's id is its pid
 
 
-def _exit_description(code: int) -> str:
-    if code < 0:
-        try:
-            return f"was killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
-
-
 def _settle(
     run_id, label: str, code: int | None, cancelling: bool, worker_name: str, *, reason: str | None = None
 ) -> Outcome:
@@ -397,7 +389,7 @@ def _settle(
     if state_type in {t.value for t in TERMINAL_TYPES}:
         logger.info("Finished %s: %s", label, state_name)
         return Outcome(f"{label}: {state_name}")
-    ended = reason or f"the flow run's process {_exit_description(code)}"
+    ended = reason or f"the flow run's process {exit_description(code)}"
     if cancelling or state_type == StateType.CANCELLING:
         proposal = Cancelled(message=f"Cancelled by Celery worker {worker_name!r}: {ended}")
     elif state_type in (StateType.SCHEDULED, StateType.PAUSED):
@@ -414,8 +406,8 @@ def _settle(
 # -- the run's process --------------------------------------------------------------------------------------------
 def _child(flow_run_id: str, code_location: tuple[str | None, str | None] | None, parent_pid: int) -> NoReturn:
     """The body of the forked child: become the run's process, run the flow, exit (never returns)."""
-    code = 1
-    try:
+
+    def body() -> int:
         with contextlib.suppress(ValueError, OSError):
             signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
@@ -434,23 +426,9 @@ def _child(flow_run_id: str, code_location: tuple[str | None, str | None] | None
         import atexit
 
         atexit._clear()  # the Celery process's exit functions are not this run's
-        code = run_in_process(flow_run_id, code_location)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # the engine has the run's outcome; this is the process itself failing
-        import traceback
+        return run_in_process(flow_run_id, code_location)
 
-        traceback.print_exc()
-        code = 1
-    finally:
-        try:
-            import atexit
-
-            atexit._run_exitfuncs()
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+    run_forked_child(body)
 
 
 def run_in_process(flow_run_id: str, code_location: tuple[str | None, str | None] | None) -> int:

@@ -15,8 +15,10 @@ On Linux the process asks the kernel for SIGKILL when its parent (the worker) di
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 # The worker's pid, so this process can tell whether it is already orphaned.
 WORKER_PID_VARIABLE = "ORCHESTRATOR_WORKER_PID"
@@ -105,3 +107,39 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def exit_description(code: int) -> str:
+    """How a run's process ended, from its exit status (negative: the signal that killed it)."""
+    if code < 0:
+        try:
+            return f"was killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def run_forked_child(body: Callable[[], int]) -> NoReturn:
+    """Run the body of a forked run process and leave with its exit code, never returning into the code of the
+    process it was forked from (a launcher, a Celery pool process). The run's outcome is recorded by the engine;
+    an exception here is the process itself failing: printed, exit code 1. Only this process's exit functions
+    run (the body clears the inherited ones)."""
+    code = 1
+    try:
+        code = body()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            import atexit
+
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)

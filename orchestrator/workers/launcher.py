@@ -25,7 +25,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from orchestrator.workers.execute import WORKER_PID_VARIABLE, die_with_parent
+from orchestrator.workers.execute import WORKER_PID_VARIABLE, die_with_parent, run_forked_child
 
 STARTED_TIMEOUT_SECONDS = 10.0
 
@@ -171,8 +171,8 @@ def _write(fd: int, line: str) -> None:
 
 def _run_child(run_id: str, launcher_pid: int, protocol_fd: int, wake_fds: tuple[int, int]) -> None:
     """The body of a forked child: become a run's process, execute the run, exit (never returns)."""
-    code = 1
-    try:
+
+    def body() -> int:
         signal.set_wakeup_fd(-1)
         for fd in (protocol_fd, *wake_fds):
             os.close(fd)
@@ -190,23 +190,9 @@ def _run_child(run_id: str, launcher_pid: int, protocol_fd: int, wake_fds: tuple
         sys.argv = [sys.argv[0], run_id]
         from orchestrator.workers.execute import execute
 
-        code = execute(run_id)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # the run's outcome is recorded by the engine; this is a crash of the process itself
-        import traceback
+        return execute(run_id)
 
-        traceback.print_exc()
-        code = 1
-    finally:
-        try:
-            import atexit
-
-            atexit._run_exitfuncs()
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+    run_forked_child(body)
 
 
 def serve(protocol_fd: int) -> int:

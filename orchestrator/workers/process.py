@@ -39,7 +39,7 @@ from typing import Any
 from apps.orchestration.states import TERMINAL_TYPES, Cancelled, Crashed, Pending, State, StateType
 from orchestrator import config
 from orchestrator.sdk.exceptions import APIError
-from orchestrator.workers.execute import WORKER_PID_VARIABLE
+from orchestrator.workers.execute import WORKER_PID_VARIABLE, exit_description
 from orchestrator.workers.launcher import ForkServer, LauncherError
 
 logger = logging.getLogger("orchestrator.worker")
@@ -90,15 +90,6 @@ class PendingReport:
 def _label(run: dict[str, Any]) -> str:
     flow = f" of {run['flow_name']}" if run.get("flow_name") else ""
     return f"flow run {run.get('name')!r} ({run['id']}){flow}"
-
-
-def _exit_description(code: int) -> str:
-    if code < 0:
-        try:
-            return f"was killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
 
 
 class ProcessWorker:
@@ -401,13 +392,13 @@ class ProcessWorker:
             if run.cancelling or run.stopped_by_worker:
                 self._signal_group(run, signal.SIGKILL)  # whatever the flow started in its group goes too
             if run.cancelling:
-                message = f"Cancelled by worker {self.name!r}: the run's process {_exit_description(code)}"
+                message = f"Cancelled by worker {self.name!r}: the run's process {exit_description(code)}"
                 self.reports.append(PendingReport(run_id, run.label, Cancelled(message=message)))
             elif run.stopped_by_worker:
                 message = f"worker {self.name!r} was stopped while the run was running"
                 self.reports.append(PendingReport(run_id, run.label, Crashed(message=message)))
             else:
-                message = f"the flow run's process {_exit_description(code)}"
+                message = f"the flow run's process {exit_description(code)}"
                 self.reports.append(PendingReport(run_id, run.label, Crashed(message=message)))
 
     def _send_reports(self) -> None:
