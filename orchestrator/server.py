@@ -10,6 +10,7 @@ With services on, the supervisor also runs Celery Beat and a Celery worker for t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import signal
@@ -35,18 +36,22 @@ class ServerError(Exception):
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening IPv4 TCP socket that child processes can inherit; errors name the host and port."""
-    if ":" in host:
-        raise ServerError(f"{host!r}: IPv6 addresses are not supported; use an IPv4 address such as 127.0.0.1")
+    """A listening TCP socket (IPv4, or IPv6 for an IPv6 address or name) that child processes can inherit;
+    errors name the host and port. `::` also accepts IPv4 clients where the system allows dual-stack sockets."""
+    host = host.strip("[]")  # [::1], as written in URLs
     try:
-        infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise ServerError(f"cannot resolve host {host!r} to an IPv4 address ({exc.strerror})") from exc
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raise ServerError(f"cannot resolve host {host!r} to an address ({exc.strerror})") from exc
+    family, _, _, _, address = sorted(infos, key=lambda info: info[0] != socket.AF_INET)[0]  # IPv4 first
+    sock = socket.socket(family, socket.SOCK_STREAM)
     # Lets a restarted server bind while old connections sit in TIME_WAIT; a live listener still refuses us.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     try:
-        sock.bind(infos[0][4])
+        sock.bind(address)
         sock.listen(LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
@@ -217,6 +222,24 @@ def _skip_form_parsing() -> None:
     WebRequest._orchestrator_skips_form_parsing = True
 
 
+def _fd_endpoint_takes_a_domain_name() -> None:
+    """Daphne's `fd:` endpoint passes `domain=INET6` on as the string "INET6" where Twisted wants the number
+    socket.AF_INET6 (Twisted's own systemd endpoint does this lookup): without it an IPv6 socket cannot be adopted."""
+    from twisted.plugins.fd_endpoint import _FDParser  # where Daphne installs its endpoint plugin
+
+    if getattr(_FDParser, "_orchestrator_domain_names", False):
+        return
+    parse = _FDParser._parseServer
+
+    def _parseServer(self, reactor, fileno, domain=socket.AF_INET):
+        if isinstance(domain, str):
+            domain = getattr(socket, f"AF_{domain}")
+        return parse(self, reactor, fileno, domain)
+
+    _FDParser._parseServer = _parseServer
+    _FDParser._orchestrator_domain_names = True
+
+
 def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
     """One worker: Daphne serving orchestrator.asgi on the inherited listening socket."""
     # daphne.server installs Twisted's asyncio reactor when imported, so it comes before anything else Twisted.
@@ -227,6 +250,7 @@ def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
     from orchestrator.asgi import application
 
     _skip_form_parsing()
+    _fd_endpoint_takes_a_domain_name()
 
     def stop_if_orphaned() -> None:
         # The parent was killed without a chance to stop us: nobody supervises this process any more.
@@ -236,10 +260,13 @@ def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
     task.LoopingCall(stop_if_orphaned).start(PARENT_CHECK_SECONDS, now=False)
     if access_log:
         sys.stdout.reconfigure(line_buffering=True)
+    listening = socket.socket(fileno=fd)
+    domain = "INET6" if listening.family == socket.AF_INET6 else "INET"
+    listening.detach()  # only looked at: the endpoint below adopts the descriptor
     server = daphne.server.Server(
         application=application,
-        # Daphne's fd endpoint (its twisted plugin) adopts the socket; the address family defaults to IPv4.
-        endpoints=[f"fd:fileno={fd}"],
+        # Daphne's fd endpoint (its twisted plugin) adopts the socket; it must be told the address family.
+        endpoints=[f"fd:fileno={fd}:domain={domain}"],
         signal_handlers=True,
         action_logger=AccessLogGenerator(sys.stdout) if access_log else None,
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.cli import orchestrator_env, run_orchestrator
 from tests.support.server import RunningServer, start_server, throwaway_database
 
 PASSWORD_LINE = re.compile(r"created the admin user: username admin, password (\S+)")
@@ -129,3 +130,24 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
         while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(alive(pid) for pid in workers)
+
+
+def test_an_ipv6_host_is_served_and_shown_as_a_url(tmp_path: Path) -> None:
+    """`--host ::` listens on IPv6 and, on a dual-stack system, IPv4 too; URLs show the address in brackets."""
+    with start_server(home=tmp_path, args=["--host", "::", "--no-services"]) as server:
+        assert server.base_url.startswith("http://[::1]:"), server.output()
+        port = server.base_url.rsplit(":", 1)[1]
+        assert f"server started: 1 worker on [::]:{port}" in server.output()
+        assert httpx.get(f"{server.base_url}/api/health/").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health/").status_code == 200
+        assert server.stop(signal.SIGINT) == 0
+
+
+def test_a_host_that_does_not_resolve_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    result = run_orchestrator(
+        "server", "start", "--host", "no-such-host.invalid", "--port", "0", env=orchestrator_env(tmp_path)
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        next(line for line in result.stderr.splitlines() if "cannot resolve host 'no-such-host.invalid'" in line)
+    ]

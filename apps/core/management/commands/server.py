@@ -237,11 +237,14 @@ class Command(OrchestratorCommand):
             raise
         # Workers open their own connections; the supervisor keeps none open while it waits.
         connections.close_all()
-        shown_host = "127.0.0.1" if host == "0.0.0.0" else host
+        shown_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host.strip("[]"), host.strip("[]"))
+        if ":" in shown_host:
+            shown_host = f"[{shown_host}]"  # an IPv6 address in a URL
         base = f"http://{shown_host}:{sock.getsockname()[1]}"
+        listen = f"[{host.strip('[]')}]" if ":" in host else host
 
         banner = [
-            f"server started: {workers} worker{'s' if workers != 1 else ''} on {host}:{sock.getsockname()[1]}",
+            f"server started: {workers} worker{'s' if workers != 1 else ''} on {listen}:{sock.getsockname()[1]}",
             f"API: {base}/api",
             f"UI:  {base}/admin/",
             "point clients at it with:",
