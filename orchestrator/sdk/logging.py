@@ -23,6 +23,9 @@ from orchestrator.sdk.exceptions import MissingContextError
 
 BATCH_SIZE = 500
 BATCH_INTERVAL_SECONDS = 0.5
+# While the server does not answer, a batch is sent again every RETRY_SECONDS, for GIVE_UP_SECONDS at most.
+RETRY_SECONDS = 1.0
+GIVE_UP_SECONDS = 300.0
 _FLUSH = {"flush": True}  # a marker that ends the current batch at once
 
 
@@ -60,59 +63,96 @@ class LogShipper:
             self.condition.wait_for(lambda: self.pending == 0, timeout=timeout)
 
     def _run(self) -> None:
+        backlog: list[dict] = []  # what the server could not take yet, sent again first
+        failing_since: float | None = None
         while True:
-            first = self.queue.get()
-            if first is _FLUSH:
-                continue
-            batch = [first]
-            deadline = time.monotonic() + BATCH_INTERVAL_SECONDS
-            while len(batch) < BATCH_SIZE:
-                remaining = deadline - time.monotonic()
-                try:
-                    item = self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _FLUSH:
-                    break
-                batch.append(item)
             try:
-                self._send(batch)
+                first = self.queue.get(timeout=RETRY_SECONDS if backlog else None)
+            except queue.Empty:
+                first = _FLUSH
+            batch = list(backlog)
+            if first is not _FLUSH:
+                batch.append(first)
+                deadline = time.monotonic() + BATCH_INTERVAL_SECONDS
+                while len(batch) < BATCH_SIZE:
+                    remaining = deadline - time.monotonic()
+                    try:
+                        item = self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _FLUSH:
+                        break
+                    batch.append(item)
+            if not batch:
+                continue
+            unsent: list[dict] = []
+            try:
+                unsent = self._send(batch)
             finally:
+                if unsent:
+                    failing_since = failing_since or time.monotonic()
+                    if time.monotonic() - failing_since > GIVE_UP_SECONDS:
+                        sys.stderr.write(
+                            f"orchestrator: gave up on {len(unsent)} log line(s) and task run record(s) after "
+                            f"{GIVE_UP_SECONDS:.0f} s without an answer from the server\n"
+                        )
+                        unsent, failing_since = [], None
+                else:
+                    failing_since = None
+                backlog = unsent
                 with self.condition:
-                    self.pending -= len(batch)
+                    self.pending -= len(batch) - len(unsent)
                     self.condition.notify_all()
 
-    def _send(self, batch: list[dict]) -> None:
+    def _send(self, batch: list[dict]) -> list[dict]:
+        """Send a batch: task run records first, then log lines. Returns the items to send again (the server
+        was unreachable or failed); a refusal (4xx) is reported on stderr and not retried."""
         records: dict[str, dict] = {}
         states: list[dict] = []
         logs: list[dict] = []
+        record_items: list[dict] = []
         for item in batch:
             if "task_run_record" in item:
                 record = item["task_run_record"]
                 records[record["id"]] = {**record, "states": list(record["states"])}
+                record_items.append(item)
             elif "task_run_state" in item:
                 later = item["task_run_state"]
                 if later["task_run"] in records:  # started and finished within one batch: one record
                     records[later["task_run"]]["states"].append(later["state"])
                 else:
                     states.append(later)
+                record_items.append(item)
             else:
                 logs.append(item)
         if records or states:
             try:
                 answers = self.client.record_task_runs(list(records.values()), states)
+            except Exception as exc:  # like logs, records never break a run; the run's own result stands
+                if _worth_retrying(exc):
+                    return batch  # the logs may name these task runs: they wait too
+                sys.stderr.write(f"orchestrator: could not record {len(records) + len(states)} task run(s): {exc}\n")
+            else:
                 refused = [a for a in [*answers[0], *answers[1]] if a.get("status") not in ("ACCEPT", "EXISTS")]
                 if refused:
                     sys.stderr.write(
                         f"orchestrator: the server refused {len(refused)} task run record(s), e.g. {refused[0]}\n"
                     )
-            except Exception as exc:  # like logs, records never break a run; the run's own result stands
-                sys.stderr.write(f"orchestrator: could not record {len(records) + len(states)} task run(s): {exc}\n")
         if logs:
             try:
                 self.client.create_logs(logs)
-            except Exception as exc:  # logs must never break a run; say so once on stderr
+            except Exception as exc:  # logs must never break a run
+                if _worth_retrying(exc):
+                    return logs
                 sys.stderr.write(f"orchestrator: could not ship {len(logs)} log line(s): {exc}\n")
+        return []
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    """A refusal of the request itself (4xx) will not change; anything else (no server, 5xx) may."""
+    from orchestrator.sdk.exceptions import APIError
+
+    return not (isinstance(exc, APIError) and 400 <= exc.status_code < 500 and exc.status_code != 429)
 
 
 _shippers: dict[tuple[int, int], LogShipper] = {}

@@ -56,3 +56,88 @@ def test_http_mode_run_details_through_the_api(orchestrator_server_process: Runn
     assert load_logs == ["loaded 4 records", "Finished in state Completed()"]
     gate = api.get("flow_runs/", params={"flow_name": "tutorial-quality-gate"}).json()["results"][0]
     assert (gate["state_name"], gate["state"]["message"]) == ("Failed", "1/2 states failed")
+
+
+RESTART_FLOW = """
+import sys, time
+from pathlib import Path
+from orchestrator import flow, task, get_run_logger
+
+signals = Path(sys.argv[1])
+
+
+def wait_for(name):
+    while not (signals / name).exists():
+        time.sleep(0.05)
+
+
+@task
+def measure(x: int) -> int:
+    get_run_logger().info(f"measured {x}")
+    return x * 2
+
+
+@flow(name="outlives-a-restart")
+def outlives() -> int:
+    (signals / "started").touch()
+    wait_for("server-down")
+    value = measure(21)  # recorded in the background while the server is down
+    (signals / "task-done").touch()
+    wait_for("server-up")
+    return value
+
+
+print("result", outlives())
+"""
+
+
+@pytest.mark.e2e
+def test_task_runs_finished_while_the_server_restarts_are_recorded_when_it_is_back(tmp_path: Path):
+    """Task runs recorded in the background must survive a server restart (an upgrade) in the middle of a flow."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.server import start_server, throwaway_database
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["--no-services", "--port", str(port)]
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    script = tmp_path / "restart_flow.py"
+    script.write_text(RESTART_FLOW)
+    home = tmp_path / "server"
+
+    def wait_for(name: str) -> None:
+        deadline = time.monotonic() + 30
+        while not (signals / name).exists():
+            assert time.monotonic() < deadline, f"the flow never got to {name}"
+            time.sleep(0.05)
+
+    with throwaway_database(home) as database_url:
+        with start_server(home=home, database_url=database_url, args=args) as server:
+            env = orchestrator_env(tmp_path / "client", ORCHESTRATOR_API_URL=server.api_url)
+            flow = subprocess.Popen(
+                [sys.executable, str(script), str(signals)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+            wait_for("started")
+        (signals / "server-down").touch()
+        wait_for("task-done")
+        time.sleep(4)  # the shipper's own retries (a few seconds) run out: the records wait in its backlog
+        with start_server(home=home, database_url=database_url, args=args) as server:
+            (signals / "server-up").touch()
+            output = flow.communicate(timeout=60)[0].decode()
+            assert flow.returncode == 0, output
+            assert "result 42" in output
+            api = httpx.Client(base_url=server.api_url + "/", timeout=30)
+            run = api.get("flow_runs/", params={"flow_name": "outlives-a-restart"}).json()["results"][0]
+            assert run["state_name"] == "Completed"
+            (task_run,) = api.get("task_runs/", params={"flow_run": run["id"]}).json()["results"]
+            assert (task_run["name"], task_run["state_name"]) == ("measure-0", "Completed")
+            states = [state["name"] for state in api.get(f"task_runs/{task_run['id']}/states/").json()]
+            assert states == ["Pending", "Running", "Completed"]
+            logs = api.get("logs/", params={"task_run": task_run["id"]}).json()["results"]
+            assert [line["message"] for line in logs] == ["measured 21", "Finished in state Completed()"]
