@@ -65,47 +65,24 @@ def subprocess_start_seconds(repeat: int = 5) -> float:
 
 def run_process_pool(api_url: str, env: dict[str, str], runs: int, spacing: float) -> list[dict]:
     """Start one `orchestrator worker start` on a new process pool and time `runs` runs due now."""
-    api = httpx.Client(base_url=api_url + "/", timeout=30)
     pool = f"bench-process-{uuid.uuid4().hex[:6]}"
-    api.post("work_pools/", json={"name": pool, "type": "process"}).raise_for_status()
-    code_dir = Path(tempfile.mkdtemp(prefix="orch-bench-flows-"))
-    (code_dir / "bench_flows.py").write_text(FLOW_FILE)
-    deployment = api.post(
-        "deployments/",
-        json={
-            "flow_name": "noop",
-            "name": "latency",
-            "entrypoint": "bench_flows.py:noop",
-            "path": str(code_dir),
-            "work_pool_name": pool,
-        },
-    )
-    deployment.raise_for_status()
-    worker = subprocess.Popen(
-        [ORCHESTRATOR, "worker", "start", "--pool", pool],
-        env={**env, "ORCHESTRATOR_API_URL": api_url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_worker(api, pool)
-        return _time_runs(api, deployment.json()["id"], runs, spacing)
-    finally:
-        worker.send_signal(2)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        api.close()
+    return _time_pool(api_url, pool, "process", {**env, "ORCHESTRATOR_API_URL": api_url}, runs, spacing)
 
 
 def run_celery_pool(api_url: str, env: dict[str, str], runs: int, spacing: float) -> list[dict]:
-    """The celery pool variant: create a `celery` pool and its deployment, start `orchestrator worker start
-    --pool P` (a Celery worker on the pool's queue, with the server's database and broker in `env`), then
-    `_time_runs(...)` exactly as the process pool does. The server sends each run to the queue as it is created."""
-    api = httpx.Client(base_url=api_url + "/", timeout=30)
+    """The celery pool variant: `orchestrator worker start --pool P` is a Celery worker on the pool's queue, with
+    the server's database and broker in `env`; the server sends each run to the queue as it is created."""
     pool = f"bench-celery-{uuid.uuid4().hex[:6]}"
-    api.post("work_pools/", json={"name": pool, "type": "celery"}).raise_for_status()
+    try:
+        return _time_pool(api_url, pool, "celery", env, runs, spacing)
+    finally:
+        _remove_celery_queue(env["ORCHESTRATOR_BROKER_URL"], f"pool-{pool}")
+
+
+def _time_pool(api_url: str, pool: str, pool_type: str, worker_env: dict[str, str], runs: int, spacing: float):
+    """Create the pool and a deployment of a flow that does nothing, start one worker, time `runs` runs."""
+    api = httpx.Client(base_url=api_url + "/", timeout=30)
+    api.post("work_pools/", json={"name": pool, "type": pool_type}).raise_for_status()
     code_dir = Path(tempfile.mkdtemp(prefix="orch-bench-flows-"))
     (code_dir / "bench_flows.py").write_text(FLOW_FILE)
     deployment = api.post(
@@ -121,12 +98,12 @@ def run_celery_pool(api_url: str, env: dict[str, str], runs: int, spacing: float
     deployment.raise_for_status()
     worker = subprocess.Popen(
         [ORCHESTRATOR, "worker", "start", "--pool", pool],
-        env=env,
+        env=worker_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_worker(api, pool)  # a Celery worker records itself once it consumes the queue
+        _wait_for_worker(api, pool)  # its first poll (a Celery worker: its first heartbeat) records it
         return _time_runs(api, deployment.json()["id"], runs, spacing)
     finally:
         worker.send_signal(2)
@@ -135,7 +112,6 @@ def run_celery_pool(api_url: str, env: dict[str, str], runs: int, spacing: float
         except subprocess.TimeoutExpired:
             worker.kill()
         api.close()
-        _remove_celery_queue(env["ORCHESTRATOR_BROKER_URL"], f"pool-{pool}")
 
 
 def _remove_celery_queue(broker_url: str, name: str) -> None:

@@ -99,6 +99,13 @@ def _server_side_binding() -> bool:
     return bool(connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
 
 
+def mark_saved(instances: list[Model]) -> None:
+    """What `save()` records on instances written by the statements above: they exist in the database now."""
+    for instance in instances:
+        instance._state.adding = False
+        instance._state.db = connection.alias
+
+
 def insert_statement(instance: Model) -> tuple[str, list]:
     """The INSERT of a new instance (written once per model) and its values; marks nothing."""
     model = type(instance)
@@ -196,8 +203,7 @@ def insert_rows(model: type[Model], instances: list[Model], *, batch_size: int =
                 for field, attname, convert, auto_now in plan
             ]
         )
-        instance._state.adding = False
-        instance._state.db = connection.alias
+    mark_saved(instances)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # The driver's own cursor: map its errors to Django's (IntegrityError, ...) as the ORM would.

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from apps.core.db import execute_together, fetch_row, insert_rows, insert_statement, update_statement
+from apps.core.db import execute_together, fetch_row, insert_rows, insert_statement, mark_saved, update_statement
 from apps.orchestration.models import Event
 from apps.orchestration.policies import FLOW_RUN_POLICY, TASK_RUN_POLICY
 from apps.orchestration.rules.base import Rule, Status, TransitionContext
@@ -97,22 +97,7 @@ def set_initial_states(*, kind: str, run: Any, states: list[State]) -> Orchestra
     once needs one round trip instead of two. Evaluation stops at the first state the policy does not accept
     as proposed (a WAIT leaves the run in its previous state; a replacement such as Cached is stored).
     Nothing is written when the first state is refused."""
-    if not run._state.adding:
-        raise ValueError("set_initial_states only takes a run that is not saved yet")
-    spec = RUN_KINDS[kind]
-    stored: list[tuple[TransitionContext, list[Rule], Any, Event]] = []
-    decision: TransitionContext | None = None
-    for state in states:
-        decision, applied = _decide(spec, kind, run, state, force=False, proposed_at=None)
-        if decision.validated_state is None:
-            break
-        state_row, event = _prepare_rows(spec, decision)
-        stored.append((decision, applied, state_row, event))
-        if decision.status != Status.ACCEPT:
-            break
-    if stored:
-        _write_new_runs(spec, [run], stored)
-    return OrchestrationResult(decision.status, run.state, decision.reason, decision.delay_seconds, run)
+    return set_initial_histories_in_bulk(kind=kind, runs=[run], histories=[[(state, None) for state in states]])[0]
 
 
 # How far back a client's recorded transition may be dated (see `_recorded_time`).
@@ -126,34 +111,24 @@ def set_initial_states_in_bulk(*, kind: str, runs: list[Any], states: list[State
     """Give many new, unsaved runs their first state through the same policy, then write the runs, their
     history rows and outbox events with one multi-row INSERT per table (the scheduler creates thousands of
     Scheduled runs per pass). Runs whose first state is refused are not written. Atomic: all or nothing."""
-    spec = RUN_KINDS[kind]
-    results: list[OrchestrationResult] = []
-    stored: list[tuple[TransitionContext, list[Rule], Any, Event]] = []
-    for run, state in zip(runs, states, strict=True):
-        if not run._state.adding:
-            raise ValueError("set_initial_states_in_bulk only takes runs that are not saved yet")
-        context, applied = _decide(spec, kind, run, state, force=False, proposed_at=None)
-        if context.validated_state is not None:
-            state_row, event = _prepare_rows(spec, context)
-            stored.append((context, applied, state_row, event))
-        results.append(OrchestrationResult(context.status, run.state, context.reason, context.delay_seconds, run))
-    _write_new_runs(spec, [context.run for context, *_ in stored], stored)
-    return results
+    histories = [[(state, None)] for state in states]
+    return set_initial_histories_in_bulk(kind=kind, runs=runs, histories=histories)
 
 
 def set_initial_histories_in_bulk(
     *, kind: str, runs: list[Any], histories: list[list[tuple[State, datetime | None]]]
 ) -> list[OrchestrationResult]:
-    """Record new, unsaved runs with the states a client already took them through, each (state, when) in
-    order through the policy, as `set_initial_states` does for one run; then write all the runs, history rows
-    and events with one multi-row INSERT per table. A run whose first state is refused is not written."""
+    """Give new, unsaved runs their first states, each (state, when) in order through the policy (`when`: the
+    client's time of a transition it already made, or None for now), stopping at the first state not accepted
+    as proposed; then write all the runs, history rows and events together. A run whose first state is
+    refused is not written."""
     spec = RUN_KINDS[kind]
     results: list[OrchestrationResult] = []
     stored: list[tuple[TransitionContext, list[Rule], Any, Event]] = []
     written: list[Any] = []
     for run, history in zip(runs, histories, strict=True):
         if not run._state.adding:
-            raise ValueError("set_initial_histories_in_bulk only takes runs that are not saved yet")
+            raise ValueError("only a run that is not saved yet can be given its first states")
         if not history:
             raise ValueError("every run needs at least one state")
         decision: TransitionContext | None = None
@@ -168,7 +143,8 @@ def set_initial_histories_in_bulk(
         if run.state_id is not None:
             written.append(run)
         results.append(OrchestrationResult(decision.status, run.state, decision.reason, decision.delay_seconds, run))
-    _write_new_runs(spec, written, stored)
+    if written:
+        _write_new_runs(spec, written, stored)
     return results
 
 
@@ -184,9 +160,7 @@ def _write_new_runs(
         if len(runs) == 1:  # one API request's run: its few rows in one round trip (COPY costs two per table)
             rows = [*runs, *state_rows, *events]
             execute_together([insert_statement(row) for row in rows])
-            for row in rows:
-                row._state.adding = False
-                row._state.db = connection.alias
+            mark_saved(rows)
         else:
             insert_rows(spec.model, runs, batch_size=BULK_BATCH_SIZE)
             insert_rows(spec.state_model, state_rows, batch_size=BULK_BATCH_SIZE)
@@ -289,9 +263,7 @@ def _store(spec: RunKind, context: TransitionContext):
         )
     # One round trip on PostgreSQL for the three writes of a transition.
     execute_together([run_statement, insert_statement(state_row), insert_statement(event)])
-    for instance in (run, state_row, event):
-        instance._state.adding = False
-        instance._state.db = connection.alias
+    mark_saved([run, state_row, event])
     return state_row
 
 

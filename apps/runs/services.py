@@ -145,6 +145,11 @@ def flow_run_resume(*, run: FlowRun) -> engine.OrchestrationResult:
     return engine.propose_state(kind=engine.FLOW_RUN, run_id=run.id, state=proposal)
 
 
+def _task_run_name(task_key: str) -> str:
+    """A readable name for a task run nobody named: the task's function name and a generated suffix."""
+    return f"{task_key.rsplit('.', 1)[-1]}-{generate_run_name()}"
+
+
 def task_run_create(
     *,
     flow_run: FlowRun | None = None,
@@ -171,7 +176,7 @@ def task_run_create(
                 flow_run_id=flow_run_id if flow_run_id is not None else (flow_run.pk if flow_run else None),
                 task_key=task_key,
                 dynamic_key=dynamic_key,
-                name=name or f"{task_key.rsplit('.', 1)[-1]}-{generate_run_name()}",
+                name=name or _task_run_name(task_key),
                 tags=tags or [],
                 cache_key=cache_key,
                 cache_expiration=cache_expiration,
@@ -246,7 +251,7 @@ def _task_runs_record(
                     flow_run_id=item.get("flow_run"),
                     task_key=task_key,
                     dynamic_key=item.get("dynamic_key") or "0",
-                    name=item.get("name") or f"{task_key.rsplit('.', 1)[-1]}-{generate_run_name()}",
+                    name=item.get("name") or _task_run_name(task_key),
                     tags=item.get("tags") or [],
                     task_inputs=item.get("task_inputs") or {},
                     task_version=item.get("task_version"),

@@ -242,7 +242,8 @@ class TaskRunEngine:
                     self.cache_details["refresh_cache"] = True
         tags = list(dict.fromkeys([*task.tags, *self.tags]))
         if not not_ready and self._runs_without_asking(cache_key, tags):
-            return self._start_recorded(name, tags, task_inputs, policy)
+            self._start_recorded(name, tags, task_inputs, policy)
+            return None
         self.run = self.client.create_task_run(
             flow_run_id=self.context.flow_run.id,
             task_key=task.task_key,
@@ -314,7 +315,6 @@ class TaskRunEngine:
         self.state = running
         self.holder["state"] = running
         self.logger = task_run_logger(TaskRunContext(self.task, self.run, self.parameters), self.context)
-        return None
 
     # -- steps ------------------------------------------------------------------------------------------------
     def propose_running(self) -> float | None:
