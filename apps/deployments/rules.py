@@ -7,8 +7,8 @@ from django.db import connection
 
 from apps.deployments.models import CollisionStrategy, Deployment
 from apps.orchestration.rules.base import Rule, TransitionContext
-from apps.orchestration.states import Cancelled, StateType
 from apps.runs.models import FlowRun
+from orchestrator.states import Cancelled, StateType
 
 ACTIVE_TYPES = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
 

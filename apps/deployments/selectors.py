@@ -8,8 +8,8 @@ from datetime import datetime
 from django.db.models import Prefetch, QuerySet
 
 from apps.deployments.models import Deployment, DeploymentSchedule
-from apps.orchestration.states import StateType
 from apps.runs.models import FlowRun
+from orchestrator.states import StateType
 
 
 def deployments_with_schedules() -> QuerySet[Deployment]:

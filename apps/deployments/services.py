@@ -25,10 +25,10 @@ from apps.deployments import schedules as schedule_rules
 from apps.deployments.models import Deployment, DeploymentSchedule
 from apps.flows.models import Flow
 from apps.orchestration import engine
-from apps.orchestration.states import Late, Scheduled, StateType
 from apps.runs import services as run_services
 from apps.runs.models import FlowRun
 from apps.work_pools.services import work_pool_ensure
+from orchestrator.states import Late, Scheduled, StateType
 
 logger = logging.getLogger(__name__)
 

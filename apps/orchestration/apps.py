@@ -5,3 +5,6 @@ class OrchestrationConfig(AppConfig):
     name = "apps.orchestration"
     label = "orchestration"
     verbose_name = "Orchestration"
+
+    def ready(self) -> None:
+        from apps.orchestration import checks  # noqa: F401  (registers the policy check)

@@ -11,38 +11,50 @@ transaction starts with BEGIN IMMEDIATE (see settings), which takes the database
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
 from apps.core.db import execute_together, fetch_row, insert_rows, insert_statement, mark_saved, update_statement
 from apps.orchestration.models import Event
-from apps.orchestration.policies import FLOW_RUN_POLICY, TASK_RUN_POLICY
-from apps.orchestration.rules.base import Rule, Status, TransitionContext
-from apps.orchestration.rules.bookkeeping import after_state_stored, update_run_details
-from apps.orchestration.states import State
-from apps.runs.models import FlowRun, FlowRunState, TaskRun, TaskRunState
+from apps.orchestration.policies import POLICIES, RUN_MODELS, Policy, resolve_policy, state_stored_hooks
+from apps.orchestration.rules.base import Rule, RunKind, Status, TransitionContext
+from apps.orchestration.rules.bookkeeping import update_run_details
+from orchestrator.states import State
 
-FLOW_RUN = "flow_run"
-TASK_RUN = "task_run"
+FLOW_RUN = RunKind.FLOW_RUN
+TASK_RUN = RunKind.TASK_RUN
 
 
 @dataclass(frozen=True)
-class RunKind:
-    model: type
-    state_model: type
+class RunKindSpec:
+    """A kind of run as the engine writes it: its model, its history model, the history's link to the run, and
+    the policy that decides its transitions."""
+
+    model: Any
+    state_model: Any
     run_field: str
-    policy: list[type[Rule]]
+    policy: Policy
 
 
-RUN_KINDS = {
-    FLOW_RUN: RunKind(FlowRun, FlowRunState, "flow_run", FLOW_RUN_POLICY),
-    TASK_RUN: RunKind(TaskRun, TaskRunState, "task_run", TASK_RUN_POLICY),
-}
+@functools.cache
+def run_kind_spec(kind: RunKind | str) -> RunKindSpec:
+    """The models and policy of a run kind, resolved once from apps/orchestration/policies.py (the engine names
+    the run models by app label, as Django names swappable models, so it imports no other app)."""
+    kind = RunKind(kind)
+    model_label, state_model_label, run_field = RUN_MODELS[kind]
+    return RunKindSpec(
+        model=apps.get_model(model_label),
+        state_model=apps.get_model(state_model_label),
+        run_field=run_field,
+        policy=resolve_policy(POLICIES[kind]),
+    )
 
 
 @dataclass
@@ -67,7 +79,7 @@ class OrchestrationResult:
 
 def propose_state(
     *,
-    kind: str,
+    kind: RunKind,
     run_id: uuid.UUID | str,
     state: State,
     force: bool = False,
@@ -76,7 +88,7 @@ def propose_state(
 ) -> OrchestrationResult:
     """Propose `state` for the run; the policy decides. `force=True` skips the policy, never the record.
     `occurred_at` records a transition a client already made (see `_recorded_time`)."""
-    spec = RUN_KINDS[kind]
+    spec = run_kind_spec(kind)
     with transaction.atomic():
         run = fetch_row(spec.model, run_id, for_update=True)
         if run is None:
@@ -84,14 +96,14 @@ def propose_state(
         return _orchestrate(spec, kind, run, state, force=force, proposed_at=proposed_at, occurred_at=occurred_at)
 
 
-def set_initial_state(*, kind: str, run: Any, state: State) -> OrchestrationResult:
+def set_initial_state(*, kind: RunKind, run: Any, state: State) -> OrchestrationResult:
     """Give a new run (not saved yet, or created in the current transaction) its first state, through the
     same policy; an unsaved run is inserted together with that state."""
-    spec = RUN_KINDS[kind]
+    spec = run_kind_spec(kind)
     return _orchestrate(spec, kind, run, state, force=False, proposed_at=None)
 
 
-def set_initial_states(*, kind: str, run: Any, states: list[State]) -> OrchestrationResult:
+def set_initial_states(*, kind: RunKind, run: Any, states: list[State]) -> OrchestrationResult:
     """Give a new, unsaved run its first states in order (e.g. Pending, then Running), each through the
     policy, and write the run, its history rows and events in one transaction: a client that starts a run at
     once needs one round trip instead of two. Evaluation stops at the first state the policy does not accept
@@ -107,7 +119,7 @@ RECORDED_TIME_MAX_AGE = timedelta(days=1)
 BULK_BATCH_SIZE = 500
 
 
-def set_initial_states_in_bulk(*, kind: str, runs: list[Any], states: list[State]) -> list[OrchestrationResult]:
+def set_initial_states_in_bulk(*, kind: RunKind, runs: list[Any], states: list[State]) -> list[OrchestrationResult]:
     """Give many new, unsaved runs their first state through the same policy, then write the runs, their
     history rows and outbox events with one multi-row INSERT per table (the scheduler creates thousands of
     Scheduled runs per pass). Runs whose first state is refused are not written. Atomic: all or nothing."""
@@ -116,13 +128,13 @@ def set_initial_states_in_bulk(*, kind: str, runs: list[Any], states: list[State
 
 
 def set_initial_histories_in_bulk(
-    *, kind: str, runs: list[Any], histories: list[list[tuple[State, datetime | None]]]
+    *, kind: RunKind, runs: list[Any], histories: list[list[tuple[State, datetime | None]]]
 ) -> list[OrchestrationResult]:
     """Give new, unsaved runs their first states, each (state, when) in order through the policy (`when`: the
     client's time of a transition it already made, or None for now), stopping at the first state not accepted
     as proposed; then write all the runs, history rows and events together. A run whose first state is
     refused is not written."""
-    spec = RUN_KINDS[kind]
+    spec = run_kind_spec(kind)
     results: list[OrchestrationResult] = []
     stored: list[tuple[TransitionContext, list[Rule], Any, Event]] = []
     written: list[Any] = []
@@ -149,7 +161,7 @@ def set_initial_histories_in_bulk(
 
 
 def _write_new_runs(
-    spec: RunKind, runs: list[Any], stored: list[tuple[TransitionContext, list[Rule], Any, Event]]
+    spec: RunKindSpec, runs: list[Any], stored: list[tuple[TransitionContext, list[Rule], Any, Event]]
 ) -> None:
     """Insert new runs with their decided states' history rows and events, then run the after-hooks."""
     # Callers usually hold a transaction already (flow_run_create): no savepoint, which would cost two round
@@ -168,12 +180,12 @@ def _write_new_runs(
         for context, applied, state_row, _ in stored:
             for rule in applied:
                 rule.after_transition(context)
-            after_state_stored(context, state_row)
+            _after_state_stored(context, state_row)
 
 
 def _decide(
-    spec: RunKind,
-    kind: str,
+    spec: RunKindSpec,
+    kind: RunKind,
     run: Any,
     state: State,
     *,
@@ -184,7 +196,7 @@ def _decide(
     """Apply the policy's rules in order; the first refusal ends the evaluation."""
     context = TransitionContext(
         run=run,
-        kind=kind,
+        kind=RunKind(kind),
         initial_state=run.state,
         proposed_state=state,
         now=_recorded_time(run, occurred_at),
@@ -220,8 +232,8 @@ def _recorded_time(run: Any, occurred_at: datetime | None) -> datetime:
 
 
 def _orchestrate(
-    spec: RunKind,
-    kind: str,
+    spec: RunKindSpec,
+    kind: RunKind,
     run: Any,
     state: State,
     *,
@@ -236,11 +248,11 @@ def _orchestrate(
     state_row = _store(spec, context)
     for rule in applied:
         rule.after_transition(context)
-    after_state_stored(context, state_row)
+    _after_state_stored(context, state_row)
     return OrchestrationResult(context.status, run.state, context.reason, context.delay_seconds, run)
 
 
-def _store(spec: RunKind, context: TransitionContext):
+def _store(spec: RunKindSpec, context: TransitionContext):
     """Write the history row, the run's current state and details, and the outbox event."""
     run = context.run
     state_row, event = _prepare_rows(spec, context)
@@ -267,7 +279,7 @@ def _store(spec: RunKind, context: TransitionContext):
     return state_row
 
 
-def _prepare_rows(spec: RunKind, context: TransitionContext) -> tuple[Any, Event]:
+def _prepare_rows(spec: RunKindSpec, context: TransitionContext) -> tuple[Any, Event]:
     """Set the run's current state and details from the validated state; build its history row and event."""
     run = context.run
     state = context.validated_state
@@ -306,6 +318,12 @@ def _prepare_rows(spec: RunKind, context: TransitionContext) -> tuple[Any, Event
         },
     )
     return state_row, event
+
+
+def _after_state_stored(context: TransitionContext, state_row: Any) -> None:
+    """Effects of every stored state, forced ones included, in the same transaction (policies.py lists them)."""
+    for hook in state_stored_hooks():
+        hook(context, state_row)
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:

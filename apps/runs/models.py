@@ -10,7 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from apps.core.models import BaseModel
-from apps.orchestration.states import State, StateType
+from orchestrator.states import State, StateType
 
 STATE_TYPE_CHOICES = [(t.value, t.value.title()) for t in StateType]
 

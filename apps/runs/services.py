@@ -13,8 +13,8 @@ from apps.core.names import generate_run_name
 from apps.flows.models import Flow
 from apps.orchestration import engine
 from apps.orchestration.rules.base import Status
-from apps.orchestration.states import Pending, State, StateType
 from apps.runs.models import FlowRun, TaskRun
+from orchestrator.states import Pending, State, StateType
 
 
 def flow_run_create(
@@ -135,11 +135,11 @@ def flow_run_resume(*, run: FlowRun) -> engine.OrchestrationResult:
     if run.state_type != StateType.PAUSED:
         raise Conflict(f"only a paused run can be resumed; this run is {run.state_name}")
     if run.state_name == "Suspended":
-        from apps.orchestration.states import Scheduled
+        from orchestrator.states import Scheduled
 
         proposal = Scheduled(message="Resumed")
     else:
-        from apps.orchestration.states import Running
+        from orchestrator.states import Running
 
         proposal = Running(message="Resumed")
     return engine.propose_state(kind=engine.FLOW_RUN, run_id=run.id, state=proposal)

@@ -7,8 +7,8 @@ from datetime import datetime
 from django.utils import timezone
 
 from apps.orchestration.engine import FLOW_RUN, propose_state
-from apps.orchestration.states import Failed, StateType
 from apps.runs.models import FlowRun
+from orchestrator.states import Failed, StateType
 
 PAUSE_TIMED_OUT = "Pause timed out"
 

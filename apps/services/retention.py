@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from apps.logs.models import Log
 from apps.orchestration.models import Event
-from apps.orchestration.states import TERMINAL_TYPES
 from apps.runs.models import FlowRun, TaskRun
 from apps.services.models import ServiceRun
+from orchestrator.states import TERMINAL_TYPES
 
 # Rows deleted per transaction: short transactions keep SQLite's write lock free for the API in between.
 BATCH_SIZE = 500

@@ -24,10 +24,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.orchestration.rules.base import TransitionContext
-from apps.orchestration.states import StateType
 from apps.runs.models import FlowRun
 from apps.work_pools.models import WorkPool, WorkPoolType, WorkQueue
 from apps.work_pools.selectors import in_queue
+from orchestrator.states import StateType
 
 logger = logging.getLogger("apps.work_pools.dispatch")
 

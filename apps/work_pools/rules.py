@@ -7,9 +7,9 @@ from django.conf import settings
 from django.db import connection
 
 from apps.orchestration.rules.base import Rule, TransitionContext
-from apps.orchestration.states import StateType
 from apps.work_pools.models import WorkPool, WorkQueue
 from apps.work_pools.selectors import active_runs_by_queue, queue_of_run
+from orchestrator.states import StateType
 
 
 class EnforceWorkPoolConcurrencyLimits(Rule):

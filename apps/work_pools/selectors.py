@@ -9,9 +9,9 @@ from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from apps.core.errors import NotFound
-from apps.orchestration.states import StateType
 from apps.runs.models import FlowRun
 from apps.work_pools.models import DEFAULT_QUEUE_NAME, Worker, WorkPool, WorkQueue, heartbeat_cutoff
+from orchestrator.states import StateType
 
 # The states in which a run holds a slot of its pool's and queue's concurrency limits.
 ACTIVE_TYPES = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)

@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from apps.core.errors import Conflict
 from apps.orchestration import engine
-from apps.orchestration.states import TERMINAL_TYPES, Cancelled, Crashed, State, StateType
 from apps.runs.models import FlowRun, TaskRun
 from apps.work_pools.models import DEFAULT_QUEUE_NAME, Worker, WorkPool, WorkPoolType, WorkQueue, heartbeat_cutoff
+from orchestrator.states import TERMINAL_TYPES, Cancelled, Crashed, State, StateType
 
 POOL_EDITABLE_FIELDS = ("description", "concurrency_limit", "paused")
 QUEUE_EDITABLE_FIELDS = ("description", "priority", "concurrency_limit", "paused")

@@ -23,9 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from apps.orchestration.states import State
 from orchestrator import config
 from orchestrator.sdk.exceptions import APIError
+from orchestrator.states import State
 
 
 @dataclass

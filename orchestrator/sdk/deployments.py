@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from apps.orchestration.states import Crashed, Pending
 from orchestrator import config
 from orchestrator.sdk.client import RunInfo, get_client
 from orchestrator.sdk.parameters import jsonable
+from orchestrator.states import Crashed, Pending
 
 logger = logging.getLogger("orchestrator.serve")
 

@@ -17,17 +17,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from apps.orchestration.states import (
-    Completed,
-    Crashed,
-    Failed,
-    NotReady,
-    Pending,
-    Running,
-    State,
-    StateType,
-    TimedOut,
-)
 from orchestrator.sdk import results
 from orchestrator.sdk.client import RunInfo, get_client
 from orchestrator.sdk.context import (
@@ -49,6 +38,17 @@ from orchestrator.sdk.futures import MappedItem, TaskRunFuture
 from orchestrator.sdk.logging import enable_print_capture, flow_run_logger, shipper_for, task_run_logger
 from orchestrator.sdk.parameters import bind_arguments, call_arguments, jsonable, validate_parameters
 from orchestrator.sdk.timeouts import await_with_timeout, call_with_timeout
+from orchestrator.states import (
+    Completed,
+    Crashed,
+    Failed,
+    NotReady,
+    Pending,
+    Running,
+    State,
+    StateType,
+    TimedOut,
+)
 
 # Interruptions from outside user code: the run is Crashed (never retried) and the exception goes on.
 CRASH_EXCEPTIONS = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)

@@ -6,8 +6,8 @@ import concurrent.futures
 from collections.abc import Iterable
 from typing import Any
 
-from apps.orchestration.states import Failed, Pending, State
 from orchestrator.sdk.results import attach
+from orchestrator.states import Failed, Pending, State
 
 
 class TaskRunFuture:

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from apps.orchestration.states import State, StateType
 from orchestrator import config
 from orchestrator.sdk.exceptions import (
     CancelledRun,
@@ -24,6 +23,7 @@ from orchestrator.sdk.exceptions import (
     ResultPersistenceError,
     UpstreamTaskError,
 )
+from orchestrator.states import State, StateType, register_result_reader
 
 SERIALIZERS = ("pickle", "json")
 
@@ -108,3 +108,6 @@ def state_result(state: State, *, raise_on_failure: bool = True) -> Any:
     if state.type != StateType.COMPLETED:
         raise MissingResult(f"the run is {state.name}; it has no result yet")
     return state.data
+
+
+register_result_reader(lambda state, raise_on_failure: state_result(state, raise_on_failure=raise_on_failure))

@@ -211,11 +211,11 @@ def execute_flow_run(*, flow_run_id: str, worker_name: str) -> Outcome:
 
     from apps.orchestration import engine
     from apps.orchestration.rules.base import Status
-    from apps.orchestration.states import Pending, StateType
     from apps.runs.models import FlowRun
     from apps.work_pools.dispatch import flow_run_dispatch_forget, flow_run_dispatch_touch
     from apps.work_pools.models import WorkPool, WorkPoolType
     from apps.work_pools.services import worker_heartbeat
+    from orchestrator.states import Pending, StateType
 
     try:
         run = FlowRun.objects.filter(pk=flow_run_id).first()
@@ -301,9 +301,9 @@ def _watch(run_id, pid: int, pool, worker_name: str, label: str) -> tuple[int, b
     code as subprocess gives it, whether it was stopped for a cancellation)."""
     from django.db import DatabaseError
 
-    from apps.orchestration.states import StateType
     from apps.runs.models import FlowRun
     from apps.work_pools.services import worker_heartbeat
+    from orchestrator.states import StateType
 
     interval = float(config.get("ORCHESTRATOR_WORKER_HEARTBEAT_SECONDS") or 2)
     grace = float(config.get("ORCHESTRATOR_WORKER_KILL_GRACE_SECONDS") or 3)
@@ -379,8 +379,8 @@ def _settle(
     """After the run's process ended (or could not start: `reason`), a run left unfinished is Cancelled (if it was
     being cancelled) or Crashed."""
     from apps.orchestration import engine
-    from apps.orchestration.states import TERMINAL_TYPES, Cancelled, Crashed, StateType
     from apps.runs.models import FlowRun
+    from orchestrator.states import TERMINAL_TYPES, Cancelled, Crashed, StateType
 
     row = FlowRun.objects.filter(pk=run_id).values_list("state_type", "state_name").first()
     if row is None:
@@ -435,8 +435,8 @@ def run_in_process(flow_run_id: str, code_location: tuple[str | None, str | None
     """Load the run's flow from its deployment's (entrypoint, path) (None: the run has no deployment) and run it
     against the run, recording through the database in this process; returns the exit code of
     orchestrator.workers.execute (0 ran, 1 could not be loaded)."""
-    from apps.orchestration.states import Failed
     from orchestrator.sdk.client import use_in_process_client
+    from orchestrator.states import Failed
     from orchestrator.workers.execute import LOAD_FAILED_EXIT_CODE, run_flow
     from orchestrator.workers.loading import FlowLoadError, load_flow
 

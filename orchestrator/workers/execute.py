@@ -90,7 +90,7 @@ def run_flow(flow: Any, run: Any) -> Any:
 
 
 def _fail(client: Any, flow_run_id: str, message: str) -> None:
-    from apps.orchestration.states import Failed
+    from orchestrator.states import Failed
 
     sys.stderr.write(f"error: {message}\n")
     client.set_flow_run_state(flow_run_id, Failed(message=message))

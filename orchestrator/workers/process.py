@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apps.orchestration.states import TERMINAL_TYPES, Cancelled, Crashed, Pending, State, StateType
 from orchestrator import config
 from orchestrator.sdk.exceptions import APIError
+from orchestrator.states import TERMINAL_TYPES, Cancelled, Crashed, Pending, State, StateType
 from orchestrator.workers.execute import WORKER_PID_VARIABLE, exit_description
 from orchestrator.workers.launcher import ForkServer, LauncherError
 

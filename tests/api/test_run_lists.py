@@ -11,8 +11,8 @@ from django.utils import timezone
 from apps.deployments.models import Deployment
 from apps.flows.services import flow_get_or_create
 from apps.orchestration import engine
-from apps.orchestration.states import Completed, Failed, Running, Scheduled
 from apps.runs import services
+from orchestrator.states import Completed, Failed, Running, Scheduled
 from tests.api.support import assert_error
 
 DEPLOYMENT = uuid.UUID("00000000-0000-4000-8000-00000000d001")

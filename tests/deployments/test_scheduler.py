@@ -11,8 +11,8 @@ from apps.deployments import schedules, services
 from apps.deployments.models import Deployment
 from apps.orchestration import engine
 from apps.orchestration.models import Event
-from apps.orchestration.states import Completed, Pending, Running, Scheduled
 from apps.runs.models import FlowRun, FlowRunState
+from orchestrator.states import Completed, Pending, Running, Scheduled
 from tests.deployments.conftest import scheduled_runs
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,6 @@ import pydantic
 import pytest
 
 from apps.deployments.models import Deployment
-from apps.orchestration.states import Pending
 from apps.runs.models import FlowRun
 from orchestrator import flow
 from orchestrator.deployments import run_deployment
@@ -21,6 +20,7 @@ from orchestrator.sdk.client import get_client, release_database_connections
 from orchestrator.sdk.deployments import parameter_schema
 from orchestrator.sdk.engine import run_flow_sync
 from orchestrator.sdk.exceptions import APIError
+from orchestrator.states import Pending
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

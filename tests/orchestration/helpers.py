@@ -9,7 +9,9 @@ from typing import Any
 from apps.flows.models import Flow
 from apps.orchestration import engine
 from apps.orchestration.models import Event
-from apps.orchestration.states import (
+from apps.runs import services
+from apps.runs.models import FlowRun, TaskRun
+from orchestrator.states import (
     Cancelled,
     Cancelling,
     Completed,
@@ -22,8 +24,6 @@ from apps.orchestration.states import (
     State,
     utcnow,
 )
-from apps.runs import services
-from apps.runs.models import FlowRun, TaskRun
 
 StateFactory = Callable[[], State]
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from apps.orchestration.states import (
+from orchestrator.states import (
     AwaitingRetry,
     Completed,
     Failed,

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from apps.orchestration.models import CacheEntry
-from apps.orchestration.states import Completed, Failed, Pending, Running, utcnow
 from apps.runs import services
+from orchestrator.states import Completed, Failed, Pending, Running, utcnow
 from tests.orchestration.helpers import check_proposal, flow_run_in, task_run_in, walk
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""EnforceConcurrencyLimits (apps/orchestration/rules/concurrency.py): tag limits make task runs WAIT for a slot."""
+"""EnforceConcurrencyLimits (apps/concurrency/rules.py): tag limits make task runs WAIT for a slot."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.conf import settings
 
 from apps.concurrency.models import ConcurrencyLimit
 from apps.concurrency.services import concurrency_limit_create
-from apps.orchestration.states import (
+from orchestrator.states import (
     Cancelled,
     Cancelling,
     Completed,

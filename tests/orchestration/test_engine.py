@@ -10,9 +10,9 @@ from django.db import transaction
 
 from apps.orchestration import engine
 from apps.orchestration.models import Event
-from apps.orchestration.states import Completed, Failed, Pending, Running, Scheduled, State, utcnow
 from apps.runs import services
 from apps.runs.models import FlowRunState, TaskRunState
+from orchestrator.states import Completed, Failed, Pending, Running, Scheduled, State, utcnow
 from tests.orchestration.helpers import check_proposal, flow_run_in, history_names, propose, task_run_in
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 
 from apps.core.errors import InvalidInput
-from apps.orchestration.states import (
+from apps.runs import services
+from apps.runs.models import FlowRun
+from orchestrator.states import (
     Cancelled,
     Cancelling,
     Completed,
@@ -18,8 +20,6 @@ from apps.orchestration.states import (
     Suspended,
     utcnow,
 )
-from apps.runs import services
-from apps.runs.models import FlowRun
 from tests.orchestration.helpers import check_proposal, flow_run_in, task_run_in
 
 pytestmark = pytest.mark.django_db

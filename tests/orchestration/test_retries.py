@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from apps.orchestration.states import Crashed, Failed, Pending, Running, TimedOut
+from orchestrator.states import Crashed, Failed, Pending, Running, TimedOut
 from tests.orchestration.helpers import check_proposal, flow_run_in, history_names, task_run_in, walk
 
 pytestmark = pytest.mark.django_db

@@ -10,11 +10,11 @@ from django.utils import timezone
 
 from apps.flows.models import Flow
 from apps.flows.services import flow_get_or_create
-from apps.orchestration.states import Scheduled
 from apps.runs import services as run_services
 from apps.runs.models import FlowRun
 from apps.work_pools.models import WorkPool
 from apps.work_pools.services import work_pool_create
+from orchestrator.states import Scheduled
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.orchestration.states import Cancelling, Pending, Running
 from apps.work_pools.models import Worker, WorkPool, WorkQueue
+from orchestrator.states import Cancelling, Pending, Running
 from tests.orchestration.helpers import walk
 from tests.work_pools.conftest import scheduled_run
 

@@ -10,9 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.orchestration.states import AwaitingRetry, Crashed, Failed, Late, Pending, Running
 from apps.runs.models import FlowRun
 from apps.work_pools.services import work_pool_update, work_queue_create, work_queue_update
+from orchestrator.states import AwaitingRetry, Crashed, Failed, Late, Pending, Running
 from tests.orchestration.helpers import propose, walk
 from tests.work_pools.conftest import scheduled_run
 

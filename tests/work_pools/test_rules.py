@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from apps.orchestration import engine
-from apps.orchestration.states import Cancelled, Cancelling, Completed, Pending, Running
 from apps.work_pools.services import work_pool_create, work_pool_update, work_queue_create
+from orchestrator.states import Cancelled, Cancelling, Completed, Pending, Running
 from tests.orchestration.helpers import check_proposal, walk
 from tests.orchestration.test_concurrent_proposals import run_in_threads
 from tests.work_pools.conftest import scheduled_run

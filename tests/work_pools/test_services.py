@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.orchestration.states import Cancelled, Cancelling, Completed, Pending, Running
 from apps.services.services import service_run
 from apps.work_pools.models import Worker
 from apps.work_pools.selectors import flow_runs_due
 from apps.work_pools.services import flow_runs_crash_zombies, flow_runs_finish_cancellations, worker_heartbeat
+from orchestrator.states import Cancelled, Cancelling, Completed, Pending, Running
 from tests.orchestration.helpers import flow_run_in, history_names, task_run_in, walk
 from tests.work_pools.conftest import scheduled_run
 

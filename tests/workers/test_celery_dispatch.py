@@ -17,12 +17,12 @@ from django.utils import timezone
 from apps.deployments.services import mark_late_runs
 from apps.flows.models import Flow
 from apps.flows.services import flow_get_or_create
-from apps.orchestration.states import Crashed, Failed, Pending, Running
 from apps.runs.models import FlowRun
 from apps.work_pools import dispatch
 from apps.work_pools.dispatch import flow_runs_dispatch_due
 from apps.work_pools.models import WorkPool
 from apps.work_pools.services import work_pool_create, work_pool_update, work_queue_create, work_queue_update
+from orchestrator.states import Crashed, Failed, Pending, Running
 from orchestrator.workers.celery_pool import execute_flow_run
 from tests.orchestration.helpers import propose, walk
 from tests.work_pools.conftest import scheduled_run

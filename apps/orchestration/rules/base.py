@@ -5,9 +5,44 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from apps.orchestration.states import ALL_TYPES, State, StateType
+from orchestrator.states import ALL_TYPES, State, StateType
+
+
+class RunKind(StrEnum):
+    """What the engine orchestrates: flow runs and task runs (each with its model and policy, see engine.py)."""
+
+    FLOW_RUN = "flow_run"
+    TASK_RUN = "task_run"
+
+
+class OrchestratedRun(Protocol):
+    """What the engine and its rules read and write on a run row (apps.runs' FlowRun and TaskRun have it all;
+    fields only one kind has, such as a flow run's `deployment_id`, are read with getattr)."""
+
+    id: Any
+    pk: Any
+    name: str
+    tags: list[str]
+    state_id: Any
+    state_type: str | None
+    state_name: str | None
+    state_timestamp: datetime | None
+    state_message: str | None
+    state_details: dict[str, Any]
+    state_data: Any
+    run_count: int
+    expected_start_time: datetime | None
+    next_scheduled_start_time: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
+    total_run_time: float
+    estimated_start_time_delta: float
+    empirical_policy: dict[str, Any]
+
+    @property
+    def state(self) -> State | None: ...
 
 
 class Status(StrEnum):
@@ -21,8 +56,8 @@ class Status(StrEnum):
 class TransitionContext:
     """One proposal under evaluation. `run` is the locked row; rules read it and bookkeeping writes it."""
 
-    run: Any
-    kind: str  # "flow_run" or "task_run"
+    run: OrchestratedRun
+    kind: RunKind
     initial_state: State | None
     proposed_state: State
     now: datetime

@@ -6,13 +6,12 @@ total run time and start lateness true to the state history.
 
 from __future__ import annotations
 
+from typing import Any
+
 from apps.core.db import fetch_value
-from apps.orchestration.rules.base import TransitionContext
-from apps.orchestration.rules.caching import store_cache_entry
-from apps.orchestration.rules.concurrency import release_slots
-from apps.orchestration.states import TERMINAL_TYPES, StateType
-from apps.runs.models import FlowRun
+from apps.orchestration.rules.base import RunKind, TransitionContext
 from apps.work_pools.dispatch import flow_run_dispatch_mark, flow_run_dispatch_on_commit
+from orchestrator.states import TERMINAL_TYPES, StateType
 
 
 def update_run_details(context: TransitionContext) -> None:
@@ -38,7 +37,9 @@ def update_run_details(context: TransitionContext) -> None:
             lateness = (now - run.expected_start_time).total_seconds() if run.expected_start_time else 0.0
             context.set_run_field("estimated_start_time_delta", max(0.0, lateness))
         if context.kind == "task_run" and run.flow_run_id is not None:
-            context.set_run_field("flow_run_run_count", fetch_value(FlowRun, run.flow_run_id, "run_count") or 0)
+            context.set_run_field(
+                "flow_run_run_count", fetch_value(_flow_run_model(run), run.flow_run_id, "run_count") or 0
+            )
 
     # Count the stretch spent in the RUNNING state being replaced, even by another RUNNING state (Retrying).
     if initial_type == StateType.RUNNING:
@@ -55,13 +56,12 @@ def update_run_details(context: TransitionContext) -> None:
         flow_run_dispatch_mark(context)  # a celery pool's run is sent to its Celery queue (after commit)
 
 
-def after_state_stored(context: TransitionContext, state_row) -> None:
-    """Effects once the state is stored: concurrency slots, the result cache, a celery pool's run sent after commit."""
-    if context.kind != "task_run":
-        if context.run.dispatched_at is not None:
-            flow_run_dispatch_on_commit(context)
-        return
-    if context.initial_type == StateType.RUNNING and context.validated_type != StateType.RUNNING:
-        release_slots(context.run)
-    if context.validated_type == StateType.COMPLETED:
-        store_cache_entry(context, state_row)
+def after_state_stored(context: TransitionContext, state_row: Any) -> None:
+    """A celery pool's run marked as sent is sent once the transaction commits (a state-stored hook)."""
+    if context.kind == RunKind.FLOW_RUN and getattr(context.run, "dispatched_at", None) is not None:
+        flow_run_dispatch_on_commit(context)
+
+
+def _flow_run_model(task_run: Any) -> Any:
+    """The model of a task run's flow run, found through its foreign key (the engine imports no other app)."""
+    return task_run._meta.get_field("flow_run").related_model

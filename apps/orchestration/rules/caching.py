@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Q
 
 from apps.orchestration.models import CacheEntry
-from apps.orchestration.rules.base import Rule, TransitionContext
-from apps.orchestration.states import Cached, StateType
+from apps.orchestration.rules.base import Rule, RunKind, TransitionContext
+from orchestrator.states import Cached, StateType
 
 
 def _as_datetime(value) -> datetime | None:
@@ -50,10 +51,13 @@ class AnswerFromCache(Rule):
         )
 
 
-def store_cache_entry(context: TransitionContext, state_row) -> None:
-    """After a task run completes with a cache key, remember its result for later runs (newest wins)."""
-    run = context.run
-    if not run.cache_key or context.validated_state.name == "Cached":
+def store_cache_entry(context: TransitionContext, state_row: Any) -> None:
+    """After a task run completes with a cache key, remember its result for later runs (newest wins). A
+    state-stored hook (apps/orchestration/policies.py): forced Completed states count too."""
+    if context.kind != RunKind.TASK_RUN or context.validated_type != StateType.COMPLETED:
+        return
+    run: Any = context.run
+    if not run.cache_key or context.validated_state is None or context.validated_state.name == "Cached":
         return
     CacheEntry.objects.update_or_create(
         cache_key=run.cache_key,

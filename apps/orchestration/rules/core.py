@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from apps.orchestration.rules.base import Rule, TransitionContext
-from apps.orchestration.states import ALL_TYPES, TERMINAL_TYPES, StateType
+from orchestrator.states import ALL_TYPES, TERMINAL_TYPES, StateType
 
 
 class RejectDuplicateTransitions(Rule):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from apps.orchestration.rules.base import Rule, TransitionContext
-from apps.orchestration.states import Cancelled, Failed, StateType
+from orchestrator.states import Cancelled, Failed, StateType
 
 
 class OnlyPauseRunningRuns(Rule):

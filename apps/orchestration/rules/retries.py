@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from apps.orchestration.rules.base import Rule, TransitionContext
 from apps.orchestration.rules.core import is_rerun_by_flow_retry
-from apps.orchestration.states import TERMINAL_TYPES, AwaitingRetry, StateType
+from orchestrator.states import TERMINAL_TYPES, AwaitingRetry, StateType
 
 MAX_RETRY_DELAY_SECONDS = 10**9  # about 31 years
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import django_filters
 
 from apps.core.api.filters import CommaListFilter, DateTimeFilter, FilterSet
-from apps.orchestration.states import StateType
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.selectors import filter_by_tags
+from orchestrator.states import StateType
 
 
 class TagsFilter(CommaListFilter):

@@ -8,8 +8,8 @@ from django.db import models
 from rest_framework import serializers
 
 from apps.core.api.serializers import JSONObjectField, NameField, StrictSerializerMixin, TagsField, UUIDStringField
-from apps.orchestration.states import NAMED_STATES, State, StateType
 from apps.runs.models import FlowRun, TaskRun
+from orchestrator.states import NAMED_STATES, State, StateType
 
 MAX_MESSAGE = 20_000
 # The longest wait a retry may be scheduled after (about 31 years): the engine adds it to now, and a datetime

@@ -23,7 +23,7 @@ RUN_ORDERING = ["created", "expected_start_time", "start_time", "end_time", "nam
 
 
 def _require_run(kind: str, run_id) -> None:
-    if fetch_value(engine.RUN_KINDS[kind].model, run_id, "id") is None:
+    if fetch_value(engine.run_kind_spec(kind).model, run_id, "id") is None:
         raise NotFound(f"no {kind.replace('_', ' ')} with id {run_id}")
 
 

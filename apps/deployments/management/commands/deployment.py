@@ -12,7 +12,7 @@ from django.core.management.base import CommandError, CommandParser
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand
 from apps.deployments.cli import backend, parse_params
 from apps.deployments.schedules import describe
-from apps.orchestration.states import TERMINAL_TYPES
+from orchestrator.states import TERMINAL_TYPES
 
 WATCH_POLL_SECONDS = 0.5
 TERMINAL_NAMES = {state_type.value for state_type in TERMINAL_TYPES}

@@ -19,9 +19,9 @@ from django.core.management.base import CommandError, CommandParser
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand
 from apps.logs import selectors as selectors_logs
 from apps.logs.api.serializers import LogSerializer
-from apps.orchestration.states import NAMED_STATES, TERMINAL_TYPES, StateType
 from apps.runs import selectors
 from apps.runs.api.serializers import FlowRunSerializer, StateRecordSerializer
+from orchestrator.states import NAMED_STATES, TERMINAL_TYPES, StateType
 
 DEFAULT_LIMIT = 20
 FOLLOW_POLL_SECONDS = 0.5
@@ -52,7 +52,7 @@ class DatabaseReader:
     def cancel(self, *, run_id: uuid.UUID) -> dict[str, Any] | None:
         """Propose Cancelling through the engine; the answer as `POST .../set_state/` gives it (None: no run)."""
         from apps.orchestration import engine
-        from apps.orchestration.states import Cancelling
+        from orchestrator.states import Cancelling
 
         result = engine.propose_state(kind=engine.FLOW_RUN, run_id=run_id, state=Cancelling())
         return None if result.run is None else json.loads(json.dumps(result.to_json()))

@@ -1,4 +1,5 @@
-"""Tag concurrency limits: a task run waits for a free slot on each of its limited tags."""
+"""Tag concurrency limits: a task run waits for a free slot on each of its limited tags (the rule is listed in
+apps/orchestration/policies.py; its slots are freed by `release_slots_on_leaving_running`, a state-stored hook)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from django.conf import settings
 
 from apps.concurrency.models import ConcurrencyLimit
 from apps.concurrency.services import concurrency_slots_release
-from apps.orchestration.rules.base import Rule, TransitionContext
-from apps.orchestration.states import StateType
+from apps.orchestration.rules.base import OrchestratedRun, Rule, RunKind, TransitionContext
+from orchestrator.states import StateType
 
 
 def _locked_limits(tags: list[str]) -> list[ConcurrencyLimit]:
@@ -41,6 +42,13 @@ class EnforceConcurrencyLimits(Rule):
         release_slots(context.run)
 
 
-def release_slots(run) -> None:
-    """Free the run's slots on all its tags (called whenever a task run leaves RUNNING)."""
+def release_slots(run: OrchestratedRun) -> None:
+    """Free the run's slots on all its tags."""
     concurrency_slots_release(task_run_ids={str(run.id)}, tags=set(run.tags or []))
+
+
+def release_slots_on_leaving_running(context: TransitionContext, state_row: object) -> None:
+    """A task run that leaves RUNNING (by any stored state, forced ones included) frees its slots."""
+    if context.kind == RunKind.TASK_RUN and context.initial_type == StateType.RUNNING:
+        if context.validated_type != StateType.RUNNING:
+            release_slots(context.run)
