@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from apps.orchestration.models import CacheEntry, Event
 
@@ -10,10 +11,10 @@ class EventAdmin(admin.ModelAdmin):
     search_fields = ["resource_id"]
     ordering = ["-occurred"]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
         return False
 
 

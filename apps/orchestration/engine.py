@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from apps.core.db import execute_together, fetch_row, insert_rows, insert_statement, mark_saved, update_statement
 from apps.orchestration.models import Event
-from apps.orchestration.policies import POLICIES, RUN_MODELS, Policy, resolve_policy, state_stored_hooks
-from apps.orchestration.rules.base import Rule, RunKind, Status, TransitionContext
+from apps.orchestration.policies import POLICIES, RUN_MODELS, resolve_policy, state_stored_hooks
+from apps.orchestration.rules.base import OrchestratedRun, Rule, RunKind, Status, TransitionContext
 from apps.orchestration.rules.bookkeeping import update_run_details
 from orchestrator.states import State
 
@@ -40,7 +40,7 @@ class RunKindSpec:
     model: Any
     state_model: Any
     run_field: str
-    policy: Policy
+    policy: list[type[Rule]]
 
 
 @functools.cache
@@ -123,7 +123,7 @@ def set_initial_states_in_bulk(*, kind: RunKind, runs: list[Any], states: list[S
     """Give many new, unsaved runs their first state through the same policy, then write the runs, their
     history rows and outbox events with one multi-row INSERT per table (the scheduler creates thousands of
     Scheduled runs per pass). Runs whose first state is refused are not written. Atomic: all or nothing."""
-    histories = [[(state, None)] for state in states]
+    histories: list[list[tuple[State, datetime | None]]] = [[(state, None)] for state in states]
     return set_initial_histories_in_bulk(kind=kind, runs=runs, histories=histories)
 
 
@@ -139,7 +139,7 @@ def set_initial_histories_in_bulk(
     stored: list[tuple[TransitionContext, list[Rule], Any, Event]] = []
     written: list[Any] = []
     for run, history in zip(runs, histories, strict=True):
-        if not run._state.adding:
+        if not _is_new(run):
             raise ValueError("only a run that is not saved yet can be given its first states")
         if not history:
             raise ValueError("every run needs at least one state")
@@ -152,6 +152,8 @@ def set_initial_histories_in_bulk(
             stored.append((decision, applied, state_row, event))
             if decision.status != Status.ACCEPT:
                 break
+        if decision is None:
+            raise ValueError("every run needs at least one state")
         if run.state_id is not None:
             written.append(run)
         results.append(OrchestrationResult(decision.status, run.state, decision.reason, decision.delay_seconds, run))
@@ -222,10 +224,10 @@ def _decide(
 def _recorded_time(run: Any, occurred_at: datetime | None) -> datetime:
     """When a transition happened: now, or for a client recording what already happened (task runs it ran
     without waiting for the server), the client's time, kept between the run's current state and now."""
-    now = timezone.now()
+    now: datetime = timezone.now()
     if occurred_at is None:
         return now
-    earliest = now - RECORDED_TIME_MAX_AGE  # a wrong clock must not give a run a start in year 1
+    earliest: datetime = now - RECORDED_TIME_MAX_AGE  # a wrong clock must not give a run a start in year 1
     if run.state_timestamp is not None:
         earliest = max(earliest, run.state_timestamp)
     return min(max(occurred_at, earliest), now)
@@ -252,11 +254,11 @@ def _orchestrate(
     return OrchestrationResult(context.status, run.state, context.reason, context.delay_seconds, run)
 
 
-def _store(spec: RunKindSpec, context: TransitionContext):
+def _store(spec: RunKindSpec, context: TransitionContext) -> Any:
     """Write the history row, the run's current state and details, and the outbox event."""
     run = context.run
     state_row, event = _prepare_rows(spec, context)
-    if run._state.adding:  # a new run gets its first state in the same INSERT
+    if _is_new(run):  # a new run gets its first state in the same INSERT
         run_statement = insert_statement(run)
     else:
         run_statement = update_statement(
@@ -282,7 +284,7 @@ def _store(spec: RunKindSpec, context: TransitionContext):
 def _prepare_rows(spec: RunKindSpec, context: TransitionContext) -> tuple[Any, Event]:
     """Set the run's current state and details from the validated state; build its history row and event."""
     run = context.run
-    state = context.validated_state
+    state = context.to_state
     if context.force and context.status == Status.ACCEPT:
         # A copy: the caller's State object stays as it was proposed.
         state = dataclasses.replace(state, state_details={**state.state_details, "forced": True})
@@ -311,13 +313,25 @@ def _prepare_rows(spec: RunKindSpec, context: TransitionContext) -> tuple[Any, E
         occurred=context.now,
         payload={
             "run_id": str(run.id),
-            "flow_run_id": str(run.id if context.kind == FLOW_RUN else run.flow_run_id or "") or None,
+            "flow_run_id": str(run.id if context.kind == FLOW_RUN else getattr(run, "flow_run_id", None) or "") or None,
             "initial_state_type": context.initial_type.value if context.initial_type else None,
-            "state": run.state.to_json(),
+            "state": _stored_state(run).to_json(),
             "forced": context.force,
         },
     )
     return state_row, event
+
+
+def _is_new(run: Any) -> bool:
+    """Whether the run row is not in the database yet (Django's own flag for unsaved instances)."""
+    return bool(run._state.adding)
+
+
+def _stored_state(run: OrchestratedRun) -> State:
+    state = run.state
+    if state is None:
+        raise RuntimeError(f"run {run.id} has no state after one was stored")
+    return state
 
 
 def _after_state_stored(context: TransitionContext, state_row: Any) -> None:

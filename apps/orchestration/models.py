@@ -43,4 +43,4 @@ class CacheEntry(BaseModel):
         verbose_name_plural = "cache entries"
 
     def __str__(self) -> str:
-        return self.cache_key
+        return str(self.cache_key)

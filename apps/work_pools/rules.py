@@ -33,7 +33,7 @@ class EnforceWorkPoolConcurrencyLimits(Rule):
             return
         pool_id, pool_limit = found
         queue_limits = dict(WorkQueue.objects.filter(pool_id=pool_id).values_list("name", "concurrency_limit"))
-        queue_name = queue_of_run(context.run.work_queue_name, set(queue_limits))
+        queue_name = queue_of_run(context.flow_run.work_queue_name, set(queue_limits))
         queue_limit = queue_limits.get(queue_name)
         if pool_limit is None and queue_limit is None:
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from orchestrator.states import ALL_TYPES, State, StateType
 
@@ -45,6 +45,25 @@ class OrchestratedRun(Protocol):
     def state(self) -> State | None: ...
 
 
+class OrchestratedFlowRun(OrchestratedRun, Protocol):
+    """What flow-run rules read besides the common fields."""
+
+    deployment_id: Any
+    work_pool_name: str | None
+    work_queue_name: str | None
+    dispatched_at: datetime | None
+
+
+class OrchestratedTaskRun(OrchestratedRun, Protocol):
+    """What task-run rules read besides the common fields."""
+
+    flow_run: Any
+    flow_run_id: Any
+    flow_run_run_count: int
+    cache_key: str | None
+    cache_expiration: datetime | None
+
+
 class Status(StrEnum):
     ACCEPT = "ACCEPT"
     REJECT = "REJECT"
@@ -74,6 +93,35 @@ class TransitionContext:
 
     def __post_init__(self) -> None:
         self.validated_state = self.proposed_state
+
+    @property
+    def from_state(self) -> State:
+        """The run's state before the transition, for rules that guard transitions out of a state (FROM_STATES
+        without None) and for hooks of runs that had one."""
+        if self.initial_state is None:
+            raise RuntimeError("the run has no state yet")
+        return self.initial_state
+
+    @property
+    def to_state(self) -> State:
+        """The state to be stored: what bookkeeping and state-stored hooks see (they run only when one is)."""
+        if self.validated_state is None:
+            raise RuntimeError("no state is stored for this proposal")
+        return self.validated_state
+
+    @property
+    def flow_run(self) -> OrchestratedFlowRun:
+        """The run, for rules listed only in the flow run policy."""
+        if self.kind != RunKind.FLOW_RUN:
+            raise TypeError(f"a {self.kind} is not a flow run")
+        return cast(OrchestratedFlowRun, self.run)
+
+    @property
+    def task_run(self) -> OrchestratedTaskRun:
+        """The run, for rules listed only in the task run policy."""
+        if self.kind != RunKind.TASK_RUN:
+            raise TypeError(f"a {self.kind} is not a task run")
+        return cast(OrchestratedTaskRun, self.run)
 
     @property
     def initial_type(self) -> StateType | None:
@@ -119,8 +167,8 @@ class Rule:
     the proposal it had allowed.
     """
 
-    FROM_STATES: ClassVar[frozenset] = ALL_TYPES | {None}
-    TO_STATES: ClassVar[frozenset] = ALL_TYPES
+    FROM_STATES: ClassVar[frozenset[StateType | None]] = ALL_TYPES | {None}
+    TO_STATES: ClassVar[frozenset[StateType]] = ALL_TYPES
 
     def applies(self, context: TransitionContext) -> bool:
         return context.initial_type in self.FROM_STATES and context.proposed_type in self.TO_STATES

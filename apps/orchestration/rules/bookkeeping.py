@@ -17,7 +17,7 @@ from orchestrator.states import TERMINAL_TYPES, StateType
 def update_run_details(context: TransitionContext) -> None:
     """Apply the stored state's effect on the run's detail fields (before the run row is saved)."""
     run = context.run
-    state = context.validated_state
+    state = context.to_state
     now = context.now
     initial_type = context.initial_type
 
@@ -36,14 +36,13 @@ def update_run_details(context: TransitionContext) -> None:
             context.set_run_field("start_time", now)
             lateness = (now - run.expected_start_time).total_seconds() if run.expected_start_time else 0.0
             context.set_run_field("estimated_start_time_delta", max(0.0, lateness))
-        if context.kind == "task_run" and run.flow_run_id is not None:
-            context.set_run_field(
-                "flow_run_run_count", fetch_value(_flow_run_model(run), run.flow_run_id, "run_count") or 0
-            )
+        if context.kind == RunKind.TASK_RUN and context.task_run.flow_run_id is not None:
+            flow_run_count = fetch_value(_flow_run_model(run), context.task_run.flow_run_id, "run_count")
+            context.set_run_field("flow_run_run_count", flow_run_count or 0)
 
     # Count the stretch spent in the RUNNING state being replaced, even by another RUNNING state (Retrying).
     if initial_type == StateType.RUNNING:
-        elapsed = (now - context.initial_state.timestamp).total_seconds()
+        elapsed = (now - context.from_state.timestamp).total_seconds()
         context.set_run_field("total_run_time", run.total_run_time + max(0.0, elapsed))
 
     if state.type in TERMINAL_TYPES:
@@ -52,7 +51,7 @@ def update_run_details(context: TransitionContext) -> None:
     elif initial_type in TERMINAL_TYPES:
         context.set_run_field("end_time", None)
 
-    if state.type == StateType.SCHEDULED and context.kind == "flow_run" and run.work_pool_name:
+    if state.type == StateType.SCHEDULED and context.kind == RunKind.FLOW_RUN and context.flow_run.work_pool_name:
         flow_run_dispatch_mark(context)  # a celery pool's run is sent to its Celery queue (after commit)
 
 

@@ -12,7 +12,7 @@ from apps.orchestration.rules.base import Rule, RunKind, TransitionContext
 from orchestrator.states import Cached, StateType
 
 
-def _as_datetime(value) -> datetime | None:
+def _as_datetime(value: datetime | str | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value)
@@ -25,7 +25,7 @@ class AnswerFromCache(Rule):
 
     def before_transition(self, context: TransitionContext) -> None:
         details = context.proposed_state.state_details
-        run = context.run
+        run = context.task_run
         if details.get("cache_key"):
             context.set_run_field("cache_key", str(details["cache_key"])[:500])
             context.set_run_field("cache_expiration", _as_datetime(details.get("cache_expiration")))
@@ -56,8 +56,8 @@ def store_cache_entry(context: TransitionContext, state_row: Any) -> None:
     state-stored hook (apps/orchestration/policies.py): forced Completed states count too."""
     if context.kind != RunKind.TASK_RUN or context.validated_type != StateType.COMPLETED:
         return
-    run: Any = context.run
-    if not run.cache_key or context.validated_state is None or context.validated_state.name == "Cached":
+    run = context.task_run
+    if not run.cache_key or context.to_state.name == "Cached":
         return
     CacheEntry.objects.update_or_create(
         cache_key=run.cache_key,

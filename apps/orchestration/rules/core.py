@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from apps.orchestration.rules.base import Rule, TransitionContext
+from apps.orchestration.rules.base import Rule, RunKind, TransitionContext
 from orchestrator.states import ALL_TYPES, TERMINAL_TYPES, StateType
 
 
@@ -28,9 +28,7 @@ class RejectStaleProposals(Rule):
         if context.proposed_at is None or context.initial_state is None:
             return
         if context.proposed_at < context.initial_state.timestamp:
-            context.reject(
-                f"stale proposal: the run moved to {context.initial_state.name} after this state was proposed"
-            )
+            context.reject(f"stale proposal: the run moved to {context.from_state.name} after this state was proposed")
 
 
 class AbortSecondClaim(Rule):
@@ -40,7 +38,7 @@ class AbortSecondClaim(Rule):
     TO_STATES = frozenset({StateType.PENDING})
 
     def before_transition(self, context: TransitionContext) -> None:
-        context.abort(f"the run is already {context.initial_state.name}; another client claimed it")
+        context.abort(f"the run is already {context.from_state.name}; another client claimed it")
 
 
 class PreventLeavingTerminalFlowRuns(Rule):
@@ -52,7 +50,7 @@ class PreventLeavingTerminalFlowRuns(Rule):
         is_retry = context.proposed_type == StateType.SCHEDULED and context.proposed_state.name == "AwaitingRetry"
         if is_retry and context.initial_type != StateType.COMPLETED:
             return
-        context.reject(f"the run is already {context.initial_state.name}, a final state")
+        context.reject(f"the run is already {context.from_state.name}, a final state")
 
 
 class PreventLeavingTerminalTaskRuns(Rule):
@@ -63,12 +61,14 @@ class PreventLeavingTerminalTaskRuns(Rule):
     def before_transition(self, context: TransitionContext) -> None:
         if is_rerun_by_flow_retry(context):
             return
-        context.reject(f"the run is already {context.initial_state.name}, a final state")
+        context.reject(f"the run is already {context.from_state.name}, a final state")
 
 
 def is_rerun_by_flow_retry(context: TransitionContext) -> bool:
     """An unsuccessful task run asked to run again by its flow run's newer attempt."""
-    run = context.run
+    if context.kind != RunKind.TASK_RUN:
+        return False
+    run = context.task_run
     flow_run = run.flow_run
     return (
         flow_run is not None
@@ -86,7 +86,7 @@ class WaitForScheduledTime(Rule):
 
     def before_transition(self, context: TransitionContext) -> None:
         if context.initial_type == StateType.SCHEDULED:
-            scheduled_time = context.initial_state.scheduled_time
+            scheduled_time = context.from_state.scheduled_time
         else:
             scheduled_time = context.run.next_scheduled_start_time
         if scheduled_time is None:

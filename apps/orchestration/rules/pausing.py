@@ -26,7 +26,7 @@ class FailExpiredPauses(Rule):
     TO_STATES = frozenset({StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING})
 
     def before_transition(self, context: TransitionContext) -> None:
-        timeout = context.initial_state.state_details.get("pause_timeout")
+        timeout = context.from_state.state_details.get("pause_timeout")
         if not timeout:
             return
         deadline = datetime.fromisoformat(timeout) if isinstance(timeout, str) else timeout

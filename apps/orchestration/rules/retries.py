@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from typing import Any
 
 from apps.orchestration.rules.base import Rule, TransitionContext
 from apps.orchestration.rules.core import is_rerun_by_flow_retry
@@ -12,7 +13,7 @@ from orchestrator.states import TERMINAL_TYPES, AwaitingRetry, StateType
 MAX_RETRY_DELAY_SECONDS = 10**9  # about 31 years
 
 
-def retry_delay_seconds(policy: dict, run_count: int) -> float:
+def retry_delay_seconds(policy: dict[str, Any], run_count: int) -> float:
     """The delay before attempt `run_count + 1`: a number, or the list entry for this attempt (last repeats)."""
     delay = policy.get("retry_delay") or 0
     if isinstance(delay, list):

@@ -11,13 +11,19 @@ from rest_framework.response import Response
 
 from apps.core.db import fetch_row, fetch_value
 from apps.core.errors import NotFound
-from apps.deployments.models import Deployment
 from apps.flows.models import Flow
 from apps.orchestration import engine
 from apps.runs import selectors, services
 from apps.runs.api import serializers as s
 from apps.runs.api.filters import FlowRunFilterSet, TaskRunFilterSet
 from apps.runs.models import FlowRun, TaskRun
+
+
+def _deployment_model() -> type:
+    """The model a flow run's `deployment` points to (through the foreign key: runs does not import deployments,
+    which builds on runs)."""
+    return FlowRun._meta.get_field("deployment").related_model
+
 
 RUN_ORDERING = ["created", "expected_start_time", "start_time", "end_time", "name", "state_type", "updated"]
 
@@ -60,7 +66,7 @@ class FlowRunViewSet(RunViewSet):
         flow = fetch_row(Flow, data["flow"])  # the ORM's .first() would compile an ORDER BY per request
         if flow is None:
             raise NotFound(f"no flow with id {data['flow']}", field="flow")
-        if data.get("deployment") and fetch_value(Deployment, data["deployment"], "id") is None:
+        if data.get("deployment") and fetch_value(_deployment_model(), data["deployment"], "id") is None:
             raise NotFound(f"no deployment with id {data['deployment']}", field="deployment")
         parent = None
         if data.get("parent_task_run"):
