@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ class Setting:
     default: str | None
     help: str
     # A function returning an error message for a malformed value, or None when it is fine.
-    validate: object = None
+    validate: Callable[[str], str | None] | None = None
 
 
 class ConfigError(Exception):
@@ -194,7 +195,7 @@ DEFAULT = "default"
 
 
 def home() -> Path:
-    raw = os.environ.get("ORCHESTRATOR_HOME") or SETTINGS["ORCHESTRATOR_HOME"].default
+    raw = os.environ.get("ORCHESTRATOR_HOME") or SETTINGS["ORCHESTRATOR_HOME"].default or "~/.orchestrator"
     return Path(raw).expanduser()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -105,8 +106,8 @@ TEMPLATES = [
 ]
 
 
-def _database(url: str) -> dict:
-    parsed = dj_database_url.parse(url)
+def _database(url: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = dict(dj_database_url.parse(url))
     if parsed["ENGINE"] == "django.db.backends.sqlite3":
         Path(parsed["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         parsed["OPTIONS"] = {

@@ -12,7 +12,7 @@ from apps.core.errors import Conflict, InvalidInput
 from apps.core.names import generate_run_name
 from apps.flows.models import Flow
 from apps.orchestration import engine
-from apps.orchestration.rules.base import Status
+from apps.orchestration.rules.base import RunKind, Status
 from apps.runs.models import FlowRun, TaskRun
 from orchestrator.states import Pending, State, StateType
 
@@ -67,7 +67,7 @@ def flow_run_create(
 
 
 def _give_initial_state(
-    kind: str, run: FlowRun | TaskRun, state: State | None, next_state: State | None = None
+    kind: RunKind, run: FlowRun | TaskRun, state: State | None, next_state: State | None = None
 ) -> None:
     """The first state goes through the policy too; one it makes wait (e.g. a full concurrency limit) starts
     the run as Pending, and the client proposes it again. With `next_state` (a client starting the run at

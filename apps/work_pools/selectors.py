@@ -146,7 +146,8 @@ def flow_runs_due(
     # Some queue is limited: one query per queue, in priority order, each taking at most its free slots.
     runs: list[FlowRun] = []
     for queue in queues:
-        take = wanted - len(runs) if free[queue.name] is None else min(wanted - len(runs), free[queue.name])
+        queue_free = free[queue.name]
+        take = wanted - len(runs) if queue_free is None else min(wanted - len(runs), queue_free)
         if take > 0:
             runs.extend(due.filter(in_queue(queue.name, known)).order_by("next_scheduled_start_time")[:take])
         if len(runs) >= wanted:

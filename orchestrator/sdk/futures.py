@@ -67,7 +67,7 @@ class MappedItem:
 
     __slots__ = ("task_run_id", "value")
 
-    def __init__(self, value: Any, task_run_id: str):
+    def __init__(self, value: Any, task_run_id: str | None):
         self.value = value
         self.task_run_id = task_run_id
 

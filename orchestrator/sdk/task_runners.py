@@ -24,6 +24,8 @@ class ThreadPoolTaskRunner:
         return runner
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        if self._executor is None:
+            raise RuntimeError("the task runner was not started (use it through a flow run)")
         context = contextvars.copy_context()
         return self._executor.submit(context.run, fn, *args)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -36,8 +37,8 @@ def _flatten(detail, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, str(detail))]
 
 
-def error_body(code: str, message: str, fields: dict | None = None) -> dict:
-    body = {"error": code, "message": message}
+def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": code, "message": message}
     if fields:
         body["fields"] = fields
     return body
@@ -60,11 +61,11 @@ def exception_handler(exc, context) -> Response | None:
         exc = drf.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, drf.ValidationError):
         pairs = _flatten(exc.detail)
-        fields: dict[str, list[str]] = {}
-        for path, message in pairs:
-            fields.setdefault(path or "body", []).append(message)
+        field_errors: dict[str, list[str]] = {}
+        for path, text in pairs:
+            field_errors.setdefault(path or "body", []).append(text)
         message = "; ".join(f"{path}: {text}" if path else text for path, text in pairs) or "invalid input"
-        return Response(error_body("invalid_input", message, fields), status=400)
+        return Response(error_body("invalid_input", message, field_errors), status=400)
     if isinstance(exc, drf.APIException):
         code = exc.default_code if isinstance(exc.default_code, str) else "error"
         detail = exc.detail if isinstance(exc.detail, str) else "; ".join(t for _, t in _flatten(exc.detail))

@@ -92,7 +92,7 @@ class OrchestratorCommand(BaseCommand):
     def console(self) -> Console:
         """A rich console on this command's stdout; wide when piped so tables are never wrapped."""
         out = getattr(self.stdout, "_out", self.stdout)
-        interactive = hasattr(out, "isatty") and out.isatty()
+        interactive = out is not None and hasattr(out, "isatty") and out.isatty()
         return Console(file=out, width=None if interactive else 1000, highlight=False, markup=False, emoji=False)
 
     def _print_renderable(self, renderable: Any) -> None:

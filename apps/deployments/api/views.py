@@ -31,7 +31,10 @@ class DeploymentViewSet(
 
     def _fresh(self, deployment: Deployment) -> Deployment:
         """The deployment as stored now, schedules included (a service may have replaced them)."""
-        return selectors.deployment_get(deployment_id=deployment.id)
+        fresh = selectors.deployment_get(deployment_id=deployment.id)
+        if fresh is None:
+            raise NotFound(f"no deployment with id {deployment.id}")
+        return fresh
 
     @extend_schema(request=s.DeploymentWriteSerializer, responses=s.DeploymentSerializer)
     def create(self, request: Request) -> Response:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import operator
+from collections.abc import Callable
+from typing import Any
 
 from django.db import models
 from rest_framework import serializers
@@ -65,7 +68,7 @@ class StateProposalSerializer(StrictSerializerMixin, serializers.Serializer):
         return attrs
 
     def to_state(self) -> State:
-        return state_from(self.validated_data)
+        return required_state(self.validated_data)
 
 
 def state_from(data: dict | None) -> State | None:
@@ -81,14 +84,22 @@ def state_from(data: dict | None) -> State | None:
     )
 
 
+def required_state(data: dict[str, Any]) -> State:
+    """The State a validated proposal that must be there describes."""
+    state = state_from(data)
+    if state is None:
+        raise serializers.ValidationError({"state": ["a state is required"]})
+    return state
+
+
 class SetStateSerializer(StrictSerializerMixin, serializers.Serializer):
     state = StateProposalSerializer()
     force = serializers.BooleanField(required=False, default=False)
 
-    def proposal(self) -> tuple[State, bool, object]:
+    def proposal(self) -> tuple[State, bool, datetime.datetime | None]:
         """(the proposed state, force, when the client proposed it), from the already validated data."""
         state = self.validated_data["state"]
-        return state_from(state), self.validated_data["force"], state.get("timestamp")
+        return required_state(state), self.validated_data["force"], state.get("timestamp")
 
 
 class EmpiricalPolicySerializer(StrictSerializerMixin, serializers.Serializer):
@@ -130,6 +141,13 @@ def _iso(value: datetime.datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def _reader(attname: str, convert: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """Reads one attribute of a run (and converts it for JSON)."""
+    if convert is None:
+        return operator.attrgetter(attname)
+    return lambda run: convert(getattr(run, attname))
+
+
 class RunFieldsMixin(serializers.Serializer):
     """Renders runs with a per-class plan of plain attribute reads: lists of runs are the API's hottest path,
     and DRF's generic field-by-field rendering cost more than the database query."""
@@ -144,8 +162,8 @@ class RunFieldsMixin(serializers.Serializer):
         return run.estimated_lateness()
 
     @classmethod
-    def _plan(cls) -> list[tuple[str, object]]:
-        plan = cls.__dict__.get("_render_plan")
+    def _plan(cls) -> list[tuple[str, Callable[[Any], Any]]]:
+        plan: list[tuple[str, Callable[[Any], Any]]] | None = cls.__dict__.get("_render_plan")
         if plan is None:
             model = cls.Meta.model
             plan = []
@@ -162,11 +180,11 @@ class RunFieldsMixin(serializers.Serializer):
                     field = model._meta.get_field(name)
                     attname = field.attname
                     if field.is_relation or isinstance(field, models.UUIDField):
-                        plan.append((name, lambda run, a=attname: _text(getattr(run, a))))
+                        plan.append((name, _reader(attname, _text)))
                     elif isinstance(field, models.DateTimeField):
-                        plan.append((name, lambda run, a=attname: _iso(getattr(run, a))))
+                        plan.append((name, _reader(attname, _iso)))
                     else:
-                        plan.append((name, lambda run, a=attname: getattr(run, a)))
+                        plan.append((name, _reader(attname, None)))
             cls._render_plan = plan
         return plan
 
@@ -311,8 +329,9 @@ class TaskRunRecordSerializer(TaskRunCreateSerializer):
     """A task run the client already ran (or started), with the states it went through, in order."""
 
     id = UUIDStringField()
-    state = None
-    next_state = None
+    # Fields of the parent this shape does not take (DRF removes a field set to None).
+    state = None  # type: ignore[assignment]
+    next_state = None  # type: ignore[assignment]
     cache_key = None
     cache_expiration = None
     states = serializers.ListField(child=RecordedStateSerializer(), min_length=1, max_length=10)
@@ -339,8 +358,8 @@ class TaskRunsRecordSerializer(StrictSerializerMixin, serializers.Serializer):
         return task_runs, states
 
 
-def _recorded(data: dict) -> State:
-    state = state_from(data)
+def _recorded(data: dict[str, Any]) -> State:
+    state = required_state(data)
     state.timestamp = data["timestamp"]
     return state
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -13,6 +15,7 @@ from apps.core.db import fetch_row, fetch_value
 from apps.core.errors import NotFound
 from apps.flows.models import Flow
 from apps.orchestration import engine
+from apps.orchestration.rules.base import RunKind
 from apps.runs import selectors, services
 from apps.runs.api import serializers as s
 from apps.runs.api.filters import FlowRunFilterSet, TaskRunFilterSet
@@ -28,12 +31,12 @@ def _deployment_model() -> type:
 RUN_ORDERING = ["created", "expected_start_time", "start_time", "end_time", "name", "state_type", "updated"]
 
 
-def _require_run(kind: str, run_id) -> None:
+def _require_run(kind: RunKind, run_id: Any) -> None:
     if fetch_value(engine.run_kind_spec(kind).model, run_id, "id") is None:
         raise NotFound(f"no {kind.replace('_', ' ')} with id {run_id}")
 
 
-def _set_state(kind: str, run_id, request: Request) -> Response:
+def _set_state(kind: RunKind, run_id: Any, request: Request) -> Response:
     """The API's hottest write: no detail route queryset; the engine loads and locks the run itself, and says
     when it does not exist. An unknown run is a 404 even when the body is invalid too."""
     serializer = s.SetStateSerializer(data=request.data)
