@@ -65,8 +65,9 @@ def top_level(endpoint: Endpoint, path: str) -> str:
 
 
 UUID_BAD = ["not-a-uuid", "", "0" * 33, "{}", 1.5, -1, 5, True, [], {}]
-NAME_BAD = [None, "", "   ", "x" * 201, "a\x01b", "tab\tname", "a/b", "x" * 100_000, [], {}, True]
-TEXT_BAD = ["x" * 100_000, [], {}, True]
+# A number where text goes is refused, not turned into "12345678" (DRF's CharField would coerce it).
+NAME_BAD = [None, "", "   ", "x" * 201, "a\x01b", "tab\tname", "a/b", "x" * 100_000, [], {}, True, 12345678, 1.5]
+TEXT_BAD = ["x" * 100_000, [], {}, True, 12345678, 1.5]
 TAGS_BAD = [
     "etl",
     {},
@@ -75,6 +76,7 @@ TAGS_BAD = [
     [[]],
     [{}],
     [None],
+    [5],
     [""],
     ["a,b"],
     ["x" * 201],
@@ -206,7 +208,7 @@ ENDPOINTS = [
         free="name",
         bad={
             "flow_run": UUID_BAD,
-            "task_key": [None, "", "k" * 501, [], {}, True],
+            "task_key": [None, "", "k" * 501, [], {}, True, 7],
             "dynamic_key": ["k" * 201, [], {}, True],
             "name": [n for n in NAME_BAD if n is not None],
             "tags": TAGS_BAD,

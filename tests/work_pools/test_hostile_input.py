@@ -16,7 +16,7 @@ from tests.api import support
 from tests.api.test_hostile_input import MALFORMED, NAME_BAD, NOT_AN_OBJECT, TIME_BAD, UNSTORABLE, int_bad, set_path
 
 BOOL_BAD = ["maybe", 5, [], {}, None]
-TEXT_BAD = ["x" * 20_001, [], {}, True]
+TEXT_BAD = ["x" * 20_001, [], {}, True, 12345678]
 LIMIT_BAD = ["ten", 1.5, True, [], {}, -1, 1_000_001]
 
 

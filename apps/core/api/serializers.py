@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from rest_framework import serializers
 
@@ -29,7 +31,38 @@ class StrictSerializerMixin:
         unknown = sorted(set(data) - writable)
         if unknown:
             raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        not_text = {name: [problem] for name, problem in _strings_refused(self.fields, data)}
+        if not_text:
+            raise serializers.ValidationError(not_text)
         return super().to_internal_value(data)
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _strings_refused(fields: Mapping[str, serializers.Field], data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Text fields given another JSON type: DRF's CharField would turn 12345678 into "12345678" silently."""
+    for name, field in fields.items():
+        if name not in data or field.read_only:
+            continue
+        value = data[name]
+        if isinstance(field, serializers.CharField) and value is not None and not isinstance(value, str):
+            yield name, f"must be a string, got {_json_type(value)}"
+        elif isinstance(field, serializers.ListField) and isinstance(field.child, serializers.CharField):
+            if isinstance(value, list):
+                for item in value:
+                    if item is not None and not isinstance(item, str):
+                        yield name, f"must be a list of strings, got {_json_type(item)} in it"
+                        break
 
 
 def validate_name(value: str) -> str:
