@@ -6,8 +6,10 @@ import copy
 import hashlib
 import inspect
 import pickle
+import sys
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from orchestrator.sdk import options
@@ -68,7 +70,7 @@ class Task:
         self.task_run_name = task_run_name
         self.on_completion = options.check_hooks("on_completion", on_completion)
         self.on_failure = options.check_hooks("on_failure", on_failure)
-        self.task_key = f"{getattr(fn, '__module__', 'task')}.{getattr(fn, '__qualname__', self.name)}"
+        self.task_key = f"{module_key(fn)}.{getattr(fn, '__qualname__', self.name)}"
         self.__doc__ = fn.__doc__
         self.__name__ = self.name
         self.__wrapped__ = fn
@@ -150,6 +152,32 @@ def task(fn: Callable | None = None, **options_: Any) -> Any:
     if fn is None:
         return lambda function: Task(function, **options_)
     return Task(fn, **options_)
+
+
+# Modules a worker loads from a deployment's entrypoint are named with this prefix and a random suffix
+# (orchestrator/workers/loading.py): such a name says nothing about the code.
+LOADED_MODULE_PREFIX = "orchestrator_flow_"
+
+
+def module_key(fn: Callable[..., Any]) -> str:
+    """Where a task's code lives, the same in every process: the module's import name; for a script
+    (`python etl.py`) or a flow file a worker loaded from an entrypoint, the file's path relative to the working
+    directory (a worker runs a deployment's runs in its `path`, where `deploy` ran), as dotted words. So a task
+    keeps its `task_key`, and the caches keyed by it (`task_input_hash`) hit, across runs, processes and loaders."""
+    name = getattr(fn, "__module__", None) or "task"
+    if name != "__main__" and not name.startswith(LOADED_MODULE_PREFIX):
+        return name
+    file = getattr(sys.modules.get(name), "__file__", None) or getattr(
+        getattr(fn, "__code__", None), "co_filename", None
+    )
+    if not file:
+        return name
+    resolved = Path(file).resolve()
+    try:
+        relative = resolved.relative_to(Path.cwd().resolve())
+    except ValueError:
+        relative = Path(resolved.name)
+    return ".".join(relative.with_suffix("").parts)
 
 
 def task_input_hash(context: Any, arguments: dict[str, Any]) -> str | None:

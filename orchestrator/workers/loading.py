@@ -35,6 +35,7 @@ def entrypoint_file(entrypoint: str, path: str | None) -> tuple[Path, str]:
 def load_flow(entrypoint: str, path: str | None = None) -> Any:
     """The `Flow` the entrypoint names (see the module docstring); raises FlowLoadError."""
     from orchestrator.sdk.flows import Flow
+    from orchestrator.sdk.tasks import LOADED_MODULE_PREFIX
 
     file, attribute = entrypoint_file(entrypoint, path)
 
@@ -43,7 +44,7 @@ def load_flow(entrypoint: str, path: str | None = None) -> Any:
 
     if not file.is_file():
         raise failure(f"FileNotFoundError: no such file {str(file)!r}")
-    module_name = f"orchestrator_flow_{uuid.uuid4().hex[:12]}"
+    module_name = f"{LOADED_MODULE_PREFIX}{uuid.uuid4().hex[:12]}"
     spec = importlib.util.spec_from_file_location(module_name, file)
     if spec is None or spec.loader is None:
         raise failure(f"ImportError: {str(file)!r} cannot be loaded as Python")

@@ -34,14 +34,26 @@ FINAL_TYPES = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 ACTIVE_TYPES = {"PENDING", "RUNNING", "CANCELLING"}
 
 # The flows the tests deploy. `record` appends the run's id to a file, `nap` sleeps, `die` ends its process
-# without a final state, `stubborn` ignores SIGTERM and starts a process of its own.
+# without a final state, `stubborn` ignores SIGTERM and starts a process of its own, `cached_square` calls a
+# task whose result is cached by its inputs.
 FLOWS = textwrap.dedent(
     """
     import os
     import time
 
-    from orchestrator import flow
+    from orchestrator import flow, task
     from orchestrator.sdk.context import get_run_context
+    from orchestrator.tasks import task_input_hash
+
+
+    @task(cache_key_fn=task_input_hash)
+    def square(x: int) -> int:
+        return x * x
+
+
+    @flow
+    def cached_square(x: int = 3):
+        return square(x)
 
 
     @flow

@@ -34,6 +34,23 @@ def test_two_workers_run_each_of_100_runs_exactly_once(workers: Cluster, tmp_pat
         assert worker.process.poll() is None, worker.output()
 
 
+def test_a_task_cache_hits_across_runs_of_a_deployment(workers: Cluster) -> None:
+    """Each run's flow file is loaded afresh in a new process: the task's key, and so its cache key, must not
+    depend on how the module was loaded, or a cached task never hits for runs a worker starts."""
+    pool = workers.pool()
+    deployment = workers.deployment(pool, "flows.py:cached_square")
+    workers.start_worker("--pool", pool)
+    first = workers.create_run(deployment, x=7)
+    assert workers.wait_final([first["id"]], timeout=30)[0]["state_name"] == "Completed"
+    second = workers.create_run(deployment, x=7)
+    assert workers.wait_final([second["id"]], timeout=30)[0]["state_name"] == "Completed"
+    task_runs = [
+        workers.call("GET", "task_runs/", params={"flow_run": run["id"]})["results"] for run in (first, second)
+    ]
+    assert [runs[0]["state_name"] for runs in task_runs] == ["Completed", "Cached"], task_runs
+    assert task_runs[0][0]["task_key"] == task_runs[1][0]["task_key"] == "flows.square"
+
+
 def test_a_run_whose_worker_is_killed_ends_crashed_and_leaves_no_process(workers: Cluster) -> None:
     """kill -9 of a worker: its run's process dies with it, and the zombies service crashes the run once
     the worker stops heartbeating."""
