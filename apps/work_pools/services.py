@@ -70,8 +70,10 @@ def work_pool_update(*, pool: WorkPool, values: dict[str, Any]) -> WorkPool:
 
 
 def work_pool_delete(*, pool: WorkPool) -> None:
-    """Delete the pool with its queues and workers; its runs keep the pool's name (and nothing polls them)."""
-    pool.delete()
+    """Delete the pool with its queues and workers; its runs keep the pool's name (and nothing polls them).
+    Conflict when active deployments use it (apps/deployments/receivers.py): nothing is deleted then."""
+    with transaction.atomic():  # a savepoint: a refusal leaves the caller's transaction usable
+        pool.delete()
 
 
 def work_queue_create(

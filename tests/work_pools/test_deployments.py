@@ -44,3 +44,37 @@ def test_moving_a_deployment_to_another_pool_creates_that_pool_and_none_without_
 
     assert response.status_code == 200, response.content
     assert list(WorkPool.objects.values_list("name", flat=True)) == ["moved"]
+
+
+def test_a_pool_that_active_deployments_use_cannot_be_deleted(api):
+    """Deleting it would leave their runs Late forever: a 409 names the deployments and nothing is deleted."""
+    deploy(api, work_pool_name="busy")
+    deploy(api, name="hourly", work_pool_name="busy")
+
+    response = api.delete("/api/work_pools/busy/")
+
+    assert response.status_code == 409, response.content
+    message = response.json()["message"]
+    assert "etl/hourly" in message and "etl/nightly" in message and "pause" in message
+    assert WorkPool.objects.filter(name="busy").exists()
+
+
+def test_a_pool_whose_deployments_are_paused_can_be_deleted(api):
+    """Paused deployments make no runs: once every deployment using it is paused, the pool may go."""
+    deployment = deploy(api, work_pool_name="retired")
+    assert api.post(f"/api/deployments/{deployment['id']}/pause/").status_code == 200
+
+    assert api.delete("/api/work_pools/retired/").status_code == 204
+    assert not WorkPool.objects.filter(name="retired").exists()
+
+
+def test_the_admin_refuses_to_delete_a_pool_in_use_and_says_why(admin_client, api):
+    """The admin's delete page is refused the same way, with the reason shown on the pool's page."""
+    deploy(api, work_pool_name="busy")
+    pool = WorkPool.objects.get(name="busy")
+
+    response = admin_client.post(f"/admin/work_pools/workpool/{pool.pk}/delete/", {"post": "yes"}, follow=True)
+
+    assert response.status_code == 200
+    assert "etl/nightly" in response.content.decode()
+    assert WorkPool.objects.filter(name="busy").exists()
