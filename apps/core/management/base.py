@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -67,11 +68,27 @@ class OneLineErrorParser(CommandParser):
 class OrchestratorCommand(BaseCommand):
     """A management command whose failures print `error: <one line>` and exit non-zero, never a traceback."""
 
+    # Django's options for its own tooling stay accepted but out of `--help`: they say nothing to our users.
+    suppressed_base_arguments = {
+        "--version",
+        "-v",
+        "--verbosity",
+        "--settings",
+        "--pythonpath",
+        "--traceback",
+        "--no-color",
+        "--force-color",
+        "--skip-checks",
+    }
+
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         # Django builds a plain CommandParser; the subclass only changes how errors print. Commands with
         # sub-verbs pass `parser_class=OneLineErrorParser` to add_subparsers (add_arguments runs before this).
         parser.__class__ = OneLineErrorParser
+        for action in parser._actions:  # Django adds --skip-checks outside suppressed_base_arguments
+            if "--skip-checks" in action.option_strings:
+                action.help = argparse.SUPPRESS
         return parser
 
     def execute(self, *args: Any, **options: Any) -> Any:
