@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -297,3 +298,50 @@ def unset_values(keys: list[str]) -> None:
             raise ConfigError(f"unknown setting {key!r}; `orchestrator config view` lists them")
         data["profiles"][data["active"]].pop(key, None)
     _write_profiles(data)
+
+
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def profiles() -> tuple[str, list[str]]:
+    """(the active profile, every profile's name in the file's order)."""
+    data = _read_profiles()
+    return data["active"], list(data["profiles"])
+
+
+def profile_create(name: str, *, copy_from: str | None = None) -> None:
+    """A new profile, empty or with the settings of `copy_from`; it does not become active."""
+    if not _PROFILE_NAME.fullmatch(name):
+        raise ConfigError(f"{name!r} is not a profile name: use letters, digits, '-', '_' and '.' (at most 64)")
+    data = _read_profiles()
+    if name in data["profiles"]:
+        raise ConfigError(f"profile {name!r} exists already; `orchestrator config profile use {name}` activates it")
+    if copy_from is not None and copy_from not in data["profiles"]:
+        raise ConfigError(f"no profile {copy_from!r} to copy; `orchestrator config profile ls` lists them")
+    data["profiles"][name] = dict(data["profiles"][copy_from]) if copy_from else {}
+    _write_profiles(data)
+
+
+def profile_use(name: str) -> None:
+    """Make `name` the active profile: every later command reads its settings."""
+    data = _read_profiles()
+    if name not in data["profiles"]:
+        raise ConfigError(f"no profile {name!r}; create it with `orchestrator config profile create {name}`")
+    data["active"] = name
+    _write_profiles(data)
+
+
+def profile_delete(name: str) -> None:
+    """Remove a profile that is not the active one."""
+    data = _read_profiles()
+    if name not in data["profiles"]:
+        raise ConfigError(f"no profile {name!r}; `orchestrator config profile ls` lists them")
+    if name == data["active"]:
+        raise ConfigError(f"profile {name!r} is active; `orchestrator config profile use OTHER` first")
+    del data["profiles"][name]
+    _write_profiles(data)
+
+
+def profile_settings(name: str) -> dict[str, str]:
+    """The settings a profile holds."""
+    return dict(_read_profiles()["profiles"].get(name, {}))

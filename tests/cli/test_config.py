@@ -119,3 +119,41 @@ def test_view_still_works_with_a_malformed_setting_so_it_can_be_fixed(tmp_path: 
     assert result.returncode == 0, result.stderr
     assert view_rows(result.stdout)["ORCHESTRATOR_DATABASE_URL"] == ("foo://x", "env")
     assert "ORCHESTRATOR_DATABASE_URL" in result.stderr
+
+
+def test_profiles_are_listed_created_activated_and_deleted(tmp_path: Path) -> None:
+    """One profile per server, as Prefect users keep them: switching profile switches every setting at once."""
+    env = orchestrator_env(tmp_path)
+    assert run_orchestrator("config", "set", f"{API_URL}=http://local:4200/api", env=env).returncode == 0
+
+    created = run_orchestrator("config", "profile", "create", "prod", env=env)
+    assert created.returncode == 0 and "created profile 'prod'" in created.stdout, created.stderr
+    copied = run_orchestrator("config", "profile", "create", "staging", "--from", "default", env=env)
+    assert copied.returncode == 0, copied.stderr
+    listed = run_orchestrator("config", "profile", "ls", env=env).stdout
+    rows = [line.split() for line in listed.splitlines() if line.split() and line.split()[-1].isdigit()]
+    marked = {cells[-2]: cells[0] == "*" for cells in rows}
+    assert marked.get("default") is True and marked.get("prod") is False and marked.get("staging") is False
+
+    assert run_orchestrator("config", "profile", "use", "prod", env=env).returncode == 0
+    assert config_view(env)[API_URL] == ("", "default")  # prod holds no settings yet
+    view = run_orchestrator("config", "view", env=env).stdout
+    assert "active profile: prod" in view
+    assert run_orchestrator("config", "set", f"{API_URL}=http://prod:4200/api", env=env).returncode == 0
+    assert run_orchestrator("config", "profile", "use", "staging", env=env).returncode == 0
+    assert config_view(env)[API_URL] == ("http://local:4200/api", "profile")  # copied from default
+
+    assert run_orchestrator("config", "profile", "delete", "prod", env=env).returncode == 0
+    assert "prod" not in run_orchestrator("config", "profile", "ls", env=env).stdout
+
+
+def test_profile_mistakes_are_one_line_errors(tmp_path: Path) -> None:
+    env = orchestrator_env(tmp_path)
+    assert_one_line_error(run_orchestrator("config", "profile", "use", "nope", env=env), "no profile 'nope'", "create")
+    assert_one_line_error(run_orchestrator("config", "profile", "delete", "default", env=env), "is active")
+    assert_one_line_error(run_orchestrator("config", "profile", "create", "a b", env=env), "not a profile name")
+    assert run_orchestrator("config", "profile", "create", "x", env=env).returncode == 0
+    assert_one_line_error(run_orchestrator("config", "profile", "create", "x", env=env), "exists already")
+    assert_one_line_error(
+        run_orchestrator("config", "profile", "create", "y", "--from", "ghost", env=env), "no profile 'ghost'"
+    )
