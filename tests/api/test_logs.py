@@ -130,3 +130,21 @@ def test_logs_are_paginated(api, logs):
     body = api.get("/api/logs/?limit=3").json()
     assert len(body["results"]) == 3
     assert [log["message"] for log in api.get(body["next"]).json()["results"]] == ["c"]
+
+
+def test_each_line_names_the_task_run_that_wrote_it(api, flow_run):
+    """Five tasks each logging "Finished in state Completed()" are told apart by their run's name."""
+    from apps.runs import services as run_services
+
+    task_run = run_services.task_run_create(flow_run=flow_run, task_key="pkg.extract", name="extract-0")[0]
+    body = [
+        {"flow_run": str(flow_run.id), "task_run": str(task_run.id), "level": 20, "message": "from the task",
+         "timestamp": "2026-01-01T00:00:00Z"},
+        {"flow_run": str(flow_run.id), "level": 20, "message": "from the flow", "timestamp": "2026-01-01T00:00:01Z"},
+    ]  # fmt: skip
+    assert api.post("/api/logs/", body, format="json").status_code == 201
+    lines = api.get(f"/api/logs/?flow_run={flow_run.id}").json()["results"]
+    assert [(line["message"], line["task_run_name"]) for line in lines] == [
+        ("from the task", "extract-0"),
+        ("from the flow", None),
+    ]

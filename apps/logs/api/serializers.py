@@ -8,9 +8,12 @@ MAX_BATCH = 5_000
 
 
 class LogSerializer(serializers.ModelSerializer):
+    # Which task run wrote the line, by name, so a reader can tell five "Finished in state Completed()" apart.
+    task_run_name = serializers.CharField(source="task_run.name", read_only=True, default=None)
+
     class Meta:
         model = Log
-        fields = ["id", "flow_run", "task_run", "name", "level", "message", "timestamp", "created"]
+        fields = ["id", "flow_run", "task_run", "task_run_name", "name", "level", "message", "timestamp", "created"]
         read_only_fields = fields
 
 

@@ -12,6 +12,7 @@ from apps.core.errors import NotFound
 from apps.logs import services
 from apps.logs.api.serializers import MAX_BATCH, LogCreateSerializer, LogSerializer
 from apps.logs.models import Log
+from apps.logs.selectors import LOG_FIELDS
 from apps.runs.models import FlowRun, TaskRun
 
 
@@ -30,7 +31,7 @@ class LogFilterSet(FilterSet):
 
 
 class LogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    queryset = Log.objects.order_by("timestamp", "created")
+    queryset = Log.objects.select_related("task_run").only(*LOG_FIELDS).order_by("timestamp", "created")
     serializer_class = LogSerializer
     filterset_class = LogFilterSet
     ordering_fields = ["timestamp", "level"]
