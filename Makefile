@@ -6,6 +6,9 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PG_URL ?= postgresql://postgres@127.0.0.1:5432
 PYTEST_WORKERS ?= 2
+# `make run PORT=4300` when 4200 is taken (HOST likewise).
+PORT ?= 4200
+HOST ?= 127.0.0.1
 
 .PHONY: install run test test-sqlite test-postgres bench lint services clean
 
@@ -19,7 +22,7 @@ $(STAMP): requirements/base.txt requirements/test.txt pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(VENV)/bin/orchestrator server start
+	$(VENV)/bin/orchestrator server start --host $(HOST) --port $(PORT)
 
 services:
 	@scripts/ensure-services.sh
