@@ -8,11 +8,16 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from apps.core.db import fetch_row
+from apps.core.errors import NotFound
 from apps.runs.api.serializers import FlowRunSerializer
+from apps.runs.models import FlowRun
 from apps.work_pools import selectors, services
 from apps.work_pools.api import serializers as s
 from apps.work_pools.models import WorkPool
+from orchestrator.states import StateType
 
 # A name in a URL: anything but '/' and control characters (names cannot contain them either).
 NAME_PATTERN = "[^/\\x00-\\x1f\\x7f]+"
@@ -134,3 +139,17 @@ class WorkPoolViewSet(viewsets.GenericViewSet):
         return Response(
             {"cancelling": selectors.flow_runs_cancelling(run_ids=serializer.validated_data["flow_run_ids"])}
         )
+
+
+class FlowRunWaitingView(APIView):
+    """`GET /api/flow_runs/{id}/waiting/`: why a Scheduled or Pending run has not started (its time, a paused
+    or full pool or queue, no online worker), as sentences a user can act on."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, run_id: str) -> Response:
+        run = fetch_row(FlowRun, run_id)
+        if run is None:
+            raise NotFound(f"no flow run with id {run_id}")
+        reasons = selectors.flow_run_waiting_reasons(run=run)
+        waiting = run.state_type in (StateType.SCHEDULED, StateType.PENDING)
+        return Response({"state_name": run.state_name, "waiting": waiting, "reasons": reasons})
