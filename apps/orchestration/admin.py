@@ -1,20 +1,6 @@
 from django.contrib import admin
 
-from apps.orchestration.models import CacheEntry, Event
-
-
-@admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
-    list_display = ["occurred", "name", "resource_type", "resource_id", "published_at", "attempts"]
-    list_filter = ["name", "resource_type"]
-    search_fields = ["resource_id"]
-    ordering = ["-occurred"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+from apps.orchestration.models import CacheEntry
 
 
 @admin.register(CacheEntry)

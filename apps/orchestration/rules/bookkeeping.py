@@ -12,7 +12,6 @@ from apps.orchestration.rules.caching import store_cache_entry
 from apps.orchestration.rules.concurrency import release_slots
 from apps.orchestration.states import TERMINAL_TYPES, StateType
 from apps.runs.models import FlowRun
-from apps.work_pools.dispatch import flow_run_dispatch_mark, flow_run_dispatch_on_commit
 
 
 def update_run_details(context: TransitionContext) -> None:
@@ -52,14 +51,26 @@ def update_run_details(context: TransitionContext) -> None:
         context.set_run_field("end_time", None)
 
     if state.type == StateType.SCHEDULED and context.kind == "flow_run" and run.work_pool_name:
-        flow_run_dispatch_mark(context)  # a celery pool's run is sent to its Celery queue (after commit)
+        _new_schedule_not_dispatched(context)
+
+
+def _new_schedule_not_dispatched(context: TransitionContext) -> None:
+    """A flow run scheduled anew has not been handed to an executor (`dispatched_at`, which the celery pool's
+    dispatch consumer sets when it sends the run): except a retry after a failed attempt, which the process that
+    ran the attempt waits for and runs itself. A Late run (same start time) keeps what it had."""
+    run = context.run
+    if context.initial_type == StateType.SCHEDULED:
+        if context.initial_state.scheduled_time == context.validated_state.scheduled_time:
+            return
+    followed_by_its_executor = context.initial_type == StateType.RUNNING and context.proposed_type == StateType.FAILED
+    dispatched_at = context.now if followed_by_its_executor else None
+    if run.dispatched_at != dispatched_at:
+        context.set_run_field("dispatched_at", dispatched_at)
 
 
 def after_state_stored(context: TransitionContext, state_row) -> None:
-    """Effects once the state is stored: concurrency slots, the result cache, a celery pool's run sent after commit."""
+    """Effects once a task run's state is stored: concurrency slots and the result cache."""
     if context.kind != "task_run":
-        if context.run.dispatched_at is not None:
-            flow_run_dispatch_on_commit(context)
         return
     if context.initial_type == StateType.RUNNING and context.validated_type != StateType.RUNNING:
         release_slots(context.run)
