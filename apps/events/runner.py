@@ -17,6 +17,7 @@ from apps.events.consumers import Consumer, consumers_registered
 from apps.events.stream import (
     Position,
     cursor_advance,
+    cursor_ensure,
     cursor_lock,
     cursor_record_error,
     events_committed,
@@ -51,6 +52,7 @@ def consumer_run_batch(*, consumer: Consumer, after: Position | None = None) -> 
             return BatchOutcome(0, after)
         result = consumer.handler(events)
         return BatchOutcome(len(events), position_of(events[-1]), result)
+    cursor_ensure(name=consumer.name)
     with transaction.atomic():
         cursor = cursor_lock(name=consumer.name)
         if cursor is None:

@@ -81,19 +81,20 @@ def stream_lag(*, after: Position) -> int:
     return Event.objects.filter(id__gt=after[1]).count()
 
 
+def cursor_ensure(*, name: str) -> None:
+    """Create the consumer's cursor at the start of the stream if it has none (in its own transaction, so that a
+    failing first batch does not take it away)."""
+    if not ConsumerCursor.objects.filter(name=name).exists():
+        try:
+            with transaction.atomic():
+                ConsumerCursor.objects.create(name=name)
+        except IntegrityError:  # another process created it meanwhile
+            pass
+
+
 def cursor_lock(*, name: str) -> ConsumerCursor | None:
-    """The consumer's cursor row, locked until the current transaction ends (created at the start of the stream
-    the first time); None while another process holds it. Call inside `transaction.atomic()`."""
-    found = ConsumerCursor.objects.select_for_update(skip_locked=True).filter(name=name).first()
-    if found is not None:
-        return found
-    if ConsumerCursor.objects.filter(name=name).exists():
-        return None  # it exists and another process holds it
-    try:
-        with transaction.atomic():
-            ConsumerCursor.objects.create(name=name)
-    except IntegrityError:  # another process created it meanwhile
-        pass
+    """The consumer's cursor row (see `cursor_ensure`), locked until the current transaction ends; None while
+    another process holds it. Call inside `transaction.atomic()`."""
     return ConsumerCursor.objects.select_for_update(skip_locked=True).filter(name=name).first()
 
 

@@ -7,7 +7,7 @@ import time
 
 from apps.events.consumers import Consumer
 from apps.events.runner import consumer_run_batch
-from apps.events.stream import stream_lag
+from apps.events.stream import stream_lag, stream_tail
 
 DRIVE_TIMEOUT_SECONDS = 20.0
 
@@ -25,4 +25,13 @@ def drive(consumer: Consumer) -> list:
             return results
         if time.monotonic() > deadline:
             raise AssertionError(f"consumer {consumer.name!r} did not catch up with the stream")
+        time.sleep(0.02)
+
+
+def wait_readable() -> None:
+    """Wait until every committed event can be read (another test's open transaction may hold them back)."""
+    deadline = time.monotonic() + DRIVE_TIMEOUT_SECONDS
+    while stream_lag(after=stream_tail()):
+        if time.monotonic() > deadline:
+            raise AssertionError("committed events stayed unreadable")
         time.sleep(0.02)
