@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
@@ -160,3 +161,8 @@ def flow_runs_cancelling(*, run_ids: list) -> list[str]:
         return []
     rows = FlowRun.objects.filter(pk__in=run_ids, state_type=StateType.CANCELLING).values_list("id", flat=True)
     return [str(run_id) for run_id in rows]
+
+
+def flow_run_state_type(*, run_id: Any) -> str | None:
+    """The run's current state type (None: the run is gone), for a worker watching it."""
+    return FlowRun.objects.filter(pk=run_id).values_list("state_type", flat=True).first()
