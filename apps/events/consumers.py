@@ -20,20 +20,30 @@ BATCH_SIZE = 500
 
 @dataclass(frozen=True)
 class Consumer:
+    """`wants`: which events the handler acts on (None: all). A durable consumer's runner steps over a batch with
+    none of them without locking or writing its cursor (it saves the position at most every few seconds), so the
+    events a consumer ignores cost it one read."""
+
     name: str
     handler: Callable[[list[Event]], Any]
     durable: bool = True
     batch_size: int = BATCH_SIZE
+    wants: Callable[[Event], bool] | None = None
 
 
 _registry: dict[str, Consumer] = {}
 
 
 def consumer_register(
-    *, name: str, handler: Callable[[list[Event]], Any], durable: bool = True, batch_size: int = BATCH_SIZE
+    *,
+    name: str,
+    handler: Callable[[list[Event]], Any],
+    durable: bool = True,
+    batch_size: int = BATCH_SIZE,
+    wants: Callable[[Event], bool] | None = None,
 ) -> Consumer:
     """Register (or replace) the consumer called `name`."""
-    consumer = Consumer(name=name, handler=handler, durable=durable, batch_size=batch_size)
+    consumer = Consumer(name=name, handler=handler, durable=durable, batch_size=batch_size, wants=wants)
     _registry[name] = consumer
     return consumer
 

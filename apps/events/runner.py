@@ -20,6 +20,7 @@ from apps.events.stream import (
     cursor_ensure,
     cursor_lock,
     cursor_record_error,
+    cursor_step_over,
     events_committed,
     position_of,
     stream_read,
@@ -28,6 +29,8 @@ from apps.events.stream import (
 
 logger = logging.getLogger("apps.events")
 
+# How often a runner saves the position it stepped to over events its consumer does not want.
+STEP_OVER_SAVE_SECONDS = 2.0
 # A consumer whose handler failed is retried from its cursor after this delay, doubling up to the maximum.
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
@@ -76,6 +79,8 @@ class EventRunner:
         # Durable consumers: the last position this process saw (a cheap read tells whether there is anything
         # after it before the cursor is locked). Per-process consumers: their position.
         self.positions: dict[str, Position] = {}
+        self._stepped_over: dict[str, tuple[Position, int]] = {}  # not saved yet: position, count
+        self._saved_at: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
         self._stop = threading.Event()
@@ -104,13 +109,46 @@ class EventRunner:
             outcome = consumer_run_batch(consumer=consumer, after=self.positions[consumer.name])
         else:
             known = self.positions.get(consumer.name)
-            if known is not None and not stream_read(after=known, limit=1):
-                return 0
+            if known is not None:
+                events = stream_read(after=known, limit=consumer.batch_size)
+                if not events:
+                    self._save_stepped_over(consumer, force=False)
+                    return 0
+                if consumer.wants is not None and not any(consumer.wants(event) for event in events):
+                    return self._step_over(consumer, events)
             outcome = consumer_run_batch(consumer=consumer)
+            self._stepped_over.pop(consumer.name, None)
         if outcome is None:  # another process is handling this consumer's batch
             return 0
         self.positions[consumer.name] = outcome.position
         return outcome.handled
+
+    def _step_over(self, consumer: Consumer, events: list) -> int:
+        """Events the consumer does not want: move past them in memory; save the position now and then."""
+        position = position_of(events[-1])
+        self.positions[consumer.name] = position
+        _, count = self._stepped_over.get(consumer.name, (position, 0))
+        self._stepped_over[consumer.name] = (position, count + len(events))
+        self._save_stepped_over(consumer, force=False)
+        return len(events)
+
+    def _save_stepped_over(self, consumer: Consumer, *, force: bool) -> None:
+        pending = self._stepped_over.get(consumer.name)
+        if pending is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._saved_at.get(consumer.name, 0.0) < STEP_OVER_SAVE_SECONDS:
+            return
+        cursor_ensure(name=consumer.name)
+        cursor_step_over(name=consumer.name, to=pending[0], count=pending[1])
+        self._stepped_over.pop(consumer.name, None)
+        self._saved_at[consumer.name] = now
+
+    def save_positions(self) -> None:
+        """Save what the durable consumers stepped over (when the runner stops)."""
+        for consumer in self.consumers:
+            if consumer.durable:
+                self._save_stepped_over(consumer, force=True)
 
     def _failed(self, consumer: Consumer, exc: Exception) -> None:
         failures = self._failures.get(consumer.name, 0) + 1
@@ -139,7 +177,10 @@ class EventRunner:
             if handled:
                 continue  # there may be more
             events_committed.wait(self.poll_seconds)
-        connection.close()
+        try:
+            self.save_positions()
+        finally:
+            connection.close()
 
     def start(self) -> threading.Thread:
         """Run in a daemon thread (it dies with its process; a batch cut short is handled again)."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
 from apps.events.models import ConsumerCursor, Event
 
@@ -104,6 +105,16 @@ def cursor_advance(*, cursor: ConsumerCursor, to: Position, handled: int) -> Non
     cursor.handled += handled
     cursor.last_error = ""
     cursor.save(update_fields=["transaction_id", "event_id", "handled", "last_error", "updated"])
+
+
+def cursor_step_over(*, name: str, to: Position, count: int) -> None:
+    """Move a cursor forward over events its consumer does not want, without locking it: only forward (another
+    process may have moved it further meanwhile)."""
+    transaction_id, event_id = to
+    behind = Q(transaction_id__lt=transaction_id) | Q(transaction_id=transaction_id, event_id__lt=event_id)
+    ConsumerCursor.objects.filter(behind, name=name).update(
+        transaction_id=transaction_id, event_id=event_id, handled=F("handled") + count, updated=timezone.now()
+    )
 
 
 def cursor_record_error(*, name: str, error: str) -> None:

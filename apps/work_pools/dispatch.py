@@ -88,15 +88,16 @@ def _sent_long_enough_ago(scheduled: datetime, dispatched_at: datetime, now: dat
     return since_sent >= max(settings.ORCHESTRATOR_CELERY_REDISPATCH_SECONDS, late_when_sent)
 
 
+def made_a_flow_run_scheduled(event: Event) -> bool:
+    """The events the celery_dispatch consumer acts on: a flow run's state change to SCHEDULED."""
+    return event.resource_type == "flow_run" and (event.payload.get("state") or {}).get("type") == StateType.SCHEDULED
+
+
 def flow_runs_dispatch_scheduled(events: list[Event]) -> int:
     """The `celery_dispatch` event consumer: send the celery pools' runs that these events made Scheduled (see the
     module docstring). Idempotent: a run is sent only by the UPDATE that sets its `dispatched_at`. Returns how many
     runs were sent."""
-    run_ids = {
-        event.resource_id
-        for event in events
-        if event.resource_type == "flow_run" and (event.payload.get("state") or {}).get("type") == StateType.SCHEDULED
-    }
+    run_ids = {event.resource_id for event in events if made_a_flow_run_scheduled(event)}
     if not run_ids:
         return 0
     now = timezone.now()

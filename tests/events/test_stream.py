@@ -189,6 +189,29 @@ class TestDurableCursor:
         assert outcome is not None and outcome.handled == 0 and outcome.position == START
 
 
+class TestEventsAConsumerDoesNotWant:
+    def test_they_are_stepped_over_without_the_handler_and_the_position_is_saved(self):
+        """Most events concern no consumer (the celery dispatch wants only SCHEDULED flow runs): the runner must
+        not lock and write the cursor for each, yet a new process must not read them again for ever."""
+        wants = lambda event: event.payload["label"].startswith("wanted")  # noqa: E731
+        recorder = Recorder()
+        runner = EventRunner([consumer("test-wants", recorder, wants=wants)])
+        assert runner.run_once() == 0  # creates the cursor at the start
+        write_event("ignored-1")
+        write_event("ignored-2")
+        wait_readable()
+        assert runner.run_once() == 2
+        assert recorder.seen == []
+        runner.save_positions()
+        cursor = ConsumerCursor.objects.get(name="test-wants")
+        assert cursor.event_id == Event.objects.get(payload__label="ignored-2").id and cursor.handled == 2
+        write_event("wanted-1")
+        wait_readable()
+        assert runner.run_once() == 1
+        assert recorder.seen == ["wanted-1"]
+        assert ConsumerCursor.objects.get(name="test-wants").handled == 3
+
+
 class TestPerProcessConsumer:
     def test_it_starts_at_the_tail_and_keeps_its_position_in_memory(self):
         """The websocket publisher's kind: only what happens after its process started, no cursor row."""
