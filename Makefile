@@ -51,6 +51,8 @@ bench: install services
 	$(PY) benchmarks/sdk_overhead.py
 	$(PY) benchmarks/scheduler.py
 	$(PY) benchmarks/worker_latency.py --pools process,celery
+	$(PY) benchmarks/events_latency.py --database sqlite
+	$(PY) benchmarks/events_latency.py --database postgresql
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

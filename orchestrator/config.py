@@ -182,6 +182,12 @@ SETTINGS: dict[str, Setting] = {
             _validate_positive_number,
         ),
         Setting(
+            "ORCHESTRATOR_EVENTS_POLL_SECONDS",
+            "0.05",
+            "how often each server process looks for new events for its consumers (seconds; its own commits wake it)",
+            _validate_positive_number,
+        ),
+        Setting(
             "ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS",
             "30",
             "a worker not heard from for this long is offline; the server then crashes or cancels its runs (seconds)",

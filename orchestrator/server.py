@@ -251,6 +251,11 @@ def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
 
     _skip_form_parsing()
     _fd_endpoint_takes_a_domain_name()
+    from apps.events.runner import start_server_runner  # once orchestrator.asgi has set Django up
+
+    # The event consumers (celery dispatch, ...) run in a daemon thread of each worker; the cursor lock keeps two
+    # workers from handling one consumer's batch (docs/events.md).
+    start_server_runner()
 
     def stop_if_orphaned() -> None:
         # The parent was killed without a chance to stop us: nobody supervises this process any more.

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "apps.core",
+    "apps.events",
     "apps.orchestration",
     "apps.flows",
     "apps.runs",
@@ -219,6 +220,10 @@ ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS = float(_setting("ORCHESTRATOR_WOR
 # after its start time and its last sending is sent again, then after doubling delays (a lost message).
 ORCHESTRATOR_CELERY_DISPATCH_HORIZON_SECONDS = float(_setting("ORCHESTRATOR_CELERY_DISPATCH_HORIZON_SECONDS") or 3600)
 ORCHESTRATOR_CELERY_REDISPATCH_SECONDS = 30.0
+
+# The event stream (apps/events, docs/events.md): each server process polls it this often for its consumers;
+# a commit in the same process wakes it at once.
+ORCHESTRATOR_EVENTS_POLL_SECONDS = max(0.005, float(_setting("ORCHESTRATOR_EVENTS_POLL_SECONDS") or 0.05))
 
 # Server services (apps/services, docs/services.md): Celery Beat schedules them, a Celery worker runs them.
 # ORCHESTRATOR_BROKER_URL names a broker server (redis://, amqp://); unset (or filesystem://), the broker is

@@ -82,6 +82,25 @@ def fetch_value(model: type[Model], pk: Any, field_name: str) -> Any:
 _writes: dict[tuple, str] = {}
 
 
+_insert_fields: dict[type, list[Any]] = {}
+
+
+def _written_fields(model: type[Model]) -> list[Any]:
+    """The columns an INSERT gives values for: all but an auto-increment primary key, which the database
+    assigns (the event stream's sequence)."""
+    fields = _insert_fields.get(model)
+    if fields is None:
+        from django.db.models.fields import AutoFieldMixin
+
+        fields = [
+            field
+            for field in model._meta.concrete_fields
+            if not (field.primary_key and isinstance(field, AutoFieldMixin))
+        ]
+        _insert_fields[model] = fields
+    return fields
+
+
 def execute_together(statements: list[tuple[str, list]]) -> None:
     """Run the statements in order; on PostgreSQL in one round trip (Django's psycopg cursors bind parameters
     on the client, so several statements can go in one query), elsewhere one by one."""
@@ -109,7 +128,7 @@ def mark_saved(instances: list[Model]) -> None:
 def insert_statement(instance: Model) -> tuple[str, list]:
     """The INSERT of a new instance (written once per model) and its values; marks nothing."""
     model = type(instance)
-    fields = list(model._meta.concrete_fields)
+    fields = _written_fields(model)
     key = ("insert", model, connection.vendor)
     sql = _writes.get(key)
     if sql is None:
@@ -181,7 +200,7 @@ def insert_rows(model: type[Model], instances: list[Model], *, batch_size: int =
     key = (model, connection.vendor)
     cached = _row_writers.get(key)
     if cached is None:
-        fields = list(model._meta.concrete_fields)
+        fields = _written_fields(model)
         quote = connection.ops.quote_name
         columns = ", ".join(quote(field.column) for field in fields)
         table = quote(model._meta.db_table)

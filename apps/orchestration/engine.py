@@ -22,7 +22,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.db import execute_together, fetch_row, insert_rows, insert_statement, mark_saved, update_statement
-from apps.orchestration.models import Event
+from apps.events.models import Event
+from apps.events.stream import wake_on_commit
 from apps.orchestration.policies import POLICIES, RUN_MODELS, resolve_policy, state_stored_hooks
 from apps.orchestration.rules.base import OrchestratedRun, Rule, RunKind, Status, TransitionContext
 from apps.orchestration.rules.bookkeeping import update_run_details
@@ -179,6 +180,7 @@ def _write_new_runs(
             insert_rows(spec.model, runs, batch_size=BULK_BATCH_SIZE)
             insert_rows(spec.state_model, state_rows, batch_size=BULK_BATCH_SIZE)
             insert_rows(Event, events, batch_size=BULK_BATCH_SIZE)
+        wake_on_commit()
         for context, applied, state_row, _ in stored:
             for rule in applied:
                 rule.after_transition(context)
@@ -278,6 +280,7 @@ def _store(spec: RunKindSpec, context: TransitionContext) -> Any:
     # One round trip on PostgreSQL for the three writes of a transition.
     execute_together([run_statement, insert_statement(state_row), insert_statement(event)])
     mark_saved([run, state_row, event])
+    wake_on_commit()
     return state_row
 
 

@@ -75,7 +75,6 @@ RUN_MODELS: dict[RunKind, tuple[str, str, str]] = {
 STATE_STORED_HOOKS: list[str] = [
     "apps.concurrency.rules.release_slots_on_leaving_running",
     "apps.orchestration.rules.caching.store_cache_entry",
-    "apps.orchestration.rules.bookkeeping.after_state_stored",
 ]
 
 

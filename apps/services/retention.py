@@ -1,4 +1,5 @@
-"""The retention service: finished runs, logs and outbox events older than settings.RETENTION_DAYS are deleted."""
+"""The retention service: finished runs, logs and events older than settings.RETENTION_DAYS are deleted (events
+only once every durable consumer has handled them)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.events.consumers import consumers_registered
+from apps.events.stream import events_passed
 from apps.logs.models import Log
-from apps.orchestration.models import Event
 from apps.runs.models import FlowRun, TaskRun
 from apps.services.models import ServiceRun
 from orchestrator.states import TERMINAL_TYPES
@@ -30,6 +32,10 @@ def _delete_in_batches(queryset: QuerySet) -> int:
         deleted += len(ids)
 
 
+def _durable_consumers() -> list[str]:
+    return [consumer.name for consumer in consumers_registered() if consumer.durable]
+
+
 def retention_delete_expired(*, now: datetime | None = None) -> dict[str, int]:
     """Delete what finished before the retention period; return how many of each were deleted.
 
@@ -47,6 +53,7 @@ def retention_delete_expired(*, now: datetime | None = None) -> dict[str, int]:
             TaskRun.objects.filter(flow_run__isnull=True, state_type__in=terminal, state_timestamp__lt=cutoff)
         ),
         "logs": _delete_in_batches(Log.objects.filter(timestamp__lt=cutoff)),
-        "events": _delete_in_batches(Event.objects.filter(occurred__lt=cutoff)),
+        # Never an event a durable consumer has not handled yet (a consumer stuck for longer keeps them all).
+        "events": _delete_in_batches(events_passed(consumer_names=_durable_consumers()).filter(occurred__lt=cutoff)),
         "service_runs": _delete_in_batches(ServiceRun.objects.filter(started_at__lt=cutoff)),
     }

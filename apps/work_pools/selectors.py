@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
@@ -216,3 +217,8 @@ def flow_run_waiting_reasons(*, run: FlowRun, now: datetime | None = None) -> li
     ):
         reasons.append(f"no online worker for work pool {pool.name!r}: start one with `{pool.worker_command}`")
     return reasons
+
+
+def flow_run_state_type(*, run_id: Any) -> str | None:
+    """The run's current state type (None: the run is gone), for a worker watching it."""
+    return FlowRun.objects.filter(pk=run_id).values_list("state_type", flat=True).first()

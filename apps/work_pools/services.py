@@ -1,20 +1,26 @@
-"""Writes for work pools, their queues and workers (a pool is always created with its `default` queue), and the
-two server services that end runs nobody executes any more: `zombies` and `cancellation_cleanup`."""
+"""Writes for work pools, their queues and workers (a pool is always created with its `default` queue), the
+server side of a celery pool's task (claim a run, settle it after its process ended), and the two server services
+that end runs nobody executes any more: `zombies` and `cancellation_cleanup`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.errors import Conflict
 from apps.orchestration import engine
+from apps.orchestration.rules.base import Status
 from apps.runs.models import FlowRun, TaskRun
+from apps.work_pools.dispatch import flow_run_dispatch_forget, flow_run_dispatch_touch
 from apps.work_pools.models import DEFAULT_QUEUE_NAME, Worker, WorkPool, WorkPoolType, WorkQueue, heartbeat_cutoff
-from orchestrator.states import TERMINAL_TYPES, Cancelled, Crashed, State, StateType
+from apps.work_pools.selectors import queue_of_run
+from orchestrator.states import TERMINAL_TYPES, Cancelled, Crashed, Pending, State, StateType
 
 POOL_EDITABLE_FIELDS = ("description", "concurrency_limit", "paused")
 QUEUE_EDITABLE_FIELDS = ("description", "priority", "concurrency_limit", "paused")
@@ -252,3 +258,83 @@ def flow_runs_finish_cancellations(*, now: datetime | None = None) -> dict[str, 
         if not changed:
             break
     return counts
+
+
+@dataclass
+class CeleryClaim:
+    """What a celery pool's task may do with a run: `run` and `pool` once it claimed the run; otherwise why not,
+    and `retry_in`: send the task again after that many seconds."""
+
+    message: str
+    run: FlowRun | None = None
+    pool: WorkPool | None = None
+    retry_in: float | None = None
+
+
+def _paused_part(pool: WorkPool, run: FlowRun) -> str | None:
+    """What is paused of the run's pool and queue, as words (None: nothing)."""
+    if pool.paused:
+        return f"work pool {pool.name!r}"
+    queues = dict(WorkQueue.objects.filter(pool=pool).values_list("name", "paused"))
+    queue = queue_of_run(run.work_queue_name, set(queues))
+    return f"work queue {queue!r} of pool {pool.name!r}" if queues.get(queue) else None
+
+
+def flow_run_claim_for_celery(*, flow_run_id: str, worker_name: str) -> CeleryClaim:
+    """A celery pool's task claims its run (docs/workers.md, "Celery pools"): a run not Scheduled any more or not of
+    a celery pool is left alone; one of a paused pool or queue is left for the `celery_dispatch` service (sent
+    again on resume); one not due yet is retried at its time. Then the worker heartbeats and proposes Pending
+    through the engine: ABORT or REJECT leave it, WAIT retries after the delay (its message is alive)."""
+    try:
+        run = FlowRun.objects.filter(pk=flow_run_id).first()
+    except (ValidationError, ValueError):
+        run = None
+    if run is None:
+        return CeleryClaim(f"flow run {flow_run_id} does not exist (deleted?)")
+    if run.state_type != StateType.SCHEDULED:
+        return CeleryClaim(f"flow run {flow_run_id} left alone: it is {run.state_name}")
+    pool = WorkPool.objects.filter(name=run.work_pool_name).first() if run.work_pool_name else None
+    if pool is None or pool.type != WorkPoolType.CELERY:
+        return CeleryClaim(f"flow run {flow_run_id} left alone: it is not a run of a celery pool")
+    paused = _paused_part(pool, run)
+    if paused:
+        flow_run_dispatch_forget(run_id=run.id)
+        return CeleryClaim(f"flow run {flow_run_id} left for later: {paused} is paused (it is sent again on resume)")
+    if run.next_scheduled_start_time is not None:
+        delay = (run.next_scheduled_start_time - timezone.now()).total_seconds()
+        if delay > settings.ORCHESTRATION_SCHEDULED_START_TOLERANCE_SECONDS:
+            return CeleryClaim(f"flow run {flow_run_id} is not due for {delay:.1f}s", retry_in=delay)
+
+    worker_heartbeat(pool=pool, name=worker_name)  # before the claim: the zombies service must know this worker
+    claim = engine.propose_state(
+        kind=engine.FLOW_RUN, run_id=run.id, state=Pending(message=f"Claimed by Celery worker {worker_name!r}")
+    )
+    if claim.status == Status.WAIT:
+        flow_run_dispatch_touch(run_id=run.id)
+        return CeleryClaim(f"flow run {flow_run_id} waits: {claim.reason}", retry_in=max(claim.delay_seconds, 0.1))
+    if not claim.accepted:
+        return CeleryClaim(f"flow run {flow_run_id} not claimed ({claim.status}: {claim.reason})")
+    return CeleryClaim(f"flow run {flow_run_id} claimed", run=run, pool=pool)
+
+
+def flow_run_settle_after_process(
+    *, run_id: Any, label: str, ended: str, cancelling: bool, worker_name: str, could_not_start: bool = False
+) -> str:
+    """After a celery pool's run process ended (`ended`: how, in words), a run left unfinished becomes Cancelled (it
+    was being cancelled) or Crashed; a Scheduled or Paused one is left (a suspension, or a retry whose process died
+    while it waited: the service sends it again once it is due). Returns what became of the run, in words."""
+    row = FlowRun.objects.filter(pk=run_id).values_list("state_type", "state_name").first()
+    if row is None:
+        return f"{label}: deleted while it ran"
+    state_type, state_name = row
+    if state_type in {t.value for t in TERMINAL_TYPES}:
+        return f"{label}: {state_name}"
+    if cancelling or state_type == StateType.CANCELLING:
+        proposal: State = Cancelled(message=f"Cancelled by Celery worker {worker_name!r}: {ended}")
+    elif state_type in (StateType.SCHEDULED, StateType.PAUSED):
+        return f"{label}: left {state_name}"
+    else:
+        proposal = Crashed(message=f"Celery worker {worker_name!r} {ended}" if could_not_start else ended)
+    result = engine.propose_state(kind=engine.FLOW_RUN, run_id=run_id, state=proposal)
+    final = result.state.name if result.state is not None else state_name
+    return f"{label}: {final} ({proposal.message})"

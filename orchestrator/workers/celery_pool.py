@@ -132,8 +132,7 @@ def start_worker(
     """Replace this process with a Celery worker for the celery pool `pool` (CeleryWorkerError when it cannot)."""
     from django.conf import settings
 
-    from apps.core.management.base import mask_url_password
-    from apps.core.management.commands.server import database_label
+    from apps.core.management.base import database_label, mask_url_password
     from apps.work_pools.dispatch import celery_queue_name
     from apps.work_pools.models import WorkPoolType
 
@@ -205,60 +204,12 @@ def warm_up() -> None:
 # -- the task's body ----------------------------------------------------------------------------------------------
 def execute_flow_run(*, flow_run_id: str, worker_name: str) -> Outcome:
     """Claim the flow run and run it in a child process, watching it until it ends (see the module docstring)."""
-    from django.conf import settings
-    from django.core.exceptions import ValidationError
-    from django.utils import timezone
+    from apps.work_pools.services import flow_run_claim_for_celery
 
-    from apps.orchestration import engine
-    from apps.orchestration.rules.base import Status
-    from apps.runs.models import FlowRun
-    from apps.work_pools.dispatch import flow_run_dispatch_forget, flow_run_dispatch_touch
-    from apps.work_pools.models import WorkPool, WorkPoolType
-    from apps.work_pools.services import worker_heartbeat
-    from orchestrator.states import Pending, StateType
-
-    try:
-        run = FlowRun.objects.filter(pk=flow_run_id).first()
-    except (ValidationError, ValueError):
-        run = None
-    if run is None:
-        return Outcome(f"flow run {flow_run_id} does not exist (deleted?)")
-    if run.state_type != StateType.SCHEDULED:
-        return Outcome(f"flow run {flow_run_id} left alone: it is {run.state_name}")
-    pool = WorkPool.objects.filter(name=run.work_pool_name).first() if run.work_pool_name else None
-    if pool is None or pool.type != WorkPoolType.CELERY:
-        return Outcome(f"flow run {flow_run_id} left alone: it is not a run of a celery pool")
-    paused = _paused(pool, run)
-    if paused:
-        flow_run_dispatch_forget(run_id=run.id)
-        return Outcome(f"flow run {flow_run_id} left for later: {paused} is paused (it is sent again on resume)")
-    if run.next_scheduled_start_time is not None:
-        delay = (run.next_scheduled_start_time - timezone.now()).total_seconds()
-        if delay > settings.ORCHESTRATION_SCHEDULED_START_TOLERANCE_SECONDS:
-            return Outcome(f"flow run {flow_run_id} is not due for {delay:.1f}s", retry_in=delay)
-
-    worker_heartbeat(pool=pool, name=worker_name)  # before the claim: the zombies service must know this worker
-    claim = engine.propose_state(
-        kind=engine.FLOW_RUN, run_id=run.id, state=Pending(message=f"Claimed by Celery worker {worker_name!r}")
-    )
-    if claim.status == Status.WAIT:
-        flow_run_dispatch_touch(run_id=run.id)
-        return Outcome(f"flow run {flow_run_id} waits: {claim.reason}", retry_in=max(claim.delay_seconds, 0.1))
-    if not claim.accepted:
-        return Outcome(f"flow run {flow_run_id} not claimed ({claim.status}: {claim.reason})")
-    return _run(run, pool, worker_name)
-
-
-def _paused(pool, run) -> str | None:
-    """What is paused of the run's pool and queue, as words (None: nothing)."""
-    from apps.work_pools.models import WorkQueue
-    from apps.work_pools.selectors import queue_of_run
-
-    if pool.paused:
-        return f"work pool {pool.name!r}"
-    queues = dict(WorkQueue.objects.filter(pool=pool).values_list("name", "paused"))
-    queue = queue_of_run(run.work_queue_name, set(queues))
-    return f"work queue {queue!r} of pool {pool.name!r}" if queues.get(queue) else None
+    claim = flow_run_claim_for_celery(flow_run_id=flow_run_id, worker_name=worker_name)
+    if claim.run is None:
+        return Outcome(claim.message, retry_in=claim.retry_in)
+    return _run(claim.run, claim.pool, worker_name)
 
 
 def _run(run, pool, worker_name: str) -> Outcome:
@@ -301,7 +252,7 @@ def _watch(run_id, pid: int, pool, worker_name: str, label: str) -> tuple[int, b
     code as subprocess gives it, whether it was stopped for a cancellation)."""
     from django.db import DatabaseError
 
-    from apps.runs.models import FlowRun
+    from apps.work_pools.selectors import flow_run_state_type
     from apps.work_pools.services import worker_heartbeat
     from orchestrator.states import StateType
 
@@ -327,7 +278,7 @@ def _watch(run_id, pid: int, pool, worker_name: str, label: str) -> tuple[int, b
             next_look = now + interval
             try:
                 worker_heartbeat(pool=pool, name=worker_name)
-                state_type = FlowRun.objects.filter(pk=run_id).values_list("state_type", flat=True).first()
+                state_type = flow_run_state_type(run_id=run_id)
             except DatabaseError as exc:  # busy or unreachable: the next look tries again
                 logger.warning("could not heartbeat while running %s: %s", label, exc)
                 continue
@@ -376,31 +327,19 @@ def _signal_group(pid: int, sig: int) -> None:
 def _settle(
     run_id, label: str, code: int | None, cancelling: bool, worker_name: str, *, reason: str | None = None
 ) -> Outcome:
-    """After the run's process ended (or could not start: `reason`), a run left unfinished is Cancelled (if it was
-    being cancelled) or Crashed."""
-    from apps.orchestration import engine
-    from apps.runs.models import FlowRun
-    from orchestrator.states import TERMINAL_TYPES, Cancelled, Crashed, StateType
+    """After the run's process ended (or could not start: `reason`), the server side settles the run's state."""
+    from apps.work_pools.services import flow_run_settle_after_process
 
-    row = FlowRun.objects.filter(pk=run_id).values_list("state_type", "state_name").first()
-    if row is None:
-        return Outcome(f"{label}: deleted while it ran")
-    state_type, state_name = row
-    if state_type in {t.value for t in TERMINAL_TYPES}:
-        logger.info("Finished %s: %s", label, state_name)
-        return Outcome(f"{label}: {state_name}")
-    ended = reason or f"the flow run's process {exit_description(code)}"
-    if cancelling or state_type == StateType.CANCELLING:
-        proposal = Cancelled(message=f"Cancelled by Celery worker {worker_name!r}: {ended}")
-    elif state_type in (StateType.SCHEDULED, StateType.PAUSED):
-        # Suspended, or a retry whose process died while it waited: the service sends it again once it is due.
-        return Outcome(f"{label}: left {state_name}")
-    else:
-        proposal = Crashed(message=f"Celery worker {worker_name!r} {ended}" if reason else ended)
-    result = engine.propose_state(kind=engine.FLOW_RUN, run_id=run_id, state=proposal)
-    final = result.state.name if result.state is not None else state_name
-    logger.info("Finished %s: %s (%s)", label, final, proposal.message)
-    return Outcome(f"{label}: {final}")
+    message = flow_run_settle_after_process(
+        run_id=run_id,
+        label=label,
+        ended=reason or f"the flow run's process {exit_description(code)}",
+        cancelling=cancelling,
+        worker_name=worker_name,
+        could_not_start=reason is not None,
+    )
+    logger.info("Finished %s", message)
+    return Outcome(message)
 
 
 # -- the run's process --------------------------------------------------------------------------------------------

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.db import connection
 
 from apps.concurrency.models import ConcurrencyLimit
+from apps.events.models import Event
 from apps.flows.models import Flow
 from apps.logs.models import Log
-from apps.orchestration.models import CacheEntry, Event
+from apps.orchestration.models import CacheEntry
 from apps.runs.models import FlowRun, FlowRunState, TaskRun, TaskRunState
 
 MODELS = [Flow, FlowRun, TaskRun, FlowRunState, TaskRunState, Log, ConcurrencyLimit, Event, CacheEntry]
@@ -15,13 +16,20 @@ MODELS = [Flow, FlowRun, TaskRun, FlowRunState, TaskRunState, Log, ConcurrencyLi
 
 def snapshot() -> list[tuple]:
     """Row count and newest `updated` per table, in one query: an insert, update or delete changes one of them
-    (`updated` is set on every save, so even a delete plus an insert shows)."""
+    (`updated` is set on every save, so even a delete plus an insert shows; events are only appended, with a
+    growing id)."""
     query = " UNION ALL ".join(
-        f"SELECT '{model._meta.db_table}', COUNT(*), MAX(updated) FROM {model._meta.db_table}" for model in MODELS
+        f"SELECT '{model._meta.db_table}', COUNT(*), CAST(MAX({_newest_column(model)}) AS TEXT)"
+        f" FROM {model._meta.db_table}"
+        for model in MODELS
     )
     with connection.cursor() as cursor:
         cursor.execute(query)
         return sorted(cursor.fetchall())
+
+
+def _newest_column(model) -> str:
+    return "updated" if any(field.name == "updated" for field in model._meta.fields) else model._meta.pk.column
 
 
 def assert_json(response) -> dict | list:

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from apps.deployments import schedules, services
 from apps.deployments.models import Deployment
+from apps.events.models import Event
 from apps.orchestration import engine
-from apps.orchestration.models import Event
 from apps.runs.models import FlowRun, FlowRunState
 from orchestrator.states import Completed, Pending, Running, Scheduled
 from tests.deployments.conftest import scheduled_runs

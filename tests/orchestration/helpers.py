@@ -6,9 +6,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from apps.events.models import Event
 from apps.flows.models import Flow
 from apps.orchestration import engine
-from apps.orchestration.models import Event
 from apps.runs import services
 from apps.runs.models import FlowRun, TaskRun
 from orchestrator.states import (

@@ -18,8 +18,8 @@ from django.db import connection, connections
 
 from apps.concurrency.models import ConcurrencyLimit
 from apps.concurrency.services import concurrency_limit_create
+from apps.events.models import Event
 from apps.orchestration import engine
-from apps.orchestration.models import Event
 from orchestrator.states import Completed, Failed, Pending, Running, Scheduled, utcnow
 from tests.orchestration.helpers import flow_run_in, history_names, task_run_in
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.events.models import Event
 from apps.flows.services import flow_get_or_create
 from apps.logs.models import Log
 from apps.logs.services import logs_create
-from apps.orchestration.models import Event
 from apps.runs.models import FlowRun, FlowRunState, TaskRun
 from apps.services.pauses import PAUSE_TIMED_OUT, paused_flow_runs_fail_expired
 from apps.services.retention import retention_delete_expired

@@ -1,8 +1,9 @@
-"""The celery pool type's dispatch, on real rows: which state changes send a run to its Celery queue (after
-commit), what the `celery_dispatch` service sends, and what the task does before it runs anything.
+"""The celery pool type's dispatch, on real rows: which state changes the `celery_dispatch` event consumer sends
+to a run's Celery queue (once they committed), what the `celery_dispatch` service sends, and what the task does
+before it runs anything.
 
-Sends made after commit are captured, not executed (pytest-django's on-commit capture); the service's own sends
-go to the test's embedded broker.
+The tests drive the consumer over the committed event stream (so those tests commit: transactional database);
+its sends and the service's go to the test's embedded broker.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.deployments.services import mark_late_runs
+from apps.events.consumers import consumer_get
+from apps.events.models import ConsumerCursor
 from apps.flows.models import Flow
 from apps.flows.services import flow_get_or_create
 from apps.runs.models import FlowRun
-from apps.work_pools import dispatch
 from apps.work_pools.dispatch import flow_runs_dispatch_due
 from apps.work_pools.models import WorkPool
 from apps.work_pools.services import work_pool_create, work_pool_update, work_queue_create, work_queue_update
 from orchestrator.states import Crashed, Failed, Pending, Running
 from orchestrator.workers.celery_pool import execute_flow_run
+from tests.events.support import drive
 from tests.orchestration.helpers import propose, walk
 from tests.work_pools.conftest import scheduled_run
 
@@ -31,14 +34,6 @@ pytestmark = pytest.mark.django_db
 
 HORIZON = timedelta(seconds=settings.ORCHESTRATOR_CELERY_DISPATCH_HORIZON_SECONDS)
 REDISPATCH = timedelta(seconds=settings.ORCHESTRATOR_CELERY_REDISPATCH_SECONDS)
-
-
-@pytest.fixture(autouse=True)
-def fresh_pool_types():
-    """Each test makes its own pools; a cached type from another test's database must not answer."""
-    dispatch._pool_types.clear()
-    yield
-    dispatch._pool_types.clear()
 
 
 @pytest.fixture
@@ -61,29 +56,47 @@ def run_in(flow, pool: WorkPool | None, **kwargs) -> FlowRun:
     return scheduled_run(flow, pool.name if pool else None, **kwargs)
 
 
+def drive_dispatch_consumer() -> int:
+    """Run the celery_dispatch consumer over every committed event after its cursor; how many runs it sent."""
+    return sum(drive(consumer_get("celery_dispatch")))
+
+
+@pytest.mark.django_db(transaction=True)
 class TestSentWhenScheduled:
-    def test_a_run_due_now_is_marked_and_sent_after_commit(self, flow, celery_pool, django_capture_on_commit_callbacks):
-        """The fast path: the run's message is published once the transaction that made it Scheduled commits."""
-        with django_capture_on_commit_callbacks() as sends:
-            run = run_in(flow, celery_pool)
-        assert len(sends) == 1
-        assert run.dispatched_at == run.state_timestamp
+    def test_a_run_due_now_is_sent_once_by_the_consumer(self, flow, celery_pool):
+        """The fast path: the run's message is published once the change that made it Scheduled has committed,
+        and handling the same events again (at least once) sends nothing more."""
+        run = run_in(flow, celery_pool)
+        assert drive_dispatch_consumer() == 1
+        run.refresh_from_db()
+        assert run.dispatched_at is not None
+        assert drive_dispatch_consumer() == 0
+        ConsumerCursor.objects.filter(name="celery_dispatch").delete()  # the stream is read again from its start
+        assert drive_dispatch_consumer() == 0
 
-    def test_runs_of_process_pools_and_of_no_pool_are_not_sent(self, flow, pool, django_capture_on_commit_callbacks):
+    def test_runs_of_process_pools_and_of_no_pool_are_not_sent(self, flow, pool):
         """Only celery pools are pushed; process pools are polled, and runs of no pool belong to no worker."""
-        with django_capture_on_commit_callbacks() as sends:
-            runs = [run_in(flow, pool), run_in(flow, None)]
-        assert sends == []
-        assert [run.dispatched_at for run in runs] == [None, None]
+        runs = [run_in(flow, pool), run_in(flow, None)]
+        assert drive_dispatch_consumer() == 0
+        assert [FlowRun.objects.get(pk=run.pk).dispatched_at for run in runs] == [None, None]
 
-    def test_a_run_due_beyond_the_horizon_is_sent_by_the_service_once_it_comes_within_it(
-        self, flow, celery_pool, django_capture_on_commit_callbacks
-    ):
+    def test_a_run_of_a_paused_pool_is_left_for_the_service(self, flow, celery_pool):
+        """A paused pool's runs wait for the resume; the service sends them then."""
+        work_pool_update(pool=celery_pool, values={"paused": True})
+        run = run_in(flow, celery_pool)
+        assert drive_dispatch_consumer() == 0
+        work_pool_update(pool=celery_pool, values={"paused": False})
+        assert flow_runs_dispatch_due() == 1
+        run.refresh_from_db()
+        assert run.dispatched_at is not None
+
+    def test_a_run_due_beyond_the_horizon_is_sent_by_the_service_once_it_comes_within_it(self, flow, celery_pool):
         """ETAs stay short (Redis redelivers old unacknowledged messages): far runs wait for celery_dispatch."""
         later = HORIZON + timedelta(minutes=5)
-        with django_capture_on_commit_callbacks() as sends:
-            run = run_in(flow, celery_pool, seconds=later.total_seconds())
-        assert sends == [] and run.dispatched_at is None
+        run = run_in(flow, celery_pool, seconds=later.total_seconds())
+        assert drive_dispatch_consumer() == 0
+        run.refresh_from_db()
+        assert run.dispatched_at is None
         now = timezone.now()
         assert flow_runs_dispatch_due(now=now) == 0
         assert flow_runs_dispatch_due(now=now + timedelta(minutes=6)) == 1
@@ -91,39 +104,38 @@ class TestSentWhenScheduled:
         run.refresh_from_db()
         assert run.dispatched_at == now + timedelta(minutes=6)
 
-    def test_marking_a_run_late_does_not_send_it_again(self, flow, celery_pool, django_capture_on_commit_callbacks):
+    def test_marking_a_run_late_does_not_send_it_again(self, flow, celery_pool):
         """Late is still Scheduled, at the same time: one message is enough."""
-        with django_capture_on_commit_callbacks() as sends:
-            run = run_in(flow, celery_pool, seconds=-60)
-            sent_at = FlowRun.objects.get(pk=run.pk).dispatched_at
-            assert mark_late_runs() == 1
+        run = run_in(flow, celery_pool, seconds=-60)
+        assert drive_dispatch_consumer() == 1
+        sent_at = FlowRun.objects.get(pk=run.pk).dispatched_at
+        assert mark_late_runs() == 1
+        assert drive_dispatch_consumer() == 0
         run.refresh_from_db()
-        assert run.state_name == "Late"
-        assert len(sends) == 1 and run.dispatched_at == sent_at
+        assert run.state_name == "Late" and run.dispatched_at == sent_at
 
-    def test_a_retry_its_executor_follows_is_marked_but_not_sent(
-        self, flow, celery_pool, django_capture_on_commit_callbacks
-    ):
+    def test_a_retry_its_executor_follows_is_marked_but_not_sent(self, flow, celery_pool):
         """A failed attempt with retries left is retried by the process already running it: a second message
         would start a second execution. The service sends it only if it is still Scheduled well after its time."""
         run = run_in(flow, celery_pool, empirical_policy={"retries": 1, "retry_delay": 5})
+        assert drive_dispatch_consumer() == 1  # its first scheduling
         run = walk(run, Pending(), Running())
-        with django_capture_on_commit_callbacks() as sends:
-            result = propose(run, Failed(message="boom"))
+        result = propose(run, Failed(message="boom"))
         run.refresh_from_db()
         assert result.state.name == "AwaitingRetry"
-        assert sends == [] and run.dispatched_at == run.state_timestamp
+        assert drive_dispatch_consumer() == 0 and run.dispatched_at == run.state_timestamp
         retry_at = run.next_scheduled_start_time
         assert flow_runs_dispatch_due(now=retry_at + timedelta(seconds=1)) == 0
         assert flow_runs_dispatch_due(now=retry_at + REDISPATCH + timedelta(seconds=1)) == 1  # its executor died
 
-    def test_a_crashed_run_with_retries_left_is_sent_again(self, flow, celery_pool, django_capture_on_commit_callbacks):
+    def test_a_crashed_run_with_retries_left_is_sent_again(self, flow, celery_pool):
         """A run whose process or worker died is retried by a new delivery: nobody else will run it."""
-        run = walk(run_in(flow, celery_pool, empirical_policy={"retries": 1}), Pending(), Running())
-        with django_capture_on_commit_callbacks() as sends:
-            result = propose(run, Crashed(message="the flow run's process was killed by signal SIGKILL"))
+        run = run_in(flow, celery_pool, empirical_policy={"retries": 1})
+        assert drive_dispatch_consumer() == 1
+        run = walk(run, Pending(), Running())
+        result = propose(run, Crashed(message="the flow run's process was killed by signal SIGKILL"))
         assert result.state.name == "AwaitingRetry"
-        assert len(sends) == 1
+        assert drive_dispatch_consumer() == 1
 
 
 class TestService:

@@ -30,6 +30,17 @@ def mask_url_password(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=f"{credentials}:{MASK}@{netloc[1]}"))
 
 
+def database_label() -> str:
+    """The database this process uses, as its URL with the password masked (for messages)."""
+    from orchestrator import config
+
+    try:
+        url, _ = config.resolve("ORCHESTRATOR_DATABASE_URL")
+    except config.ConfigError:
+        url = config.get_default_database_url()
+    return mask_url_password(url) or ""
+
+
 def first_line(exc: BaseException) -> str:
     """Database drivers write several lines; the first one says what went wrong."""
     for line in str(exc).splitlines():

@@ -10,7 +10,6 @@ from typing import Any
 
 from apps.core.db import fetch_value
 from apps.orchestration.rules.base import RunKind, TransitionContext
-from apps.work_pools.dispatch import flow_run_dispatch_mark, flow_run_dispatch_on_commit
 from orchestrator.states import TERMINAL_TYPES, StateType
 
 
@@ -52,13 +51,21 @@ def update_run_details(context: TransitionContext) -> None:
         context.set_run_field("end_time", None)
 
     if state.type == StateType.SCHEDULED and context.kind == RunKind.FLOW_RUN and context.flow_run.work_pool_name:
-        flow_run_dispatch_mark(context)  # a celery pool's run is sent to its Celery queue (after commit)
+        _new_schedule_not_dispatched(context)
 
 
-def after_state_stored(context: TransitionContext, state_row: Any) -> None:
-    """A celery pool's run marked as sent is sent once the transaction commits (a state-stored hook)."""
-    if context.kind == RunKind.FLOW_RUN and getattr(context.run, "dispatched_at", None) is not None:
-        flow_run_dispatch_on_commit(context)
+def _new_schedule_not_dispatched(context: TransitionContext) -> None:
+    """A flow run scheduled anew has not been handed to an executor (`dispatched_at`, which the celery pool's
+    dispatch consumer sets when it sends the run): except a retry after a failed attempt, which the process that
+    ran the attempt waits for and runs itself. A Late run (same start time) keeps what it had."""
+    run = context.flow_run
+    if context.initial_type == StateType.SCHEDULED:
+        if context.from_state.scheduled_time == context.to_state.scheduled_time:
+            return
+    followed_by_its_executor = context.initial_type == StateType.RUNNING and context.proposed_type == StateType.FAILED
+    dispatched_at = context.now if followed_by_its_executor else None
+    if run.dispatched_at != dispatched_at:
+        context.set_run_field("dispatched_at", dispatched_at)
 
 
 def _flow_run_model(task_run: Any) -> Any:

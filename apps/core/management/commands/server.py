@@ -24,12 +24,11 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from apps.core.errors import NotFound
-from apps.core.management.base import OneLineErrorParser, OrchestratorCommand, mask_url_password
+from apps.core.management.base import OneLineErrorParser, OrchestratorCommand, database_label, mask_url_password
 from apps.services.models import ServiceRun
 from apps.services.registry import service_get, services_all
 from apps.services.selectors import ServiceStatus, service_status, services_status
 from apps.services.services import service_run, service_schedules_sync
-from orchestrator import config
 from orchestrator.server import ServerError, bind, exec_supervisor
 
 ADMIN_USERNAME = "admin"
@@ -102,14 +101,6 @@ def first_admin_create() -> str | None:
     except IntegrityError:  # another server created it a moment ago
         return None
     return password
-
-
-def database_label() -> str:
-    try:
-        url, _ = config.resolve("ORCHESTRATOR_DATABASE_URL")
-    except config.ConfigError:
-        url = config.get_default_database_url()
-    return mask_url_password(url) or ""
 
 
 def clock(moment: datetime) -> str:
