@@ -46,6 +46,7 @@ bench: install services
 	$(PY) benchmarks/sdk_overhead.py
 	$(PY) benchmarks/scheduler.py
 	$(PY) benchmarks/worker_latency.py --pools process,celery
+	$(PY) benchmarks/server_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
