@@ -13,7 +13,7 @@ from apps.logs.models import Log
 from apps.orchestration.models import Event
 from apps.orchestration.states import TERMINAL_TYPES
 from apps.runs.models import FlowRun, TaskRun
-from apps.services.models import ServiceRun
+from apps.server_services.models import ServiceRun
 
 # Rows deleted per transaction: short transactions keep SQLite's write lock free for the API in between.
 BATCH_SIZE = 500

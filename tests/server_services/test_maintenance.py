@@ -13,8 +13,8 @@ from apps.logs.services import logs_create
 from apps.orchestration.models import Event
 from apps.orchestration.states import Paused, Pending, Running, utcnow
 from apps.runs.models import FlowRun, FlowRunState, TaskRun
-from apps.services.pauses import PAUSE_TIMED_OUT, paused_flow_runs_fail_expired
-from apps.services.retention import retention_delete_expired
+from apps.server_services.pauses import PAUSE_TIMED_OUT, paused_flow_runs_fail_expired
+from apps.server_services.retention import retention_delete_expired
 from tests.orchestration.helpers import flow_run_in, task_run_in
 
 pytestmark = pytest.mark.django_db
