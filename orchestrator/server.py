@@ -110,6 +110,17 @@ def services_command(*, concurrency: int, supervisor_pid: int) -> list[str]:
     ]
 
 
+# glibc gives each thread that allocates its own malloc arena (up to 8 per core), and each keeps freed memory:
+# the request threads of a Daphne worker and the threads of the services' worker then hold several MB of free
+# pages. Two arenas cost nothing measurable here (the GIL serialises allocations anyway) and save about 2 MB.
+# An environment that sets MALLOC_ARENA_MAX itself wins.
+CHILD_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    return {**CHILD_ENVIRONMENT, **os.environ, **extra}
+
+
 # The supervisor's pid, given to the services processes: they stop when it is gone (orchestrator/celery.py).
 SUPERVISOR_PID_VARIABLE = "ORCHESTRATOR_SUPERVISOR_PID"
 
@@ -159,13 +170,13 @@ class Supervisor:
         if self.access_log:
             command.append("--access-log")
         # A session of its own: Ctrl+C in the terminal reaches only the parent, which stops workers in order.
-        process = subprocess.Popen(command, pass_fds=(fd,), start_new_session=True)
+        process = subprocess.Popen(command, env=child_environment(), pass_fds=(fd,), start_new_session=True)
         return Worker(number=number, process=process, started_at=time.monotonic())
 
     def start_services(self) -> Worker:
         """The services' Celery worker with Beat on a thread, in its own session like the server workers."""
         command = services_command(concurrency=self.services_concurrency, supervisor_pid=os.getpid())
-        env = {**os.environ, SUPERVISOR_PID_VARIABLE: str(os.getpid())}
+        env = child_environment(**{SUPERVISOR_PID_VARIABLE: str(os.getpid())})
         # Its logs go to stderr; on stdout Celery only says "worker: Warm shutdown", which reads as ours.
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
         return Worker(number=1, process=process, started_at=time.monotonic(), role=SERVICES_ROLE)
@@ -257,16 +268,25 @@ def _fd_endpoint_takes_a_domain_name() -> None:
 
 
 def _leave_out_unused_libraries() -> None:
-    """Mark two libraries a worker never uses as missing, so the optional imports that would load them fail at once.
+    """Keep out of a worker three libraries it never uses, which optional or incidental imports would load.
 
     Twisted loads pyOpenSSL and cryptography for TLS, which a worker serving plain HTTP on an inherited socket
     never uses (5 MB). On SQLite, DRF loads django.contrib.postgres, and with it psycopg (10 MB), only to map
     PostgreSQL field types that no model has there. Both imports are optional in those libraries (they catch the
-    ImportError). Measured with benchmarks/server_memory.py; docs/server.md lists what a worker holds.
+    ImportError). And Daphne imports `autobahn.twisted.websocket`, whose package's `__init__` also loads Autobahn's
+    WAMP client and with it cryptography (7 MB), which Daphne never uses: the package is registered without running
+    its `__init__` (its submodules import as usual). Measured with benchmarks/server_memory.py; docs/server.md
+    lists what a worker holds.
     """
+    import importlib.util
+
     from orchestrator import config
 
     sys.modules.setdefault("OpenSSL", None)
+    if "autobahn.twisted" not in sys.modules:
+        spec = importlib.util.find_spec("autobahn.twisted")
+        if spec is not None:
+            sys.modules["autobahn.twisted"] = importlib.util.module_from_spec(spec)
     database_url = config.get("ORCHESTRATOR_DATABASE_URL") or config.get_default_database_url()
     if database_url.startswith("sqlite"):
         sys.modules.setdefault("psycopg", None)
