@@ -3,8 +3,9 @@
 The parent (`Supervisor`) binds the socket once, starts each worker as `python -m orchestrator.server --fd N`
 with that descriptor inherited, restarts a worker that dies after it started, and stops them all on SIGINT or
 SIGTERM. A worker runs Daphne on the inherited descriptor and exits when its parent disappears.
-With services on, the supervisor also runs Celery Beat and a Celery worker for the server services
-(apps/server_services) and supervises them the same way. docs/server.md and docs/services.md explain the choices.
+With services on, the supervisor also runs the server services (apps/server_services) in one process, a Celery
+worker with Celery Beat on a thread, and supervises it the same way. docs/server.md and docs/services.md explain
+the choices.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """`orchestrator server start`, `orchestrator server database reset|upgrade` and `orchestrator server services ls|run`.
 
 `start` prepares the database once (migrations, the first admin user, the services' Beat entries) in this
-process, then hands the listening socket to Daphne worker processes, next to Celery Beat and a services worker
-(orchestrator/server.py; design in docs/server.md and docs/services.md).
+process, then hands the listening socket to Daphne worker processes, next to the services process (a Celery
+worker with Beat on a thread; orchestrator/server.py; design in docs/server.md and docs/services.md).
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class Command(OrchestratorCommand):
         start.add_argument(
             "--no-services",
             action="store_true",
-            help="do not run Celery Beat and the services worker (run them with `celery -A orchestrator.celery ...`)",
+            help="do not run the services process (run Beat and workers with `celery -A orchestrator.celery ...`)",
         )
 
         database = actions.add_parser("database", help="reset or upgrade the database")
