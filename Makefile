@@ -53,6 +53,7 @@ bench: install services
 	$(PY) benchmarks/worker_latency.py --pools process,celery
 	$(PY) benchmarks/events_latency.py --database sqlite
 	$(PY) benchmarks/events_latency.py --database postgresql
+	$(PY) benchmarks/server_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

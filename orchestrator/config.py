@@ -64,6 +64,20 @@ def _validate_positive_number(value: str) -> str | None:
     return None
 
 
+def _validate_positive_integer(value: str) -> str | None:
+    if not value.strip().isdigit():
+        return f"{value!r} is not a whole number"
+    if int(value) <= 0:
+        return "must be greater than 0"
+    return None
+
+
+def _validate_non_negative_integer(value: str) -> str | None:
+    if not value.strip().isdigit():
+        return f"{value!r} is not a whole number (0 or more)"
+    return None
+
+
 def _validate_bool(value: str) -> str | None:
     if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
         return f"{value!r} is not a boolean (use true or false)"
@@ -186,6 +200,36 @@ SETTINGS: dict[str, Setting] = {
             "0.05",
             "how often each server process looks for new events for its consumers (seconds; its own commits wake it)",
             _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_SERVER_STOP_GRACE_SECONDS",
+            "10",
+            "seconds `server start`'s processes get to finish their work on Ctrl+C or SIGTERM before they are killed",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_SERVER_STARTUP_SECONDS",
+            "10",
+            "a server process that exits sooner than this after its start stops the server instead of restarting",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_SERVICES_CONCURRENCY",
+            "4",
+            "threads of the server services' Celery worker (services that can run at once)",
+            _validate_positive_integer,
+        ),
+        Setting(
+            "ORCHESTRATOR_BROKER_POLL_SECONDS",
+            "0.5",
+            "how often a Celery worker on the embedded broker looks for new messages (seconds)",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_RETENTION_DAYS",
+            "30",
+            "the retention service deletes finished runs, logs and events older than this (days; 0 keeps everything)",
+            _validate_non_negative_integer,
         ),
         Setting(
             "ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS",

@@ -3,8 +3,9 @@
 The parent (`Supervisor`) binds the socket once, starts each worker as `python -m orchestrator.server --fd N`
 with that descriptor inherited, restarts a worker that dies after it started, and stops them all on SIGINT or
 SIGTERM. A worker runs Daphne on the inherited descriptor and exits when its parent disappears.
-With services on, the supervisor also runs Celery Beat and a Celery worker for the server services
-(apps/services) and supervises them the same way. docs/server.md and docs/services.md explain the choices.
+With services on, the supervisor also runs the server services (apps/server_services) in one process, a Celery
+worker with Celery Beat on a thread, and supervises it the same way. docs/server.md and docs/services.md explain
+the choices.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-# Seconds a worker gets to finish its requests after SIGTERM before it is killed.
+# Defaults of the settings ORCHESTRATOR_SERVER_STOP_GRACE_SECONDS (seconds a process gets to finish its work
+# after SIGTERM before it is killed), ORCHESTRATOR_SERVER_STARTUP_SECONDS (a process that exits sooner than this
+# after its start failed to start: restarting it would only loop) and ORCHESTRATOR_SERVICES_CONCURRENCY (threads
+# of the services' worker). `server start` reads the settings and hands them over: the supervisor has no Django.
 STOP_GRACE_SECONDS = 10.0
-# A worker that exits sooner than this after its start failed to start: restarting it would only loop.
 STARTUP_SECONDS = 10.0
-# How often the parent looks at its workers, and a worker at its parent.
+SERVICES_CONCURRENCY = 4
+# How often the parent looks at its workers, and a worker at its parent: how soon they react, not tunables.
 POLL_SECONDS = 0.2
 PARENT_CHECK_SECONDS = 1.0
 LISTEN_BACKLOG = 1024
@@ -68,9 +71,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-# The server services' processes: Celery Beat and one Celery worker (threads: one process, a few services at
-# once). `--quiet` drops Celery's banners; Django's checks already ran in `server start`. Celery's warning about
-# running as root says nothing here: the worker runs as whoever started the server, like the Daphne workers.
+# The server services' process: one Celery worker (threads: a few services at once) with Celery Beat on a thread
+# of its own (`--beat-thread`, orchestrator/celery.py): one process instead of two of about 70 MB each.
+# `--quiet` drops Celery's banners; Django's checks already ran in `server start`. Celery's warning about running as
+# root says nothing here: the worker runs as whoever started the server, like the Daphne workers.
 # Without --queues the worker consumes only the services' queue (CELERY_TASK_DEFAULT_QUEUE), never a celery
 # pool's `pool-<name>`: flow runs belong on the pool's own workers (`orchestrator worker start --pool P`).
 CELERY_COMMAND = [
@@ -84,30 +88,54 @@ CELERY_COMMAND = [
     "-A",
     "orchestrator.celery",
 ]
-SERVICE_PROCESSES = {
-    "services beat": ["beat", "--loglevel", "WARNING"],
-    "services worker": [
+SERVICES_ROLE = "services"
+
+
+def services_command(*, concurrency: int, supervisor_pid: int) -> list[str]:
+    """The command of the services' process: a Celery worker with Beat on a thread."""
+    return [
+        *CELERY_COMMAND,
         "worker",
+        "--beat-thread",
         "--pool",
         "threads",
         "--concurrency",
-        "4",
+        str(concurrency),
         "--without-gossip",
         "--without-mingle",
         "--loglevel",
         "WARNING",
-    ],
-}
+        "--hostname",
+        f"orchestrator-services-{supervisor_pid}@%h",
+    ]
+
+
+# glibc gives each thread that allocates its own malloc arena (up to 8 per core), and each keeps freed memory:
+# the request threads of a Daphne worker and the threads of the services' worker then hold several MB of free
+# pages. Two arenas cost nothing measurable here (the GIL serialises allocations anyway) and save about 2 MB.
+# An environment that sets MALLOC_ARENA_MAX itself wins.
+CHILD_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    return {**CHILD_ENVIRONMENT, **os.environ, **extra}
+
+
 # The supervisor's pid, given to the services processes: they stop when it is gone (orchestrator/celery.py).
 SUPERVISOR_PID_VARIABLE = "ORCHESTRATOR_SUPERVISOR_PID"
 
 
-@dataclass
+# Plain classes rather than dataclasses: `dataclasses` imports `inspect`, 1.3 MB of the lean supervisor's 15.
 class Worker:
-    number: int
-    process: subprocess.Popen
-    started_at: float
-    role: str = "server worker"
+    """A supervised process: a Daphne worker (numbered) or the services process."""
+
+    __slots__ = ("number", "process", "started_at", "role")
+
+    def __init__(self, *, number: int, process: subprocess.Popen, started_at: float, role: str = "server worker"):
+        self.number = number
+        self.process = process
+        self.started_at = started_at
+        self.role = role
 
     @property
     def label(self) -> str:
@@ -115,7 +143,7 @@ class Worker:
 
 
 class Supervisor:
-    """Start `workers` Daphne processes on `sock` (and, with `services`, Celery Beat and a services worker), keep
+    """Start `workers` Daphne processes on `sock` (and, with `services`, the services' Celery worker with Beat), keep
     them running, stop them on SIGINT/SIGTERM."""
 
     def __init__(
@@ -125,12 +153,18 @@ class Supervisor:
         workers: int,
         access_log: bool = False,
         services: bool = False,
+        services_concurrency: int = SERVICES_CONCURRENCY,
+        stop_grace_seconds: float = STOP_GRACE_SECONDS,
+        startup_seconds: float = STARTUP_SECONDS,
         say: Callable[[str], None] = print,
     ) -> None:
         self.sock = sock
         self.worker_count = workers
         self.access_log = access_log
         self.services = services
+        self.services_concurrency = services_concurrency
+        self.stop_grace_seconds = stop_grace_seconds
+        self.startup_seconds = startup_seconds
         self.say = say
         self.workers: list[Worker] = []
         self.stop_signal: int | None = None
@@ -141,23 +175,21 @@ class Supervisor:
         if self.access_log:
             command.append("--access-log")
         # A session of its own: Ctrl+C in the terminal reaches only the parent, which stops workers in order.
-        process = subprocess.Popen(command, pass_fds=(fd,), start_new_session=True)
+        process = subprocess.Popen(command, env=child_environment(), pass_fds=(fd,), start_new_session=True)
         return Worker(number=number, process=process, started_at=time.monotonic())
 
-    def start_service_process(self, role: str) -> Worker:
-        """Celery Beat or the services' Celery worker, in its own session like the server workers."""
-        command = [*CELERY_COMMAND, *SERVICE_PROCESSES[role]]
-        if role == "services worker":
-            command += ["--hostname", f"orchestrator-services-{os.getpid()}@%h"]
-        env = {**os.environ, SUPERVISOR_PID_VARIABLE: str(os.getpid())}
-        # Their logs go to stderr; on stdout Celery only says "worker: Warm shutdown", which reads as ours.
+    def start_services(self) -> Worker:
+        """The services' Celery worker with Beat on a thread, in its own session like the server workers."""
+        command = services_command(concurrency=self.services_concurrency, supervisor_pid=os.getpid())
+        env = child_environment(**{SUPERVISOR_PID_VARIABLE: str(os.getpid())})
+        # Its logs go to stderr; on stdout Celery only says "worker: Warm shutdown", which reads as ours.
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
-        return Worker(number=1, process=process, started_at=time.monotonic(), role=role)
+        return Worker(number=1, process=process, started_at=time.monotonic(), role=SERVICES_ROLE)
 
     def restart(self, worker: Worker) -> Worker:
         if worker.role == "server worker":
             return self.start_worker(worker.number)
-        return self.start_service_process(worker.role)
+        return self.start_services()
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stop_signal = signum
@@ -168,7 +200,7 @@ class Supervisor:
         try:
             self.workers = [self.start_worker(number) for number in range(1, self.worker_count + 1)]
             if self.services:
-                self.workers += [self.start_service_process(role) for role in SERVICE_PROCESSES]
+                self.workers.append(self.start_services())
             if on_started:
                 on_started()
             while self.stop_signal is None:
@@ -184,17 +216,17 @@ class Supervisor:
             code = worker.process.poll()
             if code is None or self.stop_signal is not None:
                 continue
-            if time.monotonic() - worker.started_at < STARTUP_SECONDS:
+            if time.monotonic() - worker.started_at < self.startup_seconds:
                 raise ServerError(f"{worker.label} exited with code {code} while starting; see above")
             self.say(f"{worker.label} (pid {worker.process.pid}) exited with code {code}; restarting")
             self.workers[index] = self.restart(worker)
 
     def stop(self) -> None:
-        """SIGTERM every worker, wait up to STOP_GRACE_SECONDS, then kill what is left."""
+        """SIGTERM every worker, wait up to `stop_grace_seconds`, then kill what is left."""
         running = [worker for worker in self.workers if worker.process.poll() is None]
         for worker in running:
             worker.process.terminate()
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        deadline = time.monotonic() + self.stop_grace_seconds
         for worker in running:
             try:
                 worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -240,8 +272,34 @@ def _fd_endpoint_takes_a_domain_name() -> None:
     _FDParser._orchestrator_domain_names = True
 
 
+def _leave_out_unused_libraries() -> None:
+    """Keep out of a worker three libraries it never uses, which optional or incidental imports would load.
+
+    Twisted loads pyOpenSSL and cryptography for TLS, which a worker serving plain HTTP on an inherited socket
+    never uses (5 MB). On SQLite, DRF loads django.contrib.postgres, and with it psycopg (10 MB), only to map
+    PostgreSQL field types that no model has there. Both imports are optional in those libraries (they catch the
+    ImportError). And Daphne imports `autobahn.twisted.websocket`, whose package's `__init__` also loads Autobahn's
+    WAMP client and with it cryptography (7 MB), which Daphne never uses: the package is registered without running
+    its `__init__` (its submodules import as usual). Measured with benchmarks/server_memory.py; docs/server.md
+    lists what a worker holds.
+    """
+    import importlib.util
+
+    from orchestrator import config
+
+    sys.modules.setdefault("OpenSSL", None)
+    if "autobahn.twisted" not in sys.modules:
+        spec = importlib.util.find_spec("autobahn.twisted")
+        if spec is not None:
+            sys.modules["autobahn.twisted"] = importlib.util.module_from_spec(spec)
+    database_url = config.get("ORCHESTRATOR_DATABASE_URL") or config.get_default_database_url()
+    if database_url.startswith("sqlite"):
+        sys.modules.setdefault("psycopg", None)
+
+
 def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
     """One worker: Daphne serving orchestrator.asgi on the inherited listening socket."""
+    _leave_out_unused_libraries()
     # daphne.server installs Twisted's asyncio reactor when imported, so it comes before anything else Twisted.
     import daphne.server
     from daphne.access import AccessLogGenerator
@@ -278,7 +336,30 @@ def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
     server.run()
 
 
-def supervise(fd: int, workers: int, access_log: bool, banner: list[str], services: bool = False) -> int:
+class SupervisorOptions:
+    """What `server start` decides and the supervisor applies (from its arguments and the settings)."""
+
+    __slots__ = ("workers", "access_log", "services", "services_concurrency", "stop_grace_seconds", "startup_seconds")
+
+    def __init__(
+        self,
+        *,
+        workers: int = 1,
+        access_log: bool = False,
+        services: bool = False,
+        services_concurrency: int = SERVICES_CONCURRENCY,
+        stop_grace_seconds: float = STOP_GRACE_SECONDS,
+        startup_seconds: float = STARTUP_SECONDS,
+    ) -> None:
+        self.workers = workers
+        self.access_log = access_log
+        self.services = services
+        self.services_concurrency = services_concurrency
+        self.stop_grace_seconds = stop_grace_seconds
+        self.startup_seconds = startup_seconds
+
+
+def supervise(fd: int, options: SupervisorOptions, banner: list[str]) -> int:
     """The supervisor after `server start` prepared everything: it holds no Django, only the socket.
 
     `server start` runs migrations and prints nothing it cannot take back, then replaces itself (exec) with
@@ -295,7 +376,16 @@ def supervise(fd: int, workers: int, access_log: bool, banner: list[str], servic
             say(line)
 
     try:
-        supervisor = Supervisor(sock, workers=workers, access_log=access_log, services=services, say=say)
+        supervisor = Supervisor(
+            sock,
+            workers=options.workers,
+            access_log=options.access_log,
+            services=options.services,
+            services_concurrency=options.services_concurrency,
+            stop_grace_seconds=options.stop_grace_seconds,
+            startup_seconds=options.startup_seconds,
+            say=say,
+        )
         supervisor.run(on_started=started)
     except ServerError as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -304,9 +394,7 @@ def supervise(fd: int, workers: int, access_log: bool, banner: list[str], servic
     return 0
 
 
-def exec_supervisor(
-    sock: socket.socket, *, workers: int, access_log: bool, banner: list[str], services: bool = False
-) -> None:
+def exec_supervisor(sock: socket.socket, options: SupervisorOptions, banner: list[str]) -> None:
     """Replace the current process with the lean supervisor, handing it the listening socket."""
     import json
 
@@ -320,13 +408,19 @@ def exec_supervisor(
         "--fd",
         str(sock.fileno()),
         "--workers",
-        str(workers),
+        str(options.workers),
+        "--services-concurrency",
+        str(options.services_concurrency),
+        "--stop-grace-seconds",
+        str(options.stop_grace_seconds),
+        "--startup-seconds",
+        str(options.startup_seconds),
         "--banner",
         json.dumps(banner),
     ]
-    if access_log:
+    if options.access_log:
         command.append("--access-log")
-    if services:
+    if options.services:
         command.append("--services")
     os.execv(sys.executable, command)
 
@@ -345,14 +439,23 @@ def main(argv: list[str] | None = None) -> None:
     supervisor.add_argument("--workers", type=int, required=True)
     supervisor.add_argument("--banner", default="[]", help="JSON list of lines to print once workers run")
     supervisor.add_argument("--access-log", action="store_true")
-    supervisor.add_argument("--services", action="store_true", help="also run Celery Beat and a services worker")
+    supervisor.add_argument("--services", action="store_true", help="also run the services (Celery worker and Beat)")
+    supervisor.add_argument("--services-concurrency", type=int, default=SERVICES_CONCURRENCY)
+    supervisor.add_argument("--stop-grace-seconds", type=float, default=STOP_GRACE_SECONDS)
+    supervisor.add_argument("--startup-seconds", type=float, default=STARTUP_SECONDS)
     options = parser.parse_args(argv)
     if options.role == "worker":
         run_worker(options.fd, options.parent, options.access_log)
     else:
-        sys.exit(
-            supervise(options.fd, options.workers, options.access_log, json.loads(options.banner), options.services)
+        chosen = SupervisorOptions(
+            workers=options.workers,
+            access_log=options.access_log,
+            services=options.services,
+            services_concurrency=options.services_concurrency,
+            stop_grace_seconds=options.stop_grace_seconds,
+            startup_seconds=options.startup_seconds,
         )
+        sys.exit(supervise(options.fd, chosen, json.loads(options.banner)))
 
 
 if __name__ == "__main__":

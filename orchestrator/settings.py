@@ -72,7 +72,7 @@ INSTALLED_APPS = [
     "apps.deployments",
     "apps.work_pools",
     "django_celery_beat",
-    "apps.services",
+    "apps.server_services",
 ]
 
 MIDDLEWARE = [
@@ -225,15 +225,21 @@ ORCHESTRATOR_CELERY_REDISPATCH_SECONDS = 30.0
 # a commit in the same process wakes it at once.
 ORCHESTRATOR_EVENTS_POLL_SECONDS = max(0.005, float(_setting("ORCHESTRATOR_EVENTS_POLL_SECONDS") or 0.05))
 
-# Server services (apps/services, docs/services.md): Celery Beat schedules them, a Celery worker runs them.
+# Server services (apps/server_services, docs/services.md): Celery Beat schedules them, a Celery worker runs them.
 # ORCHESTRATOR_BROKER_URL names a broker server (redis://, amqp://); unset (or filesystem://), the broker is
 # embedded: message files under $ORCHESTRATOR_HOME/broker, no server needed (one machine only).
 _BROKER_URL = _setting("ORCHESTRATOR_BROKER_URL")
 SERVICES_EMBEDDED_BROKER = not _BROKER_URL or _BROKER_URL.startswith("filesystem:")
 # A host name only keeps kombu from warning that none was given; the files are in the folder below.
 CELERY_BROKER_URL = "filesystem://localhost/" if SERVICES_EMBEDDED_BROKER else _BROKER_URL
-CELERY_BROKER_TRANSPORT = "apps.services.broker:Transport" if SERVICES_EMBEDDED_BROKER else None
-CELERY_BROKER_TRANSPORT_OPTIONS = {"folder": str(ORCHESTRATOR_HOME / "broker")} if SERVICES_EMBEDDED_BROKER else {}
+CELERY_BROKER_TRANSPORT = "apps.server_services.broker:Transport" if SERVICES_EMBEDDED_BROKER else None
+# How often a worker on the embedded broker looks at its queue folder when it is empty.
+ORCHESTRATOR_BROKER_POLL_SECONDS = float(_setting("ORCHESTRATOR_BROKER_POLL_SECONDS") or 0.5)
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"folder": str(ORCHESTRATOR_HOME / "broker"), "polling_interval": ORCHESTRATOR_BROKER_POLL_SECONDS}
+    if SERVICES_EMBEDDED_BROKER
+    else {}
+)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Services record their outcome in the database (ServiceRun): no result backend.
 CELERY_RESULT_BACKEND = None
@@ -246,12 +252,20 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Remote control broadcasts leave files for every worker that ever ran on the embedded broker; not needed there.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = not SERVICES_EMBEDDED_BROKER
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "apps.services.beat:ServiceScheduler"
-# Default intervals (seconds) by service name, replacing the registry's (apps/services/registry.py). An interval
+CELERY_BEAT_SCHEDULER = "apps.server_services.beat:ServiceScheduler"
+# Default intervals (seconds) by service name, replacing the registry's (apps/server_services/registry.py). An interval
 # changed in the admin (Periodic tasks) is kept over these.
 SERVICE_INTERVALS: dict[str, int] = {}
 # How many ServiceRun rows are kept per service (newest first).
 SERVICE_RUN_HISTORY = 100
 # The retention service deletes finished runs (with their task runs, states and logs), logs and outbox events
 # older than this many days; 0 keeps everything.
-RETENTION_DAYS = 30
+RETENTION_DAYS = int(_setting("ORCHESTRATOR_RETENTION_DAYS") or 30)
+
+# `orchestrator server start` (orchestrator/server.py, docs/server.md): the threads of the services' Celery worker
+# (Beat runs on a thread of the same process), how long the processes get to stop on Ctrl+C before they are
+# killed, and how long after its start a process that exits counts as failing to start (the server stops rather
+# than restart it in a loop).
+ORCHESTRATOR_SERVICES_CONCURRENCY = max(1, int(_setting("ORCHESTRATOR_SERVICES_CONCURRENCY") or 4))
+ORCHESTRATOR_SERVER_STOP_GRACE_SECONDS = float(_setting("ORCHESTRATOR_SERVER_STOP_GRACE_SECONDS") or 10)
+ORCHESTRATOR_SERVER_STARTUP_SECONDS = float(_setting("ORCHESTRATOR_SERVER_STARTUP_SECONDS") or 10)

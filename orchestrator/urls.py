@@ -3,15 +3,15 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularSwaggerView
 
 from apps.core.api import views as core_views
 
 api_patterns = [
     path("health/", core_views.health, name="health"),
     path("version/", core_views.version, name="version"),
-    path("schema/", core_views.SchemaView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Imported on first use: the schema generator is a large module tree that other requests never need.
+    path("schema/", core_views.lazy_view("apps.core.api.schema.SchemaView"), name="schema"),
+    path("docs/", core_views.lazy_view("drf_spectacular.views.SpectacularSwaggerView", url_name="schema"), name="docs"),
     path("", include("apps.flows.api.urls")),
     path("", include("apps.runs.api.urls")),
     path("", include("apps.logs.api.urls")),

@@ -2,7 +2,7 @@
 
 `schedule_upcoming_runs()` creates the upcoming Scheduled runs of every active schedule, idempotently;
 `mark_late_runs()` moves Scheduled runs past their time (plus a grace period) to Late. Both are plain
-functions that the Celery tasks of apps/services call; docs/scheduler.md explains the design.
+functions that the Celery tasks of apps/server_services call; docs/scheduler.md explains the design.
 """
 
 from __future__ import annotations

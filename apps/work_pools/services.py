@@ -130,7 +130,7 @@ def worker_heartbeat(*, pool: WorkPool, name: str, now: datetime | None = None) 
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Server services (apps/services/registry.py): runs whose worker is gone, and cancellations to finish.
+# Server services (apps/server_services/registry.py): runs whose worker is gone, and cancellations to finish.
 
 UNFINISHED_TYPES = (
     StateType.SCHEDULED,

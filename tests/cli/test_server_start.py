@@ -104,7 +104,7 @@ def test_admin_password_is_printed_once_and_logs_in(tmp_path: Path) -> None:
 def test_two_workers_serve_and_all_stop_on_sigterm(tmp_path: Path) -> None:
     """--workers N must really run N processes on the one port, and SIGTERM must leave none behind."""
     with start_server(home=tmp_path, args=["--workers", "2", "--access-log"]) as server:
-        children = child_pids(server.process.pid)  # the Daphne workers, Celery Beat and the services worker
+        children = child_pids(server.process.pid)  # the Daphne workers and the services process
         workers = [pid for pid in children if "orchestrator.server worker" in command_line(pid)]
         assert len(workers) == 2
         with httpx.Client(base_url=server.base_url) as client:

@@ -235,7 +235,7 @@ class TestRetention:
     @override_settings(RETENTION_DAYS=1)
     def test_events_a_durable_consumer_has_not_handled_are_kept(self):
         """Retention deletes old events only once every durable consumer has passed them."""
-        from apps.services.retention import retention_delete_expired
+        from apps.server_services.retention import retention_delete_expired
 
         old = timezone.now() - timedelta(days=3)
         handled = write_event("handled")

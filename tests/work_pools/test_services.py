@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.services.services import service_run
+from apps.server_services.services import service_run
 from apps.work_pools.models import Worker
 from apps.work_pools.selectors import flow_runs_due
 from apps.work_pools.services import flow_runs_crash_zombies, flow_runs_finish_cancellations, worker_heartbeat

@@ -1,8 +1,8 @@
 """`orchestrator server start`, `orchestrator server database reset|upgrade` and `orchestrator server services ls|run`.
 
 `start` prepares the database once (migrations, the first admin user, the services' Beat entries) in this
-process, then hands the listening socket to Daphne worker processes, next to Celery Beat and a services worker
-(orchestrator/server.py; design in docs/server.md and docs/services.md).
+process, then hands the listening socket to Daphne worker processes, next to the services process (a Celery
+worker with Beat on a thread; orchestrator/server.py; design in docs/server.md and docs/services.md).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from django.utils import timezone
 
 from apps.core.errors import NotFound
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand, database_label, mask_url_password
-from apps.services.models import ServiceRun
-from apps.services.registry import service_get, services_all
-from apps.services.selectors import ServiceStatus, service_status, services_status
-from apps.services.services import service_run, service_schedules_sync
-from orchestrator.server import ServerError, bind, exec_supervisor
+from apps.server_services.models import ServiceRun
+from apps.server_services.registry import service_get, services_all
+from apps.server_services.selectors import ServiceStatus, service_status, services_status
+from apps.server_services.services import service_run, service_schedules_sync
+from orchestrator.server import ServerError, SupervisorOptions, bind, exec_supervisor
 
 ADMIN_USERNAME = "admin"
 
@@ -158,7 +158,7 @@ class Command(OrchestratorCommand):
         start.add_argument(
             "--no-services",
             action="store_true",
-            help="do not run Celery Beat and the services worker (run them with `celery -A orchestrator.celery ...`)",
+            help="do not run the services process (run Beat and workers with `celery -A orchestrator.celery ...`)",
         )
 
         database = actions.add_parser("database", help="reset or upgrade the database")
@@ -244,7 +244,15 @@ class Command(OrchestratorCommand):
             "press Ctrl+C to stop",
         ]
         # From here on the process holds no Django: it becomes the lean supervisor of the Daphne workers.
-        exec_supervisor(sock, workers=workers, access_log=access_log, banner=banner, services=services)
+        options = SupervisorOptions(
+            workers=workers,
+            access_log=access_log,
+            services=services,
+            services_concurrency=settings.ORCHESTRATOR_SERVICES_CONCURRENCY,
+            stop_grace_seconds=settings.ORCHESTRATOR_SERVER_STOP_GRACE_SECONDS,
+            startup_seconds=settings.ORCHESTRATOR_SERVER_STARTUP_SECONDS,
+        )
+        exec_supervisor(sock, options, banner)
 
     @staticmethod
     def services_line(running: bool) -> str:
@@ -255,7 +263,7 @@ class Command(OrchestratorCommand):
         else:
             broker = f"broker {mask_url_password(settings.CELERY_BROKER_URL)}"
         names = ", ".join(service.name for service in services_all())
-        return f"services: {names} (Celery Beat and a worker, {broker})"
+        return f"services: {names} (a Celery worker with Beat on a thread, {broker})"
 
     def services_ls(self) -> None:
         now = timezone.now()

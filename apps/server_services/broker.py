@@ -23,7 +23,8 @@ from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property
 
-# Seconds between two looks at the queue folder when it is empty (kombu's default is 1).
+# Seconds between two looks at the queue folder when it is empty (kombu's default is 1), unless the transport
+# options say otherwise (settings.ORCHESTRATOR_BROKER_POLL_SECONDS).
 POLLING_INTERVAL = 0.5
 
 
@@ -90,8 +91,9 @@ class Transport(filesystem.Transport):
         """Wait for messages in short slices: Celery's worker looks for a shutdown request only between two
         waits (2 s each), so a stop would otherwise take seconds longer than on Redis or RabbitMQ."""
         deadline = None if timeout is None else monotonic() + timeout
+        interval = self.polling_interval or POLLING_INTERVAL
         while True:
-            remaining = POLLING_INTERVAL if deadline is None else min(POLLING_INTERVAL, deadline - monotonic())
+            remaining = interval if deadline is None else min(interval, deadline - monotonic())
             try:
                 return super().drain_events(connection, timeout=max(remaining, 0.001))
             except TimeoutError:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from django.db.models import Q
 from django_celery_beat.models import PeriodicTask
 
-from apps.services.models import ServiceRun
-from apps.services.registry import Service, service_default_interval, services_all
-from apps.services.services import interval_seconds, periodic_task_name
+from apps.server_services.models import ServiceRun
+from apps.server_services.registry import Service, service_default_interval, services_all
+from apps.server_services.services import interval_seconds, periodic_task_name
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""End to end: `orchestrator server start` runs the services itself (Celery Beat and a worker, embedded broker)."""
+"""End to end: `orchestrator server start` runs the services itself (a Celery worker with Beat on a thread,
+embedded broker)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import httpx
 import pytest
 
 from tests.cli.test_server_start import alive, child_pids, command_line
-from tests.services.helpers import REPOSITORY, wait_for
+from tests.server_services.helpers import REPOSITORY, wait_for
 from tests.support.cli import run_orchestrator
 from tests.support.server import RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
 
-SHORT_INTERVALS = {"DJANGO_SETTINGS_MODULE": "tests.services.settings", "PYTHONPATH": str(REPOSITORY)}
+SHORT_INTERVALS = {"DJANGO_SETTINGS_MODULE": "tests.server_services.settings", "PYTHONPATH": str(REPOSITORY)}
 
 
 def command_lines(pids: list[int]) -> list[str]:
@@ -36,7 +37,7 @@ def test_server_start_runs_the_services_within_seconds_and_stops_them_on_ctrl_c(
     with start_server(home=tmp_path / "home", settings=SHORT_INTERVALS) as server:
         banner = (
             "services: scheduler, late_runs, zombies, cancellation_cleanup, celery_dispatch, pause_timeouts, retention"
-            " (Celery Beat and a worker, embedded broker)"
+            " (a Celery worker with Beat on a thread, embedded broker)"
         )
         assert banner in server.output()
         api = httpx.Client(base_url=server.api_url + "/", timeout=30)
@@ -48,7 +49,7 @@ def test_server_start_runs_the_services_within_seconds_and_stops_them_on_ctrl_c(
         ).json()
         assert run["state_name"] == "Scheduled"
 
-        # late_runs runs every second here (tests/services/settings.py): the overdue run turns Late.
+        # late_runs runs every second here (tests/server_services/settings.py): the overdue run turns Late.
         wait_for(
             lambda: api.get(f"flow_runs/{run['id']}/").json()["state_name"] == "Late",
             timeout=30,
@@ -57,8 +58,10 @@ def test_server_start_runs_the_services_within_seconds_and_stops_them_on_ctrl_c(
         assert pause_timeouts_ran(server)
         children = child_pids(server.process.pid)
         commands = command_lines(children)
-        assert sum(" beat " in command for command in commands) == 1, commands
-        assert sum(" worker --pool threads " in command for command in commands) == 1, commands
+        # One process for the scheduler and the services (memory: docs/services.md), no separate `celery beat`.
+        services = [command for command in commands if " -m celery " in command]
+        assert len(services) == 1 and " worker --beat-thread --pool threads " in services[0], commands
+        assert not [command for command in commands if " beat " in command], commands
 
         assert server.stop(signal.SIGINT) == 0
         assert not [pid for pid in children if alive(pid)]

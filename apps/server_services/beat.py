@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from apps.services.services import service_schedules_sync
+from apps.server_services.services import service_schedules_sync
 
 
 class ServiceScheduler(DatabaseScheduler):

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from apps.services.models import ServiceRun, ServiceSchedule
+from apps.server_services.models import ServiceRun, ServiceSchedule
 
 
 @admin.register(ServiceRun)

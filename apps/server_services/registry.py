@@ -1,7 +1,7 @@
 """The server services: reading this list tells you everything the server does on its own, and how often.
 
 Each service is a plain function (no arguments, returns what it changed) named by its dotted path, imported
-only when it runs. Celery Beat schedules each one (`service_schedules_sync` in apps/services/services.py copies
+only when it runs. Celery Beat schedules each one (`service_schedules_sync` in apps/server_services/services.py copies
 this list into django-celery-beat's tables); `orchestrator server services run NAME` runs one in the foreground.
 A service is added here only when its function exists.
 """
@@ -56,15 +56,15 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         "pause_timeouts",
-        "apps.services.pauses.paused_flow_runs_fail_expired",
+        "apps.server_services.pauses.paused_flow_runs_fail_expired",
         10,
         "fails paused flow runs whose pause timeout has passed",
     ),
     Service(
         "retention",
-        "apps.services.retention.retention_delete_expired",
+        "apps.server_services.retention.retention_delete_expired",
         3600,
-        "deletes finished runs, logs and events older than RETENTION_DAYS",
+        "deletes finished runs, logs and events older than ORCHESTRATOR_RETENTION_DAYS",
     ),
 )
 

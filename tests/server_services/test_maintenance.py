@@ -12,8 +12,8 @@ from apps.flows.services import flow_get_or_create
 from apps.logs.models import Log
 from apps.logs.services import logs_create
 from apps.runs.models import FlowRun, FlowRunState, TaskRun
-from apps.services.pauses import PAUSE_TIMED_OUT, paused_flow_runs_fail_expired
-from apps.services.retention import retention_delete_expired
+from apps.server_services.pauses import PAUSE_TIMED_OUT, paused_flow_runs_fail_expired
+from apps.server_services.retention import retention_delete_expired
 from orchestrator.states import Paused, Pending, Running, utcnow
 from tests.orchestration.helpers import flow_run_in, task_run_in
 

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from apps.core.errors import NotFound
 from apps.runs.models import FlowRun
-from apps.services.models import ServiceRun
-from apps.services.services import service_run
-from apps.services.tasks import run_service
+from apps.server_services.models import ServiceRun
+from apps.server_services.services import service_run
+from apps.server_services.tasks import run_service
 
 pytestmark = pytest.mark.django_db
 

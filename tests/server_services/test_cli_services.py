@@ -12,9 +12,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_celery_beat.models import PeriodicTask
 
-from apps.services.models import ServiceRun
-from apps.services.services import periodic_task_name, service_run, service_schedules_sync
-from tests.services.helpers import services_env, wait_for
+from apps.server_services.models import ServiceRun
+from apps.server_services.services import periodic_task_name, service_run, service_schedules_sync
+from tests.server_services.helpers import services_env, wait_for
 from tests.support.cli import orchestrator_env, orchestrator_executable, run_orchestrator
 
 
@@ -95,7 +95,7 @@ def test_run_loops_at_the_interval_until_ctrl_c(transactional_db, tmp_path: Path
     """Without --once the command is a one-service server: it keeps running until stopped, then exits cleanly."""
     process = subprocess.Popen(
         [orchestrator_executable(), "server", "services", "run", "pause_timeouts"],
-        env=services_env(tmp_path),  # tests/services/settings.py: every second
+        env=services_env(tmp_path),  # tests/server_services/settings.py: every second
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

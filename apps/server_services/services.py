@@ -15,12 +15,12 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from apps.services.models import ServiceRun, ServiceSchedule
-from apps.services.registry import Service, service_default_interval, service_get, services_all
+from apps.server_services.models import ServiceRun, ServiceSchedule
+from apps.server_services.registry import Service, service_default_interval, service_get, services_all
 
 logger = logging.getLogger(__name__)
 
-# The one Celery task every Beat entry sends, with the service's name as its argument (apps/services/tasks.py).
+# The one Celery task every Beat entry sends, with the service's name as its argument (apps/server_services/tasks.py).
 TASK_NAME = "orchestrator.services.run"
 
 # A message Beat sent is dropped by the worker once it is this old (or one interval, if longer): after a worker

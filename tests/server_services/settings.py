@@ -1,6 +1,6 @@
 """Settings for the processes the services tests start (Celery worker and Beat, `orchestrator server start`).
 
-Selected with DJANGO_SETTINGS_MODULE=tests.services.settings (and PYTHONPATH=the repository). late_runs and
+Selected with DJANGO_SETTINGS_MODULE=tests.server_services.settings (and PYTHONPATH=the repository). late_runs and
 pause_timeouts run every second, so a test sees them work within seconds; SERVICES_TEST_QUEUE gives each test
 its own queue on a broker server that other test runs share.
 """

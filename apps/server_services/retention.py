@@ -14,7 +14,7 @@ from apps.events.consumers import consumers_registered
 from apps.events.stream import events_passed
 from apps.logs.models import Log
 from apps.runs.models import FlowRun, TaskRun
-from apps.services.models import ServiceRun
+from apps.server_services.models import ServiceRun
 from orchestrator.states import TERMINAL_TYPES
 
 # Rows deleted per transaction: short transactions keep SQLite's write lock free for the API in between.

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from apps.services.services import TASK_NAME, service_run
+from apps.server_services.services import TASK_NAME, service_run
 
 
 @shared_task(name=TASK_NAME, ignore_result=True)

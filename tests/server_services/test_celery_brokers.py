@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from apps.services.models import ServiceRun
-from apps.services.services import TASK_NAME
+from apps.server_services.models import ServiceRun
+from apps.server_services.services import TASK_NAME
 from orchestrator.celery import app
-from tests.services.helpers import celery_processes, services_env, wait_for
+from tests.server_services.helpers import celery_processes, services_env, wait_for
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database number no other part of the suite uses
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"

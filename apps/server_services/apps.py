@@ -1,8 +1,9 @@
 from django.apps import AppConfig
 
 
-class ServicesConfig(AppConfig):
-    name = "apps.services"
+class ServerServicesConfig(AppConfig):
+    name = "apps.server_services"
+    # The label the app had as apps.services: its tables (services_*), migrations and content types keep their names.
     label = "services"
     verbose_name = "Server services"
 

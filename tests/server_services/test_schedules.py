@@ -7,9 +7,9 @@ import json
 import pytest
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from apps.services.models import ServiceSchedule
-from apps.services.registry import services_all
-from apps.services.services import TASK_NAME, interval_seconds, periodic_task_name, service_schedules_sync
+from apps.server_services.models import ServiceSchedule
+from apps.server_services.registry import services_all
+from apps.server_services.services import TASK_NAME, interval_seconds, periodic_task_name, service_schedules_sync
 
 pytestmark = pytest.mark.django_db
 

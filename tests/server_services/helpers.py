@@ -31,12 +31,12 @@ def database_url_of_this_test() -> str:
 
 
 def services_env(home: Path, **settings: str) -> dict[str, str]:
-    """The environment of a process under test: tests/services/settings.py (one-second pause_timeouts),
+    """The environment of a process under test: tests/server_services/settings.py (one-second pause_timeouts),
     the test database, its own home (so its own embedded broker) and its own queue name."""
     return orchestrator_env(
         home,
         ORCHESTRATOR_DATABASE_URL=database_url_of_this_test(),
-        DJANGO_SETTINGS_MODULE="tests.services.settings",
+        DJANGO_SETTINGS_MODULE="tests.server_services.settings",
         PYTHONPATH=str(REPOSITORY),
         SERVICES_TEST_QUEUE=f"orchestrator-test-{uuid.uuid4().hex[:12]}",
         **settings,
