@@ -23,7 +23,7 @@ from typing import Any
 
 from apps.orchestration.states import Crashed, Pending
 from orchestrator import config
-from orchestrator.sdk.client import RunInfo, get_client
+from orchestrator.client import RunInfo, get_client
 from orchestrator.sdk.parameters import jsonable
 
 logger = logging.getLogger("orchestrator.serve")
