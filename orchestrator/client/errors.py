@@ -10,6 +10,8 @@ import sys
 import threading
 from types import TracebackType
 
+from orchestrator.config import ConfigError
+
 
 class ClientError(Exception):
     """A request to the orchestrator API failed."""
@@ -51,8 +53,9 @@ _hook_installed = False
 
 
 def install_excepthook() -> None:
-    """Print an uncaught ClientError as one `error: ...` line instead of a traceback (a flow script run with
-    `python flow.py` whose server is down); any other exception goes to the hook that was there before."""
+    """Print an uncaught ClientError (or a malformed setting) as one `error: ...` line instead of a traceback (a
+    flow script run with `python flow.py` whose server is down); any other exception goes to the hook that was
+    there before."""
     global _hook_installed
     with _hook_lock:
         if _hook_installed:
@@ -60,7 +63,7 @@ def install_excepthook() -> None:
         previous = sys.excepthook
 
         def hook(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
-            if isinstance(value, ClientError):
+            if isinstance(value, ClientError | ConfigError):
                 sys.stderr.write(f"error: {value}\n")
                 sys.stderr.flush()
                 return

@@ -186,7 +186,9 @@ def _wsgi_application(identity: str) -> Callable[..., Any]:
     from django.core.signals import got_request_exception
 
     got_request_exception.connect(_keep_exception, dispatch_uid="orchestrator.client.in_process")
-    logging.getLogger("django.request").addFilter(_NotOnOrmThreads())
+    request_log = logging.getLogger("django.request")
+    if not any(isinstance(existing, _NotOnOrmThreads) for existing in request_log.filters):
+        request_log.addFilter(_NotOnOrmThreads())
     handler = WSGIHandler()
     host = _host_header()
 

@@ -215,6 +215,15 @@ def test_a_flow_script_whose_server_is_down_prints_one_line(tmp_path: Path):
     )
 
 
+def test_a_flow_script_with_a_malformed_client_setting_prints_one_line(tmp_path: Path):
+    script = tmp_path / "flow.py"
+    script.write_text("from orchestrator import flow\n\n@flow\ndef hello():\n    return 1\n\nhello()\n")
+    env = orchestrator_env(tmp_path / "home", ORCHESTRATOR_CLIENT_RETRIES="many")
+    result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert one_line(result.stderr) == "error: ORCHESTRATOR_CLIENT_RETRIES (env): 'many' is not a whole number"
+
+
 def test_the_cli_with_its_server_down_prints_one_line(tmp_path: Path):
     url = f"http://127.0.0.1:{free_port()}/api"
     env = orchestrator_env(tmp_path, ORCHESTRATOR_API_URL=url, ORCHESTRATOR_CLIENT_RETRIES="0")
