@@ -54,7 +54,7 @@ def _seconds(later: str, earlier: str) -> float:
 def subprocess_start_seconds(repeat: int = 5) -> float:
     """Median wall time of `python -c "import orchestrator.workers.execute, orchestrator.sdk.engine"`: what each
     run's subprocess pays before its first request."""
-    code = "import orchestrator.workers.execute, orchestrator.sdk.engine, orchestrator.sdk.client, httpx"
+    code = "import orchestrator.workers.execute, orchestrator.sdk.engine, orchestrator.client, httpx"
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()

@@ -73,8 +73,12 @@ def _validate_positive_integer(value: str) -> str | None:
 
 
 def _validate_non_negative_integer(value: str) -> str | None:
-    if not value.strip().isdigit():
-        return f"{value!r} is not a whole number (0 or more)"
+    try:
+        number = int(value)
+    except ValueError:
+        return f"{value!r} is not a whole number"
+    if number < 0:
+        return "must be 0 or more"
     return None
 
 
@@ -101,6 +105,36 @@ SETTINGS: dict[str, Setting] = {
             lambda v: _validate_url(v, ("http", "https")),
         ),
         Setting("ORCHESTRATOR_API_KEY", None, "sent as Authorization: Bearer <key>"),
+        Setting(
+            "ORCHESTRATOR_CLIENT_RETRIES",
+            "5",
+            "times a client request is sent again after no answer, a 5xx or a 429 (the SDK, the CLI, workers)",
+            _validate_non_negative_integer,
+        ),
+        Setting(
+            "ORCHESTRATOR_CLIENT_TIMEOUT_SECONDS",
+            "30",
+            "seconds a client request waits for the API's answer",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_CLIENT_CONNECT_TIMEOUT_SECONDS",
+            "10",
+            "seconds a client waits to open a connection to the API",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_CLIENT_BACKOFF_SECONDS",
+            "0.1",
+            "a client's first wait before sending a failed request again (doubled each time, with jitter)",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_CLIENT_BACKOFF_CAP_SECONDS",
+            "5",
+            "the longest wait between two attempts of a client request",
+            _validate_positive_number,
+        ),
         Setting(
             "ORCHESTRATOR_DATABASE_URL",
             None,

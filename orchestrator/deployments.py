@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from orchestrator.sdk.client import RunInfo, get_client
+from orchestrator.client import RunInfo, get_client
 
 POLL_SECONDS = 1.0
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.sdk.client import RunInfo
+from orchestrator.client import RunInfo
 
 
 @dataclass

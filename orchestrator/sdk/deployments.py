@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import config
-from orchestrator.sdk.client import RunInfo, get_client
+from orchestrator.client import RunInfo, get_client
 from orchestrator.sdk.parameters import jsonable
 from orchestrator.states import Crashed, Pending
 

@@ -17,8 +17,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.client import RunInfo, get_client, install_excepthook
 from orchestrator.sdk import results
-from orchestrator.sdk.client import RunInfo, get_client
 from orchestrator.sdk.context import (
     FlowRunContext,
     TaskRunContext,
@@ -547,6 +547,9 @@ class FlowRunEngine:
         # An existing run to execute (a deployment's run claimed by `serve` or a worker) instead of a new one.
         self.flow_run_id = flow_run_id
         self.parent = flow_run_context.get()
+        if self.parent is None:
+            # A flow script whose server is down ends with one `error: ...` line, not a traceback.
+            install_excepthook()
         self.client = self.parent.client if self.parent else get_client()
         self.run: RunInfo | None = None
         self.state: State | None = None

@@ -45,12 +45,3 @@ class ResultPersistenceError(OrchestratorSDKError):
 
 class MissingResult(OrchestratorSDKError):
     """The state has no result to return (it was not persisted and is not held in memory)."""
-
-
-class APIError(OrchestratorSDKError):
-    """The API answered with an error."""
-
-    def __init__(self, status_code: int, message: str):
-        super().__init__(f"{status_code}: {message}")
-        self.status_code = status_code
-        self.message = message

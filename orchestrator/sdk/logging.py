@@ -29,7 +29,7 @@ GIVE_UP_SECONDS = 300.0
 _FLUSH = {"flush": True}  # a marker that ends the current batch at once
 
 
-class LogShipper:
+class RunRecordShipper:
     """One daemon thread per client that ships queued log entries and task run records in batches."""
 
     def __init__(self, client: Any):
@@ -150,16 +150,16 @@ class LogShipper:
 
 def _worth_retrying(exc: Exception) -> bool:
     """A refusal of the request itself (4xx) will not change; anything else (no server, 5xx) may."""
-    from orchestrator.sdk.exceptions import APIError
+    from orchestrator.client.errors import ClientError
 
-    return not (isinstance(exc, APIError) and 400 <= exc.status_code < 500 and exc.status_code != 429)
+    return not (isinstance(exc, ClientError) and exc.is_refusal)
 
 
-_shippers: dict[tuple[int, int], LogShipper] = {}
+_shippers: dict[tuple[int, int], RunRecordShipper] = {}
 _shippers_lock = threading.Lock()
 
 
-def shipper_for(client: Any) -> LogShipper:
+def shipper_for(client: Any) -> RunRecordShipper:
     # By process too: a process forked from one that shipped (a worker's launcher, a Celery pool process)
     # inherits the dictionary but not the shipper's thread.
     key = (os.getpid(), id(client))
@@ -168,7 +168,7 @@ def shipper_for(client: Any) -> LogShipper:
         with _shippers_lock:
             shipper = _shippers.get(key)
             if shipper is None:
-                shipper = _shippers[key] = LogShipper(client)
+                shipper = _shippers[key] = RunRecordShipper(client)
     return shipper
 
 

@@ -66,9 +66,9 @@ def pool_type(name: str) -> str | None:
     database; None when it cannot be told (the process worker then reports what is wrong)."""
     api_url = config.get("ORCHESTRATOR_API_URL")
     if api_url:
-        from orchestrator.sdk.client import HttpClient
+        from orchestrator.client import OrchestratorClient
 
-        client = HttpClient(api_url, config.get("ORCHESTRATOR_API_KEY"), retries=0)
+        client = OrchestratorClient(api_url, config.get("ORCHESTRATOR_API_KEY"), retries=0)
         try:
             return client.read_work_pool(name).get("type")
         except Exception:  # 404, unreachable: the process worker says so
@@ -374,7 +374,7 @@ def run_in_process(flow_run_id: str, code_location: tuple[str | None, str | None
     """Load the run's flow from its deployment's (entrypoint, path) (None: the run has no deployment) and run it
     against the run, recording through the database in this process; returns the exit code of
     orchestrator.workers.execute (0 ran, 1 could not be loaded)."""
-    from orchestrator.sdk.client import use_in_process_client
+    from orchestrator.client import use_in_process_client
     from orchestrator.states import Failed
     from orchestrator.workers.execute import LOAD_FAILED_EXIT_CODE, run_flow
     from orchestrator.workers.loading import FlowLoadError, load_flow

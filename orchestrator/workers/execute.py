@@ -51,7 +51,7 @@ def die_with_parent(expected_parent: int | None = None) -> None:
 def execute(flow_run_id: str) -> int:
     """Load and run the flow of `flow_run_id`; returns the process's exit code (see the module docstring)."""
     from orchestrator import config
-    from orchestrator.sdk.client import get_client
+    from orchestrator.client import get_client
     from orchestrator.workers.loading import FlowLoadError, load_flow
 
     if not config.get("ORCHESTRATOR_API_URL"):

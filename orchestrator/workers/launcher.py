@@ -154,7 +154,7 @@ def _warm_up() -> None:
     import orchestrator.sdk.engine  # noqa: F401
     import orchestrator.workers.loading  # noqa: F401
     from orchestrator import config
-    from orchestrator.sdk.client import get_client
+    from orchestrator.client import get_client
     from orchestrator.sdk.parameters import validate_parameters
 
     def typed(number: int = 0, text: str = "") -> None:

@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestrator import config
-from orchestrator.sdk.exceptions import APIError
+from orchestrator.client.errors import ClientError, NotFound
 from orchestrator.states import TERMINAL_TYPES, Cancelled, Crashed, Pending, State, StateType
 from orchestrator.workers.execute import WORKER_PID_VARIABLE, exit_description
 from orchestrator.workers.launcher import ForkServer, LauncherError
@@ -104,7 +104,7 @@ class ProcessWorker:
         name: str | None = None,
         echo: Callable[[str], None] | None = None,
     ) -> None:
-        from orchestrator.sdk.client import HttpClient
+        from orchestrator.client import OrchestratorClient
 
         api_url = config.get("ORCHESTRATOR_API_URL")
         if not api_url:
@@ -127,8 +127,8 @@ class ProcessWorker:
         self.kill_grace_seconds = float(config.get("ORCHESTRATOR_WORKER_KILL_GRACE_SECONDS") or 3)
         # Writes that must not be lost (claims, final states) retry with backoff; the poll and the heartbeat
         # are simply sent again on the next turn.
-        self.client = HttpClient(api_url, self.api_key)
-        self.poll_client = HttpClient(api_url, self.api_key, retries=0)
+        self.client = OrchestratorClient(api_url, self.api_key)
+        self.poll_client = OrchestratorClient(api_url, self.api_key, retries=0)
         self._echo = echo or (lambda line: print(line, flush=True))
         self._wake = threading.Event()
         self.launcher = ForkServer(self._child_env(), on_exit=self._wake.set)
@@ -149,19 +149,15 @@ class ProcessWorker:
         the server cannot be reached."""
         try:
             pool = self.client.read_work_pool(self.pool)
-        except APIError as exc:
-            if exc.status_code == 404:
-                raise WorkerError(f"work pool {self.pool!r} not found") from None
-            raise WorkerError(f"the API at {self.api_url} answered {exc.status_code}: {exc.message}") from None
-        except Exception as exc:  # httpx transport errors after the client's retries
-            raise WorkerError(f"cannot reach the API at {self.api_url}: {exc or type(exc).__name__}") from None
-        for queue in self.queues:
-            try:
-                self.client.read_work_queue(self.pool, queue)
-            except APIError as exc:
-                if exc.status_code == 404:
+            for queue in self.queues:
+                try:
+                    self.client.read_work_queue(self.pool, queue)
+                except NotFound:
                     raise WorkerError(f"work queue {queue!r} not found in work pool {self.pool!r}") from None
-                raise WorkerError(f"the API at {self.api_url} answered {exc.status_code}: {exc.message}") from None
+        except NotFound:
+            raise WorkerError(f"work pool {self.pool!r} not found") from None
+        except ClientError as exc:  # unreachable after the client's retries, a wrong URL, a failing server
+            raise WorkerError(str(exc)) from None
         return pool
 
     def echo(self, message: str) -> None:
@@ -428,7 +424,7 @@ class ProcessWorker:
 
     # -- the server's health ----------------------------------------------------------------------------------
     def _server_problem(self, doing: str, exc: Exception) -> None:
-        text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, APIError) else str(exc)
+        text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ClientError) else str(exc)
         if self._unreachable is None:
             self.echo(f"Problem {doing} ({text}); retrying every {self.poll_seconds:g}s")
         else:

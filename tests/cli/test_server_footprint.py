@@ -70,7 +70,7 @@ def test_a_server_worker_on_sqlite_loads_no_tls_no_postgresql_driver_and_no_sche
         ("ORCHESTRATOR_SERVICES_CONCURRENCY", "0", "greater than 0"),
         ("ORCHESTRATOR_SERVICES_CONCURRENCY", "two", "not a whole number"),
         ("ORCHESTRATOR_SERVICES_CONCURRENCY", "1.5", "not a whole number"),
-        ("ORCHESTRATOR_RETENTION_DAYS", "-1", "not a whole number"),
+        ("ORCHESTRATOR_RETENTION_DAYS", "-1", "must be 0 or more"),
         ("ORCHESTRATOR_RETENTION_DAYS", "a month", "not a whole number"),
         ("ORCHESTRATOR_SERVER_STOP_GRACE_SECONDS", "0", "greater than 0"),
         ("ORCHESTRATOR_SERVER_STARTUP_SECONDS", "soon", "not a number"),

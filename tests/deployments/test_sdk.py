@@ -15,11 +15,10 @@ import pytest
 from apps.deployments.models import Deployment
 from apps.runs.models import FlowRun
 from orchestrator import flow
+from orchestrator.client import InvalidInput, NotFound, get_client, release_database_connections
 from orchestrator.deployments import run_deployment
-from orchestrator.sdk.client import get_client, release_database_connections
 from orchestrator.sdk.deployments import parameter_schema
 from orchestrator.sdk.engine import run_flow_sync
-from orchestrator.sdk.exceptions import APIError
 from orchestrator.states import Pending
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,10 +99,10 @@ def test_run_deployment_without_waiting_returns_the_scheduled_run() -> None:
 def test_run_deployment_refuses_bad_parameters_and_unknown_deployments() -> None:
     """The error names the parameter, before any run exists."""
     report.deploy(name="adhoc", work_pool_name="local")
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(InvalidInput) as caught:
         run_deployment("report/adhoc", parameters={"day": "2026-01-02", "mode": "slow"}, timeout=0)
     assert caught.value.status_code == 400 and "parameters.mode" in caught.value.message
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(NotFound) as caught:
         run_deployment("report/nope", timeout=0)
     assert caught.value.status_code == 404
     assert not FlowRun.objects.filter(auto_scheduled=False).exists()

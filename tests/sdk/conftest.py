@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.sdk.client import release_database_connections
+from orchestrator.client import release_database_connections
 
 
 @pytest.fixture(autouse=True)

@@ -97,7 +97,9 @@ def test_bad_arguments_and_unknown_pools_are_one_error_line(server):
     assert result.stderr.startswith("error: argument --type: invalid choice: 'kubernetes'")
 
     result = http(server, "work-queue", "create", "q", "--pool", "nope")
-    assert (result.returncode, result.stderr) == (1, "error: the API answered 404: no work pool named 'nope'\n")
+    # The client's one line names the request and the API's message.
+    expected = f"error: POST {server.api_url}/work_pools/nope/queues/: no work pool named 'nope'\n"
+    assert (result.returncode, result.stderr) == (1, expected)
 
 
 def test_deploying_to_a_pool_that_does_not_exist_creates_it(server, api, tmp_path: Path):

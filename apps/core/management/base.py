@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.client.errors import ClientError
+
 MASK = "********"
 
 
@@ -112,6 +114,9 @@ class OrchestratorCommand(BaseCommand):
         except CommandError as exc:
             self.stderr.write(f"error: {exc}")
             sys.exit(exc.returncode)
+        except ClientError as exc:  # the API refused, failed or could not be reached: the client's one line
+            self.stderr.write(f"error: {exc}")
+            sys.exit(1)
         except DatabaseError as exc:
             self.stderr.write(f"error: {database_problem(exc)}")
             sys.exit(1)

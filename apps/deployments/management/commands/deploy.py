@@ -13,8 +13,9 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from apps.core.management.base import OrchestratorCommand
-from apps.deployments.cli import backend, parse_params
+from apps.deployments.cli import parse_params
 from apps.deployments.schedules import describe
+from orchestrator.client import get_client
 
 
 def load_flow(target: str) -> Any:
@@ -102,9 +103,9 @@ class Command(OrchestratorCommand):
             )
         except (TypeError, ValueError) as exc:
             raise CommandError(str(exc)) from None
-        source = backend()
-        pool_existed = source.work_pool_exists(options["pool"])
-        deployment, created = source.upsert(body)
+        client = get_client()
+        pool_existed = client.work_pool_exists(options["pool"])
+        deployment, created = client.upsert_deployment(body)
         reference = f"{deployment['flow_name']}/{deployment['name']}"
         if not pool_existed:
             self.stdout.write(f"Created work pool {options['pool']!r} (type process, with its default queue)")
@@ -113,7 +114,7 @@ class Command(OrchestratorCommand):
         self.stdout.write(f"  work pool:  {deployment['work_pool_name']}")
         for row in deployment["schedules"]:
             self.stdout.write(f"  schedule:   {describe(row['schedule'])}")
-        upcoming = source.upcoming_runs(deployment["id"], limit=3)
+        upcoming = client.read_deployment_upcoming_runs(deployment["id"], limit=3)
         for run in upcoming:
             self.stdout.write(f"  next run:   {run['expected_start_time']} ({run['name']})")
         self.stdout.write(f"Run it now: orchestrator deployment run '{reference}'")

@@ -10,8 +10,9 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand
-from apps.deployments.cli import backend, parse_params
+from apps.deployments.cli import parse_params
 from apps.deployments.schedules import describe
+from orchestrator.client import OrchestratorClient, get_client
 from orchestrator.states import TERMINAL_TYPES
 
 WATCH_POLL_SECONDS = 0.5
@@ -44,29 +45,32 @@ class Command(OrchestratorCommand):
         run.add_argument("--timeout", type=float, metavar="SECONDS", help="with --watch: give up after SECONDS")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
-        source = backend()
+        client = get_client()
         if action == "ls":
-            self.render_list(source.list())
+            self.render_list(client.read_deployments())
         elif action == "inspect":
-            deployment = source.find(options["deployment"])
-            self.render_detail(deployment, source.upcoming_runs(deployment["id"], limit=5))
+            deployment = client.read_deployment(options["deployment"])
+            self.render_detail(deployment, client.read_deployment_upcoming_runs(deployment["id"], limit=5))
         elif action in ("pause", "resume"):
-            deployment = source.set_paused(options["deployment"], action == "pause")
+            deployment = client.read_deployment(options["deployment"])
+            deployment = client.set_deployment_paused(deployment["id"], action == "pause")
             word = "paused" if deployment["paused"] else "resumed"
             self.stdout.write(f"Deployment '{deployment['flow_name']}/{deployment['name']}' {word}")
         else:
-            run = source.create_run(options["deployment"], parse_params(options["param"]))
+            parameters = parse_params(options["param"])
+            deployment = client.read_deployment(options["deployment"])
+            run = client.create_flow_run_from_deployment_json(deployment["id"], parameters=parameters)
             self.stdout.write(f"Created flow run {run['name']!r} ({run['id']}): {state_label(run)}")
             if options["watch"]:
-                self.watch(source, run, timeout=options["timeout"])
+                self.watch(client, run, timeout=options["timeout"])
 
-    def watch(self, source: Any, run: dict[str, Any], *, timeout: float | None) -> None:
+    def watch(self, client: OrchestratorClient, run: dict[str, Any], *, timeout: float | None) -> None:
         """Print each state the run enters (from its history, so none is missed however fast the run goes)
         until it is final; a run that does not end Completed exits 1."""
         deadline = None if timeout is None else time.monotonic() + timeout
         printed = {run["state"]["id"]} if run.get("state") else set()
         while True:
-            for state in source.run_states(run["id"]):
+            for state in client.read_flow_run_states(run["id"]):
                 if state["id"] in printed:
                     continue
                 printed.add(state["id"])
@@ -76,7 +80,7 @@ class Command(OrchestratorCommand):
                 )
                 self.stdout.write(f"{state['timestamp'][:23]}  {label}{message}")
                 self.stdout.flush()
-            run = source.read_run(run["id"])
+            run = client.read_flow_run_json(run["id"])
             if run.get("state_type") in TERMINAL_NAMES and (run.get("state") or {}).get("id") in printed:
                 break
             if deadline is not None and time.monotonic() > deadline:

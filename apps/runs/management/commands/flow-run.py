@@ -2,7 +2,7 @@
 logs, cancel it.
 
 Rows are the API's JSON shapes (a run as `GET /api/flow_runs/{id}/` returns it, states as `.../states/`), read
-through the ORM by `DatabaseReader`, or from the server by `HttpReader` when ORCHESTRATOR_API_URL is set.
+through the client (orchestrator/client/): from the server when ORCHESTRATOR_API_URL is set, else in-process.
 """
 
 from __future__ import annotations
@@ -17,10 +17,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand
-from apps.logs import selectors as selectors_logs
-from apps.logs.api.serializers import LogSerializer
-from apps.runs import selectors
-from apps.runs.api.serializers import FlowRunSerializer, StateRecordSerializer
+from orchestrator.client import NotFound, OrchestratorClient, get_client
 from orchestrator.states import NAMED_STATES, TERMINAL_TYPES, StateType
 
 DEFAULT_LIMIT = 20
@@ -28,104 +25,12 @@ FOLLOW_POLL_SECONDS = 0.5
 TERMINAL_NAMES = {state_type.value for state_type in TERMINAL_TYPES}
 
 
-class DatabaseReader:
-    """Reads flow runs from the configured database, returning the API's JSON shapes."""
-
-    def flow_runs(
-        self, *, state_types: list[str], state_names: list[str], flow_name: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        runs = selectors.flow_runs_recent(
-            state_types=state_types, state_names=state_names, flow_name=flow_name, limit=limit
-        )
-        return list(FlowRunSerializer(runs, many=True).data)
-
-    def flow_run(self, *, run_id: uuid.UUID) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        run = selectors.flow_run_get(run_id=run_id)
-        if run is None:
-            return None
-        states = StateRecordSerializer(selectors.flow_run_states(run=run), many=True).data
-        return dict(FlowRunSerializer(run).data), list(states)
-
-    def logs(self, *, run_id: uuid.UUID, since: str | None) -> list[dict[str, Any]]:
-        return list(LogSerializer(selectors_logs.logs_for_flow_run(flow_run_id=run_id, since=since), many=True).data)
-
-    def cancel(self, *, run_id: uuid.UUID) -> dict[str, Any] | None:
-        """Propose Cancelling through the engine; the answer as `POST .../set_state/` gives it (None: no run)."""
-        from apps.orchestration import engine
-        from orchestrator.states import Cancelling
-
-        result = engine.propose_state(kind=engine.FLOW_RUN, run_id=run_id, state=Cancelling())
-        return None if result.run is None else json.loads(json.dumps(result.to_json()))
-
-
-class HttpReader:
-    """Reads the same shapes from the server's REST API (ORCHESTRATOR_API_URL)."""
-
-    def __init__(self, api_url: str, api_key: str | None):
-        import httpx
-
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=30)
-
-    def _get(self, path: str, params: dict | None = None) -> Any:
-        import httpx
-
-        try:
-            response = self.client.get(path, params=params)
-        except httpx.TransportError as exc:
-            raise CommandError(f"cannot reach the API at {self.client.base_url}: {exc}") from None
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            raise CommandError(f"the API answered {response.status_code}: {response.text[:200]}")
-        return response.json()
-
-    def flow_runs(
-        self, *, state_types: list[str], state_names: list[str], flow_name: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": limit}
-        if state_types:
-            params["state_type"] = ",".join(state_types)
-        if state_names:
-            params["state_name"] = ",".join(state_names)
-        if flow_name:
-            params["flow_name"] = flow_name
-        return self._get("flow_runs/", params)["results"]
-
-    def flow_run(self, *, run_id: uuid.UUID) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        run = self._get(f"flow_runs/{run_id}/")
-        if run is None:
-            return None
-        return run, self._get(f"flow_runs/{run_id}/states/") or []
-
-    def cancel(self, *, run_id: uuid.UUID) -> dict[str, Any] | None:
-        import httpx
-
-        try:
-            response = self.client.post(f"flow_runs/{run_id}/set_state/", json={"state": {"type": "CANCELLING"}})
-        except httpx.TransportError as exc:
-            raise CommandError(f"cannot reach the API at {self.client.base_url}: {exc}") from None
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            raise CommandError(f"the API answered {response.status_code}: {response.text[:200]}")
-        return response.json()
-
-    def logs(self, *, run_id: uuid.UUID, since: str | None) -> list[dict[str, Any]]:
-        params = {"flow_run": str(run_id), "limit": 1000, "ordering": "timestamp"}
-        if since:
-            params["timestamp__gte"] = since
-        return self._get("logs/", params)["results"]
-
-
-def reader() -> DatabaseReader | HttpReader:
-    """Read from the server when ORCHESTRATOR_API_URL is set, else from the configured database."""
-    from orchestrator import config
-
-    api_url = config.get("ORCHESTRATOR_API_URL")
-    if api_url:
-        return HttpReader(api_url, config.get("ORCHESTRATOR_API_KEY"))
-    return DatabaseReader()
+def read_run(client: OrchestratorClient, run_id: uuid.UUID) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The run (as `GET /api/flow_runs/{id}/` returns it) and its state history; CommandError when there is none."""
+    try:
+        return client.read_flow_run_json(str(run_id)), client.read_flow_run_states(str(run_id))
+    except NotFound:
+        raise CommandError(f"no flow run with id {run_id}") from None
 
 
 def parse_states(values: list[str]) -> tuple[list[str], list[str]]:
@@ -225,7 +130,7 @@ class Command(OrchestratorCommand):
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "ls":
             state_types, state_names = parse_states(options["state"])
-            rows = reader().flow_runs(
+            rows = get_client().read_flow_runs(
                 state_types=state_types,
                 state_names=state_names,
                 flow_name=options["flow"],
@@ -237,24 +142,23 @@ class Command(OrchestratorCommand):
             run_id = uuid.UUID(options["id"].strip())
         except ValueError:
             raise CommandError(f"{options['id']!r} is not a flow run id (ids are UUIDs)") from None
-        source = reader()
+        client = get_client()
         if action == "cancel":
-            self.cancel(source, run_id)
+            self.cancel(client, run_id)
             return
-        found = source.flow_run(run_id=run_id)
-        if found is None:
-            raise CommandError(f"no flow run with id {run_id}")
+        found = read_run(client, run_id)
         if action == "inspect":
             self.render_detail(*found)
         else:
-            self.print_logs(source, run_id, follow=options["follow"])
+            self.print_logs(client, run_id, follow=options["follow"])
 
-    def cancel(self, source: DatabaseReader | HttpReader, run_id: uuid.UUID) -> None:
+    def cancel(self, client: OrchestratorClient, run_id: uuid.UUID) -> None:
         """Propose Cancelling and print what the run became: Cancelled at once when it had not started, else
         Cancelling until its worker has stopped its process."""
-        answer = source.cancel(run_id=run_id)
-        if answer is None:
-            raise CommandError(f"no flow run with id {run_id}")
+        try:
+            answer = client.propose_flow_run_state_json(str(run_id), {"type": StateType.CANCELLING.value})
+        except NotFound:
+            raise CommandError(f"no flow run with id {run_id}") from None
         state = answer.get("state") or {}
         label = format_state({"state_name": state.get("name"), "state_type": state.get("type")})
         if state.get("type") == StateType.CANCELLED:
@@ -265,12 +169,12 @@ class Command(OrchestratorCommand):
             reason = (answer.get("details") or {}).get("reason") or answer.get("status")
             raise CommandError(f"flow run {run_id} cannot be cancelled: {reason}")
 
-    def print_logs(self, source: DatabaseReader | HttpReader, run_id: uuid.UUID, *, follow: bool) -> None:
+    def print_logs(self, client: OrchestratorClient, run_id: uuid.UUID, *, follow: bool) -> None:
         """Print the run's log lines in time order; with follow, poll for new ones until the run is final."""
         seen: set[str] = set()
         since = None
         while True:
-            for line in source.logs(run_id=run_id, since=since):
+            for line in client.read_logs(flow_run_id=str(run_id), since=since):
                 if line["id"] in seen:
                     continue
                 seen.add(line["id"])
@@ -279,8 +183,7 @@ class Command(OrchestratorCommand):
                 self.stdout.write(f"{format_time(line['timestamp'], precise=True)} | {level:<7} | {line['message']}")
             if not follow:
                 return
-            found = source.flow_run(run_id=run_id)
-            run_state = (found[0].get("state") or {}) if found else {}
+            run_state = client.read_flow_run_json(str(run_id)).get("state") or {}
             if run_state.get("type") in TERMINAL_NAMES:
                 # One more read: lines shipped just before the final state.
                 follow = False

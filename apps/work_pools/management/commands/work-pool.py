@@ -7,8 +7,9 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand
-from apps.work_pools.cli import backend, limit_text, yes_no
+from apps.work_pools.cli import limit_text, yes_no
 from apps.work_pools.models import WorkPoolType
+from orchestrator.client import OrchestratorClient, get_client
 
 
 class Command(OrchestratorCommand):
@@ -37,25 +38,25 @@ class Command(OrchestratorCommand):
             actions.add_parser(verb, help=text).add_argument("name", metavar="NAME")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
-        source = backend()
+        client = get_client()
         if action == "create":
             body = {"name": options["name"], "type": options["type"], "paused": options["paused"]}
             for key in ("concurrency_limit", "description"):
                 if options[key] is not None:
                     body[key] = options[key]
-            pool = source.create_pool(body)
+            pool = client.create_work_pool(body)
             self.stdout.write(f"Created work pool {pool['name']!r} (type {pool['type']}) with its default queue")
             self.stdout.write(f"Start a worker: {pool['worker_command']}")
         elif action == "ls":
-            self.render_list(source.pools())
+            self.render_list(pools_with_summaries(client))
         elif action == "inspect":
             name = options["name"]
-            self.render_detail(source.pool(name), source.queues(name), source.workers(name))
+            self.render_detail(client.read_work_pool(name), client.read_work_queues(name), client.read_workers(name))
         elif action in ("pause", "resume"):
-            pool = source.update_pool(options["name"], {"paused": action == "pause"})
+            pool = client.update_work_pool(options["name"], {"paused": action == "pause"})
             self.stdout.write(f"Work pool {pool['name']!r} {'paused' if pool['paused'] else 'resumed'}")
         else:
-            source.delete_pool(options["name"])
+            client.delete_work_pool(options["name"])
             self.stdout.write(f"Deleted work pool {options['name']!r}")
 
     def render_list(self, rows: list[dict[str, Any]]) -> None:
@@ -107,3 +108,12 @@ def render_queues(command: OrchestratorCommand, queues: list[dict[str, Any]]) ->
         ),
         title="queues",
     )
+
+
+def pools_with_summaries(client: OrchestratorClient) -> list[dict[str, Any]]:
+    """Every pool, with `queue_count` and `workers_online` added."""
+    rows = client.read_work_pools()
+    for row in rows:
+        row["queue_count"] = len(client.read_work_queues(row["name"]))
+        row["workers_online"] = sum(1 for worker in client.read_workers(row["name"]) if worker["status"] == "online")
+    return rows

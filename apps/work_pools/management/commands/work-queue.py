@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand
-from apps.work_pools.cli import backend
+from orchestrator.client import get_client
 
 render_queues = import_module("apps.work_pools.management.commands.work-pool").render_queues
 
@@ -35,19 +35,19 @@ class Command(OrchestratorCommand):
             sub.add_argument("--pool", required=True, metavar="POOL")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
-        source = backend()
+        client = get_client()
         pool = options["pool"]
         if action == "create":
             body = {"name": options["name"], "priority": options["priority"], "paused": options["paused"]}
             for key in ("concurrency_limit", "description"):
                 if options[key] is not None:
                     body[key] = options[key]
-            queue = source.create_queue(pool, body)
+            queue = client.create_work_queue(pool, body)
             where = f"in pool {queue['work_pool_name']!r} (priority {queue['priority']})"
             self.stdout.write(f"Created work queue {queue['name']!r} {where}")
         elif action == "ls":
-            render_queues(self, source.queues(pool))
+            render_queues(self, client.read_work_queues(pool))
         else:
-            queue = source.update_queue(pool, options["name"], {"paused": action == "pause"})
+            queue = client.update_work_queue(pool, options["name"], {"paused": action == "pause"})
             word = "paused" if queue["paused"] else "resumed"
             self.stdout.write(f"Work queue {queue['name']!r} of pool {queue['work_pool_name']!r} {word}")
