@@ -328,9 +328,12 @@ class OrchestratorClient:
         flow_name: str | None = None,
         deployment_id: str | None = None,
         ordering: str | None = None,
+        upcoming: bool | None = None,
         limit: int = 20,
     ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
+        if upcoming is not None:
+            params["upcoming"] = "true" if upcoming else "false"
         if state_types:
             params["state_type"] = ",".join(state_types)
         if state_names:

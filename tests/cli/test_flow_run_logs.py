@@ -64,6 +64,23 @@ def test_logs_prints_every_line_in_time_order_with_its_level(server, api, mode):
     assert output[0].endswith("first: starting") and output[1].endswith("second: it broke")
 
 
+def test_each_line_names_the_task_run_that_wrote_it(server, api):
+    """Five tasks logging "Finished in state Completed()" must be told apart: each line names its task run."""
+    run_id = new_run(api)
+    run_name = api.get(f"/flow_runs/{run_id}/").json()["name"]
+    now = datetime.now(UTC)
+    lines = [{"flow_run": run_id, "level": 20, "message": "flow starts", "timestamp": now.isoformat()}]
+    for index in range(2):
+        task = api.post("/task_runs/", json={"flow_run": run_id, "task_key": "t", "dynamic_key": str(index),
+                                              "name": f"double-{index}"}).json()  # fmt: skip
+        lines.append({"flow_run": run_id, "task_run": task["id"], "level": 20, "message": "Finished",
+                      "timestamp": (now + timedelta(seconds=index + 1)).isoformat()})  # fmt: skip
+    assert api.post("/logs/", json=lines).status_code == 201
+    result = run_orchestrator("flow-run", "logs", run_id, env=server.env)
+    assert result.returncode == 0, result.stderr
+    assert [line.split(" | ")[2] for line in result.stdout.splitlines()] == [run_name, "double-0", "double-1"]
+
+
 def test_logs_of_an_unknown_run_is_one_line_and_a_non_zero_exit(server):
     """A typo in an id must say so, not print an empty log."""
     result = run_orchestrator("flow-run", "logs", "00000000-0000-0000-0000-000000000000", env=server.env)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import django_filters
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from apps.core.api.filters import CommaListFilter, DateTimeFilter, FilterSet
 from apps.runs.models import FlowRun, TaskRun
@@ -31,9 +33,25 @@ class RunFilterSet(FilterSet):
     created__lte = DateTimeFilter(field_name="created", lookup_expr="lte")
 
 
+def flow_name_filter(queryset: QuerySet[FlowRun], name: str, value: str) -> QuerySet[FlowRun]:
+    """A flow's name, or the function's name it was made from (`direct_sleep` finds flow `direct-sleep`)."""
+    if not value:
+        return queryset
+    return queryset.filter(Q(flow__name=value) | Q(flow__name=value.replace("_", "-")))
+
+
+def upcoming_filter(queryset: QuerySet[FlowRun], name: str, value: bool | None) -> QuerySet[FlowRun]:
+    """`upcoming=true`: Scheduled runs whose time has not come; `false`: every other run (recent activity)."""
+    if value is None:
+        return queryset
+    upcoming = Q(state_type=StateType.SCHEDULED, next_scheduled_start_time__gt=timezone.now())
+    return queryset.filter(upcoming) if value else queryset.exclude(upcoming)
+
+
 class FlowRunFilterSet(RunFilterSet):
     flow = django_filters.UUIDFilter(field_name="flow_id")
-    flow_name = django_filters.CharFilter(field_name="flow__name")
+    flow_name = django_filters.CharFilter(method=flow_name_filter)
+    upcoming = django_filters.BooleanFilter(method=upcoming_filter)
     deployment = django_filters.UUIDFilter(field_name="deployment_id")
     work_pool = django_filters.CharFilter(field_name="work_pool_name")
     work_queue = django_filters.CharFilter(field_name="work_queue_name")

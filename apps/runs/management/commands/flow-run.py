@@ -109,7 +109,9 @@ class Command(OrchestratorCommand):
         actions = parser.add_subparsers(
             dest="action", required=True, parser_class=OneLineErrorParser, metavar="{ls,inspect,logs,cancel}"
         )
-        ls = actions.add_parser("ls", help="list the newest flow runs")
+        ls = actions.add_parser(
+            "ls", help="list recent flow runs, newest first (scheduled runs still to come: --upcoming)"
+        )
         ls.add_argument(
             "--state",
             action="append",
@@ -117,7 +119,10 @@ class Command(OrchestratorCommand):
             metavar="S",
             help="a state type (failed: Failed and TimedOut) or name (Late); repeat for several",
         )
-        ls.add_argument("--flow", metavar="F", help="only runs of the flow named F")
+        ls.add_argument("--flow", metavar="F", help="only runs of the flow F (its name, or its function's name)")
+        ls.add_argument(
+            "--upcoming", action="store_true", help="the scheduled runs still to come, soonest first, instead"
+        )
         ls.add_argument("--limit", default=str(DEFAULT_LIMIT), metavar="N", help=f"at most N runs ({DEFAULT_LIMIT})")
         inspect = actions.add_parser("inspect", help="show a flow run and its state history")
         inspect.add_argument("id", metavar="ID", help="the flow run's id")
@@ -130,13 +135,16 @@ class Command(OrchestratorCommand):
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "ls":
             state_types, state_names = parse_states(options["state"])
+            upcoming = bool(options["upcoming"])
             rows = get_client().read_flow_runs(
                 state_types=state_types,
                 state_names=state_names,
                 flow_name=options["flow"],
+                upcoming=upcoming,
+                ordering="expected_start_time" if upcoming else "-created",
                 limit=positive_limit(options["limit"]),
             )
-            self.render_list(rows)
+            self.render_list(rows, upcoming=upcoming)
             return
         try:
             run_id = uuid.UUID(options["id"].strip())
@@ -173,6 +181,7 @@ class Command(OrchestratorCommand):
         """Print the run's log lines in time order; with follow, poll for new ones until the run is final."""
         seen: set[str] = set()
         since = None
+        flow_run_name = client.read_flow_run_json(str(run_id)).get("name") or str(run_id)
         while True:
             for line in client.read_logs(flow_run_id=str(run_id), since=since):
                 if line["id"] in seen:
@@ -180,7 +189,11 @@ class Command(OrchestratorCommand):
                 seen.add(line["id"])
                 since = line["timestamp"]
                 level = logging.getLevelName(line["level"])
-                self.stdout.write(f"{format_time(line['timestamp'], precise=True)} | {level:<7} | {line['message']}")
+                # Which run wrote it: the task run's name, or the flow run's for the flow's own lines.
+                source = line.get("task_run_name") or flow_run_name
+                self.stdout.write(
+                    f"{format_time(line['timestamp'], precise=True)} | {level:<7} | {source} | {line['message']}"
+                )
             if not follow:
                 return
             run_state = client.read_flow_run_json(str(run_id)).get("state") or {}
@@ -191,9 +204,11 @@ class Command(OrchestratorCommand):
             self.stdout.flush()
             time.sleep(FOLLOW_POLL_SECONDS)
 
-    def render_list(self, rows: list[dict[str, Any]]) -> None:
+    def render_list(self, rows: list[dict[str, Any]], *, upcoming: bool = False) -> None:
         if not rows:
-            self.stdout.write("no flow runs")
+            self.stdout.write("no upcoming flow runs" if upcoming else "no flow runs")
+            if not upcoming:
+                self.stdout.write("(scheduled runs still to come: `orchestrator flow-run ls --upcoming`)")
             return
         now = datetime.now(UTC)
         self.print_table(
