@@ -393,8 +393,11 @@ class OrchestratorClient:
         except NotFound as exc:
             raise NotFound(f"no deployment {reference!r}", status_code=404, request=exc.request) from None
 
-    def read_deployments(self, *, limit: int = 1000) -> list[dict[str, Any]]:
-        return self.request("GET", "deployments/", params={"limit": limit})["results"]
+    def read_deployments(self, *, work_pool_name: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if work_pool_name is not None:
+            params["work_pool_name"] = work_pool_name
+        return self.request("GET", "deployments/", params=params)["results"]
 
     def set_deployment_paused(self, deployment_id: str, paused: bool) -> dict[str, Any]:
         return self.request("POST", f"deployments/{deployment_id}/{'pause' if paused else 'resume'}/")

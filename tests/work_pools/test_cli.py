@@ -66,12 +66,46 @@ def test_pools_and_queues_are_managed_from_the_cli(server, api, cli):
     queues = table(cli(server, "work-queue", "ls", "--pool", pool).stdout.split("\n", 1)[1])
     assert queues["urgent"] == ["urgent", "1", "1", "yes"] and queues["default"] == ["default", "1", "-", "no"]
 
+    # Heartbeat again: on a loaded machine the calls above can outlast the heartbeat timeout.
+    api.post(f"work_pools/{pool}/get_scheduled_flow_runs/", json={"worker_name": "w1"}).raise_for_status()
     inspected = cli(server, "work-pool", "inspect", pool)
     assert inspected.returncode == 0, inspected.stderr
     assert f"orchestrator worker start --pool {pool}" in inspected.stdout
     assert "w1" in inspected.stdout and "online" in inspected.stdout
 
     assert cli(server, "work-pool", "delete", pool).stdout == f"Deleted work pool {pool!r}\n"
+    assert api.get(f"work_pools/{pool}/").status_code == 404
+
+
+@pytest.mark.parametrize("cli", [database, http], ids=["database", "http"])
+def test_pools_and_queues_are_updated_and_a_pool_in_use_is_deleted_only_with_force(server, api, cli, tmp_path):
+    """`deploy` creates the pool, so its limit is set afterwards with `update`; deleting a pool that an active
+    deployment uses is refused, naming it, unless --force pauses the deployment first."""
+    pool = f"upd-{cli.__name__}"
+    body = {"flow_name": "etl", "name": f"d-{cli.__name__}", "entrypoint": "etl.py:etl", "work_pool_name": pool}
+    api.post("deployments/", json=body).raise_for_status()
+
+    updated = cli(server, "work-pool", "update", pool, "--concurrency-limit", "4", "--description", "team pool")
+    assert updated.returncode == 0, updated.stderr
+    assert api.get(f"work_pools/{pool}/").json()["concurrency_limit"] == 4
+    assert cli(server, "work-pool", "update", pool, "--concurrency-limit", "none").returncode == 0
+    assert api.get(f"work_pools/{pool}/").json()["concurrency_limit"] is None
+    assert api.get(f"work_pools/{pool}/").json()["description"] == "team pool"
+    nothing = cli(server, "work-pool", "update", pool)
+    assert nothing.returncode != 0 and "nothing to change" in nothing.stderr
+
+    queue = cli(
+        server, "work-queue", "update", "default", "--pool", pool, "--priority", "3", "--concurrency-limit", "2"
+    )
+    assert queue.returncode == 0, queue.stderr
+    default = api.get(f"work_pools/{pool}/queues/default/").json()
+    assert (default["priority"], default["concurrency_limit"]) == (3, 2)
+
+    refused = cli(server, "work-pool", "delete", pool)
+    assert refused.returncode != 0 and f"etl/d-{cli.__name__}" in refused.stderr and "--force" in refused.stderr
+    forced = cli(server, "work-pool", "delete", pool, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert f"Paused deployment etl/d-{cli.__name__}" in forced.stdout
     assert api.get(f"work_pools/{pool}/").status_code == 404
 
 

@@ -1,17 +1,23 @@
-"""`orchestrator work-queue create|ls|pause|resume --pool P`: the queues of a work pool (priority 1 is the highest;
-a run naming no queue, or an unknown one, is the pool's default queue's)."""
+"""`orchestrator work-queue create|ls|update|pause|resume --pool P`: the queues of a work pool (priority 1 is
+the highest; a run naming no queue, or an unknown one, is the pool's default queue's)."""
 
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand
 from orchestrator.client import get_client
 
-render_queues = import_module("apps.work_pools.management.commands.work-pool").render_queues
+_pool_command = import_module("apps.work_pools.management.commands.work-pool")
+render_queues, limit_value, changes, UNCHANGED = (
+    _pool_command.render_queues,
+    _pool_command.limit_value,
+    _pool_command.changes,
+    _pool_command.UNCHANGED,
+)
 
 
 class Command(OrchestratorCommand):
@@ -19,7 +25,7 @@ class Command(OrchestratorCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(
-            dest="action", required=True, parser_class=OneLineErrorParser, metavar="{create,ls,pause,resume}"
+            dest="action", required=True, parser_class=OneLineErrorParser, metavar="{create,ls,update,pause,resume}"
         )
         create = actions.add_parser("create", help="add a queue to a pool")
         create.add_argument("name", metavar="NAME")
@@ -29,6 +35,18 @@ class Command(OrchestratorCommand):
         create.add_argument("--paused", action="store_true", help="create it paused")
         create.add_argument("--description", help="what the queue is for")
         actions.add_parser("ls", help="list a pool's queues").add_argument("--pool", required=True, metavar="POOL")
+        update = actions.add_parser("update", help="change a queue's priority, concurrency limit or description")
+        update.add_argument("name", metavar="NAME")
+        update.add_argument("--pool", required=True, metavar="POOL")
+        update.add_argument("--priority", type=int, default=UNCHANGED, metavar="N", help="1 is the highest")
+        update.add_argument(
+            "--concurrency-limit",
+            type=limit_value,
+            default=UNCHANGED,
+            metavar="N",
+            help="most runs active at once (none: no limit)",
+        )
+        update.add_argument("--description", default=UNCHANGED, help="what the queue is for")
         for verb, text in (("pause", "hand none of the queue's runs to workers"), ("resume", "hand them out again")):
             sub = actions.add_parser(verb, help=text)
             sub.add_argument("name", metavar="NAME")
@@ -47,6 +65,12 @@ class Command(OrchestratorCommand):
             self.stdout.write(f"Created work queue {queue['name']!r} {where}")
         elif action == "ls":
             render_queues(self, client.read_work_queues(pool))
+        elif action == "update":
+            body = changes(options, ("priority", "concurrency_limit", "description"))
+            if not body:
+                raise CommandError("nothing to change: give --priority, --concurrency-limit and/or --description")
+            queue = client.update_work_queue(pool, options["name"], body)
+            self.stdout.write(f"Updated work queue {queue['name']!r} of pool {queue['work_pool_name']!r}")
         else:
             queue = client.update_work_queue(pool, options["name"], {"paused": action == "pause"})
             word = "paused" if queue["paused"] else "resumed"
