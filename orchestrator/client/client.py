@@ -346,6 +346,10 @@ class OrchestratorClient:
             params["ordering"] = ordering
         return self.request("GET", "flow_runs/", params=params)["results"]
 
+    def read_flow_run_waiting(self, run_id: str) -> list[str]:
+        """Why the run has not started yet (its time, a paused or full pool or queue, no online worker)."""
+        return list(self.request("GET", f"flow_runs/{run_id}/waiting/")["reasons"])
+
     def propose_flow_run_state_json(self, run_id: str, state: dict[str, Any]) -> dict[str, Any]:
         """`POST flow_runs/{id}/set_state/` with a state given as JSON; the engine's answer as JSON."""
         return self.request("POST", f"flow_runs/{run_id}/set_state/", {"state": state})

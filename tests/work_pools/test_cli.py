@@ -197,3 +197,23 @@ def test_flow_run_cancel(server, api, cli):
     )
     missing = "6d1f6f1c-0000-4000-8000-000000000000"
     assert cli(server, "flow-run", "cancel", missing).stderr == f"error: no flow run with id {missing}\n"
+
+
+def test_deployment_run_watch_says_what_the_run_waits_for(server, api):
+    """`--watch` used to wait silently forever when no worker served the pool: it now says so, with the command
+    that starts one, and a paused pool is named too."""
+    pool = "nobody-home"
+    body = {"flow_name": "etl", "name": "unwatched", "entrypoint": "etl.py:etl", "work_pool_name": pool}
+    api.post("deployments/", json=body).raise_for_status()
+    api.patch(f"work_pools/{pool}/", json={"paused": True}).raise_for_status()
+
+    watched = database(server, "deployment", "run", "etl/unwatched", "--watch", "--timeout", "6")
+
+    assert watched.returncode != 0 and "still Scheduled after 6 s" in watched.stderr
+    waiting = [line for line in watched.stdout.splitlines() if line.startswith("waiting: ")]
+    assert waiting, watched.stdout
+    assert f"work pool '{pool}' is paused" in waiting[0]
+    assert (
+        f"no online worker for work pool '{pool}': start one with `orchestrator worker start --pool {pool}`"
+        in (waiting[0])
+    )

@@ -16,6 +16,8 @@ from orchestrator.client import OrchestratorClient, get_client
 from orchestrator.states import TERMINAL_TYPES
 
 WATCH_POLL_SECONDS = 0.5
+# How often --watch asks why a run that has not started is waiting.
+WAITING_SECONDS = 3.0
 TERMINAL_NAMES = {state_type.value for state_type in TERMINAL_TYPES}
 
 
@@ -69,6 +71,8 @@ class Command(OrchestratorCommand):
         until it is final; a run that does not end Completed exits 1."""
         deadline = None if timeout is None else time.monotonic() + timeout
         printed = {run["state"]["id"]} if run.get("state") else set()
+        said_waiting: list[str] = []
+        asked_at = time.monotonic()  # a run picked up at once needs no explanation
         while True:
             for state in client.read_flow_run_states(run["id"]):
                 if state["id"] in printed:
@@ -85,6 +89,14 @@ class Command(OrchestratorCommand):
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise CommandError(f"flow run {run['id']} is still {state_label(run)} after {timeout:g} s")
+            if run.get("state_type") in ("SCHEDULED", "PENDING") and time.monotonic() - asked_at >= WAITING_SECONDS:
+                # Say what the run waits for (no worker, a paused pool, ...), again whenever that changes.
+                asked_at = time.monotonic()
+                reasons = client.read_flow_run_waiting(run["id"])
+                if reasons and reasons != said_waiting:
+                    self.stdout.write(f"waiting: {'; '.join(reasons)}")
+                    self.stdout.flush()
+                said_waiting = reasons
             time.sleep(WATCH_POLL_SECONDS)
         if run["state_type"] != "COMPLETED":
             raise CommandError(f"flow run {run['name']!r} ended {state_label(run)}")
