@@ -137,6 +137,7 @@ class ProcessWorker:
         self.active: dict[str, ActiveRun] = {}
         self.reports: list[PendingReport] = []
         self.stopping = False
+        self.exit_code = 0
         self.signals_received = 0
         self._sequence = itertools.count()
         self._next_poll = 0.0
@@ -219,7 +220,7 @@ class ProcessWorker:
             self.client.close()
             self.poll_client.close()
         self.echo(f"Worker {self.name!r} stopped.")
-        return 0
+        return self.exit_code
 
     def _sleep_seconds(self) -> float:
         now = time.monotonic()
@@ -255,6 +256,9 @@ class ProcessWorker:
                 work_queue_names=self.queues,
                 worker_name=self.name,
             )
+        except NotFound:
+            self._pool_gone()
+            return
         except Exception as exc:
             self._server_problem("polling", exc)
             return
@@ -271,6 +275,18 @@ class ProcessWorker:
                 due = max(mono_now, mono_now + (datetime.fromisoformat(start) - wall_now).total_seconds())
             heapq.heappush(self.held, HeldRun(due, next(self._sequence), run))
             self.held_ids.add(run_id)
+
+    def _pool_gone(self) -> None:
+        """The pool was deleted under the worker: polling a 404 every second helps nobody. Stop claiming, let the
+        runs in progress finish, and exit non-zero so a supervisor notices."""
+        if self.exit_code == 0:
+            self.echo(
+                f"error: work pool {self.pool!r} no longer exists (deleted?); stopping. Create it again or start "
+                "the worker on another pool"
+            )
+        self.exit_code = 1
+        self.stopping = True
+        self._wake.set()
 
     def _drop_held(self) -> None:
         """Forget the runs waiting for their time (they stay Scheduled for another worker)."""

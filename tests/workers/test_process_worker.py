@@ -246,6 +246,17 @@ def test_a_second_signal_kills_the_runs_and_marks_them_crashed(workers: Cluster)
     assert process_gone(pid_of(running))
 
 
+def test_a_worker_whose_pool_is_deleted_says_so_and_exits_non_zero(workers: Cluster) -> None:
+    """It used to poll a 404 every second for ever; a supervisor (systemd, k8s) must see it stop."""
+    pool = workers.pool()
+    worker = workers.start_worker("--pool", pool)
+    worker.wait_for_output("started")
+    workers.call("DELETE", f"work_pools/{pool}/")
+    code = worker.stop(sig=None, timeout=20)
+    assert code == 1, worker.output()
+    assert f"work pool {pool!r} no longer exists" in worker.output()
+
+
 def test_worker_start_errors_are_one_line(workers: Cluster) -> None:
     """A worker that cannot work says why in one line and exits non-zero: no API URL, an unknown pool or queue."""
     env = workers.worker_env()

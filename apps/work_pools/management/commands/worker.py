@@ -8,6 +8,7 @@ SIGTERM or Ctrl+C after its runs in progress end (a second signal kills them and
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
@@ -64,4 +65,5 @@ class Command(OrchestratorCommand):
             raise CommandError(
                 f"work pool {worker.pool!r} is a {pool.get('type')} pool; this worker runs process pools only"
             )
-        worker.run()
+        if worker.run() != 0:
+            sys.exit(1)  # it said why (e.g. its pool was deleted)
