@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 from apps.core.api import views as core_views
 
 api_patterns = [
+    path("", core_views.index, name="api-index"),
     path("health/", core_views.health, name="health"),
     path("version/", core_views.version, name="version"),
     # Imported on first use: the schema generator is a large module tree that other requests never need.

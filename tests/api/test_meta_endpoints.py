@@ -85,6 +85,28 @@ def test_docs_page_renders(api):
     assert b"/api/schema/" in response.content
 
 
+def test_docs_page_needs_no_internet(api):
+    """Swagger UI's script and styles come from this server (the machine may have no internet): every asset the
+    page names is a local /static/ path, and it is served."""
+    import re
+
+    page = api.get("/api/docs/").content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', page)
+    assert assets, page
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        response = api.get(asset)
+        assert response.status_code == 200, asset
+
+
+def test_the_api_root_lists_docs_schema_and_resources(api):
+    """`server start` prints http://HOST:PORT/api: that URL must answer, and say where to go."""
+    body = api.get("/api/").json()
+    assert body["docs"].endswith("/api/docs/") and body["schema"].endswith("/api/schema/")
+    for name, link in body["resources"].items():
+        assert api.get(link).status_code == 200, name
+
+
 def test_unknown_api_path_is_a_json_404(api):
     """A typo in a client's URL must come back as JSON the client can show, not the HTML error page."""
     assert_error(api.get("/api/no_such_endpoint/"), 404, code="not_found")

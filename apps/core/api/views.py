@@ -39,6 +39,35 @@ def version(request: Request) -> Response:
     )
 
 
+# The collections of the API, as `GET /api/` lists them (each supports GET on its list).
+API_RESOURCES = [
+    "flows",
+    "flow_runs",
+    "task_runs",
+    "logs",
+    "deployments",
+    "work_pools",
+    "concurrency_limits",
+]
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+def index(request: Request) -> Response:
+    """`GET /api/`: what the API offers, with links: the banner of `server start` points here."""
+    base = request.build_absolute_uri("/api/")
+    return Response(
+        {
+            "name": "Orchestrator API",
+            "version": orchestrator.API_VERSION,
+            "docs": f"{base}docs/",
+            "schema": f"{base}schema/",
+            "health": f"{base}health/",
+            "resources": {name: f"{base}{name}/" for name in API_RESOURCES},
+        }
+    )
+
+
 def lazy_view(view_class: str, **initkwargs: object) -> Callable[..., HttpResponse]:
     """The view `view_class` (a dotted path), imported on its first request.
 
