@@ -7,6 +7,7 @@ A malformed value never raises here: it falls back to a safe value and is report
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,9 @@ def _database(url: str) -> dict[str, Any]:
         parsed["ENGINE"] = "apps.core.db_backends.postgresql"
         parsed["CONN_MAX_AGE"] = 60
         parsed["CONN_HEALTH_CHECKS"] = True
+        # Who holds a connection, as pg_stat_activity (and `server database reset`) shows it.
+        program = " ".join([Path(sys.argv[0]).name, *sys.argv[1:3]]) if sys.argv and sys.argv[0] else "python"
+        parsed.setdefault("OPTIONS", {}).setdefault("application_name", f"orchestrator: {program}"[:63])
     return parsed
 
 

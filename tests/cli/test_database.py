@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,3 +94,53 @@ def test_reset_with_yes_drops_everything_and_reapplies_the_schema(env: dict[str,
     assert marker_groups(database_url) == 0
     again = run_orchestrator("server", "database", "upgrade", env=env)
     assert again.stdout.strip() == "database up to date"
+
+
+def test_reset_refuses_while_another_process_uses_the_database(env: dict[str, str], database_url: str) -> None:
+    """A reset under a running server deleted the file it kept writing to: everything after was lost. While any
+    other process holds the database, reset refuses and names it; once it is gone, reset works."""
+    upgraded_with_data(env, database_url)
+    with connect(database_url) as holder:
+        holder.execute("SELECT count(*) FROM auth_group").fetchone()
+        refused = run_orchestrator("server", "database", "reset", "--yes", env=env)
+        assert refused.returncode != 0
+        assert refused.stderr.startswith("error: ") and "is in use by" in refused.stderr, refused.stderr
+        if database_url.startswith("sqlite"):
+            assert str(os.getpid()) in refused.stderr  # the test process, named by its pid
+        else:
+            assert "1 other process(es)" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        assert marker_groups(database_url) == 1  # nothing was touched
+    done = run_orchestrator("server", "database", "reset", "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    assert marker_groups(database_url) == 0
+
+
+def test_reset_creates_the_admin_user_again_and_prints_its_password(env: dict[str, str], database_url: str) -> None:
+    """After a reset the admin user was missing until the next start: now the reset makes it and says how."""
+    upgraded_with_data(env, database_url)
+    result = run_orchestrator("server", "database", "reset", "--yes", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "created the admin user: username admin, password " in result.stdout
+    with connect(database_url) as connection:
+        assert connection.execute("SELECT count(*) FROM auth_user WHERE is_superuser").fetchone()[0] == 1
+
+
+def test_upgrade_creates_a_postgresql_database_that_does_not_exist(tmp_path: Path, database_url: str) -> None:
+    """`FATAL: database ... does not exist` was a newcomer's first error: the role may create it, so it does."""
+    if not database_url.startswith("postgres"):
+        return  # SQLite creates its file by itself; this is about PostgreSQL (the suite runs on both)
+    import uuid
+
+    import psycopg
+
+    missing = database_url.rsplit("/", 1)[0] + f"/orch_missing_{uuid.uuid4().hex[:12]}"
+    env = orchestrator_env(tmp_path, ORCHESTRATOR_DATABASE_URL=missing)
+    try:
+        result = run_orchestrator("server", "database", "upgrade", env=env)
+        assert result.returncode == 0, result.stderr
+        assert "created PostgreSQL database 'orch_missing_" in result.stdout
+        assert "database upgraded: applied" in result.stdout
+    finally:
+        with psycopg.connect(database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{missing.rsplit("/", 1)[1]}" WITH (FORCE)')

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from apps.core.errors import NotFound
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand, database_label, mask_url_password
+from apps.server_services.database import database_holders, postgresql_database_create_if_missing
 from apps.server_services.models import ServiceRun
 from apps.server_services.registry import service_get, services_all
 from apps.server_services.selectors import ServiceStatus, service_status, services_status
@@ -191,6 +192,7 @@ class Command(OrchestratorCommand):
         elif options["database_action"] == "reset":
             self.reset(assume_yes=options["yes"])
         else:
+            self.create_database_if_missing()
             self.say(self.migrated_message(database_upgrade()))
 
     def say(self, message: str) -> None:
@@ -203,7 +205,13 @@ class Command(OrchestratorCommand):
             return "database up to date"
         return f"database upgraded: applied {applied} migration{'s' if applied != 1 else ''}"
 
+    def create_database_if_missing(self) -> None:
+        created = postgresql_database_create_if_missing()
+        if created:
+            self.say(created)
+
     def prepare_database(self) -> None:
+        self.create_database_if_missing()
         pending = pending_migrations()
         if pending:
             self.say(f"applying {pending} migration{'s' if pending != 1 else ''} to {database_label()} ...")
@@ -304,6 +312,13 @@ class Command(OrchestratorCommand):
 
     def reset(self, *, assume_yes: bool) -> None:
         label = database_label()
+        holders = database_holders()
+        if holders:
+            # Deleting a database under a running server loses everything it writes afterwards, silently.
+            raise CommandError(
+                f"{label} is in use by {len(holders)} other process(es): {'; '.join(holders[:5])}; "
+                "stop them first (Ctrl+C in the `server start` terminal, stop workers and flows)"
+            )
         if not assume_yes:
             self.say(f"This deletes everything in {label}: flows, runs, logs, users and settings kept there.")
             self.say("Stop any server using this database first.")
@@ -317,4 +332,6 @@ class Command(OrchestratorCommand):
         database_drop()
         applied = database_upgrade()
         self.say(f"database reset: {label}, applied {applied} migration{'s' if applied != 1 else ''}")
-        self.say("the admin user is created again on the next `orchestrator server start`")
+        password = first_admin_create()
+        if password:
+            self.say(f"created the admin user: username {ADMIN_USERNAME}, password {password}")
