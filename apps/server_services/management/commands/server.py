@@ -150,7 +150,9 @@ class Command(OrchestratorCommand):
             dest="action", required=True, parser_class=OneLineErrorParser, metavar="{start,database}"
         )
         start = actions.add_parser("start", help="migrate if needed and serve the API and the UI")
-        start.add_argument("--host", default="127.0.0.1", help="IPv4 address to listen on (default 127.0.0.1)")
+        start.add_argument(
+            "--host", default="127.0.0.1", help="address to listen on: IPv4 or IPv6, :: for both (default 127.0.0.1)"
+        )
         start.add_argument("--port", type=port_number, default=4200, help="TCP port (default 4200; 0 picks a free one)")
         start.add_argument(
             "--workers", type=worker_count, default=1, help="Daphne processes sharing the socket (default 1)"
