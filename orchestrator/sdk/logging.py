@@ -34,7 +34,7 @@ class RunRecordShipper:
 
     def __init__(self, client: Any):
         self.client = client
-        self.queue: queue.Queue[dict | None] = queue.Queue()
+        self.queue: queue.Queue[dict] = queue.Queue()
         self.pending = 0
         self.condition = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="orchestrator-log-shipper", daemon=True)
