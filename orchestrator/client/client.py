@@ -58,7 +58,10 @@ class ClientSettings:
 
 def _setting(name: str) -> str:
     value, source = config.resolve(name)
-    problem = config.SETTINGS[name].validate(value) if value is not None else "not set"
+    validate = config.SETTINGS[name].validate
+    if value is None:
+        raise config.ConfigError(f"{name} ({source}): not set")
+    problem = validate(value) if validate is not None else None
     if problem:
         raise config.ConfigError(f"{name} ({source}): {problem}")
     return value
@@ -93,7 +96,7 @@ class OrchestratorClient:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         timeout = httpx.Timeout(self.settings.timeout_seconds, connect=self.settings.connect_timeout_seconds)
-        if self.in_process:
+        if api_url is None:
             from orchestrator.client.in_process import in_process_transport
 
             transport = in_process_transport()

@@ -50,6 +50,8 @@ class OrmThreads:
         self._idents: set[int] = set()
         for thread in self._threads:
             thread.start()
+            if thread.ident is None:  # start() sets it; None would mean the thread never started
+                raise RuntimeError(f"ORM thread {thread.name} did not start")
             self._idents.add(thread.ident)
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
