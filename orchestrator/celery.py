@@ -18,6 +18,7 @@ import time
 
 import click
 from celery import Celery, bootsteps
+from celery.worker import WorkController
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
 
@@ -34,11 +35,11 @@ class BeatThread(bootsteps.StartStopStep):
     label = "BeatThread"
     conditional = True
 
-    def __init__(self, worker: object, beat_thread: bool = False, **kwargs: object) -> None:
+    def __init__(self, worker: WorkController, beat_thread: bool = False, **kwargs: object) -> None:
         self.enabled = bool(beat_thread)
         super().__init__(worker, **kwargs)
 
-    def create(self, worker: object) -> object:
+    def create(self, worker: WorkController) -> object:
         from celery.beat import EmbeddedService
 
         # `worker.scheduler` is --scheduler, else the beat_scheduler setting (apps/server_services/beat.py).

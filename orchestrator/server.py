@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import io
 import os
 import signal
 import socket
@@ -254,12 +255,16 @@ def _skip_form_parsing() -> None:
     WebRequest._orchestrator_skips_form_parsing = True
 
 
+_fd_endpoint_patched = False
+
+
 def _fd_endpoint_takes_a_domain_name() -> None:
     """Daphne's `fd:` endpoint passes `domain=INET6` on as the string "INET6" where Twisted wants the number
     socket.AF_INET6 (Twisted's own systemd endpoint does this lookup): without it an IPv6 socket cannot be adopted."""
     from twisted.plugins.fd_endpoint import _FDParser  # where Daphne installs its endpoint plugin
 
-    if getattr(_FDParser, "_orchestrator_domain_names", False):
+    global _fd_endpoint_patched
+    if _fd_endpoint_patched:
         return
     parse = _FDParser._parseServer
 
@@ -268,8 +273,9 @@ def _fd_endpoint_takes_a_domain_name() -> None:
             domain = getattr(socket, f"AF_{domain}")
         return parse(self, reactor, fileno, domain)
 
-    _FDParser._parseServer = _parseServer
-    _FDParser._orchestrator_domain_names = True
+    # A deliberate patch of Twisted's class, which mypy rightly flags: assigning to a method.
+    _FDParser._parseServer = _parseServer  # type: ignore[method-assign]
+    _fd_endpoint_patched = True
 
 
 def _leave_out_unused_libraries() -> None:
@@ -287,14 +293,15 @@ def _leave_out_unused_libraries() -> None:
 
     from orchestrator import config
 
-    sys.modules.setdefault("OpenSSL", None)
+    # None in sys.modules makes `import OpenSSL` raise ImportError (documented); typeshed types the values as modules.
+    sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]
     if "autobahn.twisted" not in sys.modules:
         spec = importlib.util.find_spec("autobahn.twisted")
         if spec is not None:
             sys.modules["autobahn.twisted"] = importlib.util.module_from_spec(spec)
     database_url = config.get("ORCHESTRATOR_DATABASE_URL") or config.get_default_database_url()
     if database_url.startswith("sqlite"):
-        sys.modules.setdefault("psycopg", None)
+        sys.modules.setdefault("psycopg", None)  # type: ignore[arg-type]  # see OpenSSL above
 
 
 def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
@@ -318,10 +325,12 @@ def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
     def stop_if_orphaned() -> None:
         # The parent was killed without a chance to stop us: nobody supervises this process any more.
         if os.getppid() != parent_pid and reactor.running:
-            reactor.stop()
+            # Twisted types the reactor with zope interfaces, whose methods are declared without `self`: mypy reads
+            # them right only with the mypy-zope plugin.
+            reactor.stop()  # type: ignore[misc]
 
     task.LoopingCall(stop_if_orphaned).start(PARENT_CHECK_SECONDS, now=False)
-    if access_log:
+    if access_log and isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
     listening = socket.socket(fileno=fd)
     domain = "INET6" if listening.family == socket.AF_INET6 else "INET"

@@ -50,14 +50,16 @@ class Channel(filesystem.Channel):
     def control_folder(self) -> Path:
         return self.folder / "exchanges"
 
-    def _put(self, queue: str, payload: dict, **kwargs: object) -> None:
+    # The signature of kombu's filesystem Channel, which this extends; kombu's AbstractChannel names the second
+    # argument `message` instead, so mypy sees kombu's own override as incompatible.
+    def _put(self, queue: str, payload: dict, **kwargs: object) -> None:  # type: ignore[override]
         # Zero-padded milliseconds keep the folder's sorted order the order messages were sent in.
         name = f"{int(monotonic() * 1000):016d}_{uuid.uuid4().hex}.{queue}.msg"
         staged = self.folder / "staging" / name
         staged.write_bytes(str_to_bytes(dumps(payload)))
         os.replace(staged, Path(self.data_folder_out) / name)
 
-    def _get(self, queue: str) -> dict:
+    def _get(self, queue: str, timeout: float | None = None) -> dict:
         wanted = f"{queue}.msg"
         claimed_folder = self.folder / "claimed"
         for name in sorted(os.listdir(self.data_folder_in)):
@@ -87,7 +89,9 @@ class Transport(filesystem.Transport):
     Channel = Channel
     polling_interval = POLLING_INTERVAL
 
-    def drain_events(self, connection: object, timeout: float | None = None) -> None:
+    # The signature of kombu's virtual Transport, which this extends; kombu's base Transport declares
+    # (connection, **kwargs) instead, so mypy sees kombu's own override as incompatible.
+    def drain_events(self, connection: object, timeout: float | None = None) -> None:  # type: ignore[override]
         """Wait for messages in short slices: Celery's worker looks for a shutdown request only between two
         waits (2 s each), so a stop would otherwise take seconds longer than on Redis or RabbitMQ."""
         deadline = None if timeout is None else monotonic() + timeout

@@ -24,7 +24,7 @@ def _command_line(pid: int) -> str:
 def sqlite_holders(database_file: Path) -> list[str]:
     """Other processes of this machine with the SQLite file (or its WAL) open, as "PID (command line)"."""
     names = {str(database_file.resolve()) + suffix for suffix in ("", "-wal", "-shm")}
-    found = []
+    found: list[str] = []
     me = os.getpid()
     proc = Path("/proc")
     if not proc.is_dir():
@@ -87,8 +87,9 @@ def postgresql_database_create_if_missing() -> str | None:
         "host": settings_dict.get("HOST") or None,
         "port": settings_dict.get("PORT") or None,
     }
+    conninfo = psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
     try:
-        with psycopg.connect(**{k: v for k, v in params.items() if v is not None}, autocommit=True) as maintenance:
+        with psycopg.connect(conninfo, autocommit=True) as maintenance:
             maintenance.execute(f'CREATE DATABASE "{name.replace(chr(34), "")}"')
     except psycopg.Error as exc:
         host = settings_dict.get("HOST") or "localhost"

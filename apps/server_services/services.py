@@ -41,7 +41,8 @@ def periodic_task_name(service_name: str) -> str:
     return f"service: {service_name}"
 
 
-def service_run(*, name: str, trigger: str = ServiceRun.Trigger.CELERY) -> ServiceRun:
+# Django's TextChoices members are str at runtime; without django-stubs' plugin mypy sees the (value, label) tuple.
+def service_run(*, name: str, trigger: str = ServiceRun.Trigger.CELERY) -> ServiceRun:  # type: ignore[assignment]
     """Call the service's function once and record when, how long, and what it returned or raised.
 
     A failing service is recorded, not raised: the next run is the retry. The log gets one line per failure (a

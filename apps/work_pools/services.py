@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.core.errors import Conflict
 from apps.orchestration import engine
-from apps.orchestration.rules.base import Status
+from apps.orchestration.rules.base import RunKind, Status
 from apps.runs.models import FlowRun, TaskRun
 from apps.work_pools.dispatch import flow_run_dispatch_forget, flow_run_dispatch_touch
 from apps.work_pools.models import DEFAULT_QUEUE_NAME, Worker, WorkPool, WorkPoolType, WorkQueue, heartbeat_cutoff
@@ -29,7 +29,8 @@ QUEUE_EDITABLE_FIELDS = ("description", "priority", "concurrency_limit", "paused
 def work_pool_create(
     *,
     name: str,
-    type: str = WorkPoolType.PROCESS,
+    # Django's TextChoices members are str at runtime; without django-stubs' plugin mypy sees the (value, label) tuple.
+    type: str = WorkPoolType.PROCESS,  # type: ignore[assignment]
     description: str | None = None,
     concurrency_limit: int | None = None,
     paused: bool = False,
@@ -160,7 +161,7 @@ def _silent_worker(pool_name: str, worker_name: str, heartbeats: dict, cutoff: d
     return f"worker {worker_name!r} stopped heartbeating at {last.isoformat(timespec='seconds')}"
 
 
-def _propose(kind: str, run_id, state: State, seen_at: datetime, *, force_if_refused: bool = False) -> bool:
+def _propose(kind: RunKind, run_id, state: State, seen_at: datetime, *, force_if_refused: bool = False) -> bool:
     """Propose `state` as of the state seen at `seen_at`: a run that moved on meanwhile is left alone (the engine
     rejects the proposal as stale). With `force_if_refused`, a proposal the policy refuses while the run is
     where it was seen is forced. True when a state was stored."""

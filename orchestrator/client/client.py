@@ -58,7 +58,10 @@ class ClientSettings:
 
 def _setting(name: str) -> str:
     value, source = config.resolve(name)
-    problem = config.SETTINGS[name].validate(value) if value is not None else "not set"
+    validate = config.SETTINGS[name].validate
+    if value is None:
+        raise config.ConfigError(f"{name} ({source}): not set")
+    problem = validate(value) if validate is not None else None
     if problem:
         raise config.ConfigError(f"{name} ({source}): {problem}")
     return value
@@ -93,7 +96,7 @@ class OrchestratorClient:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         timeout = httpx.Timeout(self.settings.timeout_seconds, connect=self.settings.connect_timeout_seconds)
-        if self.in_process:
+        if api_url is None:
             from orchestrator.client.in_process import in_process_transport
 
             transport = in_process_transport()
@@ -127,7 +130,13 @@ class OrchestratorClient:
         return self._send(method, path, json=json, params=params, retries=retries)[1]
 
     def _send(
-        self, method: str, path: str, *, json: Any = None, params: dict | None = None, retries: int | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        retries: int | None = None,
     ) -> tuple[int, Any]:
         attempts = 1 + (self.retries if retries is None else retries)
         delay = self.settings.backoff_seconds
@@ -147,6 +156,38 @@ class OrchestratorClient:
             time.sleep(delay + random.uniform(0, delay))
             delay = min(delay * 2, self.settings.backoff_cap_seconds)
         raise AssertionError("unreachable")
+
+    # -- answers of a known shape: a JSON object, a list of objects, or a page's `results` ---------------------
+    def _object(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._as_object(self.request(method, path, json, params), method, path)
+
+    def _objects(
+        self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return self._as_objects(self.request(method, path, json, params), method, path)
+
+    def _results(
+        self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return self._as_objects(self._object(method, path, json, params).get("results"), method, path)
+
+    def _as_object(self, answer: Any, method: str, path: str) -> dict[str, Any]:
+        """`answer` when it is a JSON object; else a ServerError naming the request (not the API's answer)."""
+        if not isinstance(answer, dict):
+            raise self._unexpected(answer, "a JSON object", method, path)
+        return answer
+
+    def _as_objects(self, answer: Any, method: str, path: str) -> list[dict[str, Any]]:
+        if not isinstance(answer, list) or not all(isinstance(item, dict) for item in answer):
+            raise self._unexpected(answer, "a list of JSON objects", method, path)
+        return answer
+
+    def _unexpected(self, answer: Any, expected: str, method: str, path: str) -> ServerError:
+        got = "nothing" if answer is None else f"a {type(answer).__name__}"
+        where = self._describe(method, self._http.base_url.join(path), status=500)
+        return ServerError(
+            f"the answer is {got}, not {expected}: is ORCHESTRATOR_API_URL this orchestrator's API?", request=where
+        )
 
     def _describe(self, method: str, url: Any, *, status: int | None = None) -> str:
         """The request as an error names it: its method and URL. In-process there is no URL to check, and a
@@ -210,7 +251,7 @@ class OrchestratorClient:
     def ensure_flow(self, name: str) -> str:
         """The id of the flow named `name`, created if needed. Not cached: the flow may be deleted (UI, API, a
         reset database) while this process lives."""
-        return self.request("POST", "flows/", {"name": name})["id"]
+        return str(self._object("POST", "flows/", {"name": name})["id"])
 
     def create_flow_run(
         self,
@@ -303,7 +344,7 @@ class OrchestratorClient:
             ],
             "states": [{"task_run": item["task_run"], "state": recorded_state_body(item["state"])} for item in states],
         }
-        answer = self.request("POST", "task_runs/record/", body)
+        answer = self._object("POST", "task_runs/record/", body)
         return answer["task_runs"], answer["states"]
 
     def read_flow_run(self, run_id: str) -> RunInfo:
@@ -314,11 +355,11 @@ class OrchestratorClient:
 
     # -- flow runs as the CLI shows them (the API's JSON) -----------------------------------------------------
     def read_flow_run_json(self, run_id: str) -> dict[str, Any]:
-        return self.request("GET", f"flow_runs/{run_id}/")
+        return self._object("GET", f"flow_runs/{run_id}/")
 
     def read_flow_run_states(self, run_id: str) -> list[dict[str, Any]]:
         """The run's state history, oldest first."""
-        return self.request("GET", f"flow_runs/{run_id}/states/")
+        return self._objects("GET", f"flow_runs/{run_id}/states/")
 
     def read_flow_runs(
         self,
@@ -344,7 +385,7 @@ class OrchestratorClient:
             params["deployment"] = deployment_id
         if ordering:
             params["ordering"] = ordering
-        return self.request("GET", "flow_runs/", params=params)["results"]
+        return self._results("GET", "flow_runs/", params=params)
 
     def read_flow_run_waiting(self, run_id: str) -> list[str]:
         """Why the run has not started yet (its time, a paused or full pool or queue, no online worker)."""
@@ -352,14 +393,14 @@ class OrchestratorClient:
 
     def propose_flow_run_state_json(self, run_id: str, state: dict[str, Any]) -> dict[str, Any]:
         """`POST flow_runs/{id}/set_state/` with a state given as JSON; the engine's answer as JSON."""
-        return self.request("POST", f"flow_runs/{run_id}/set_state/", {"state": state})
+        return self._object("POST", f"flow_runs/{run_id}/set_state/", {"state": state})
 
     def read_logs(self, *, flow_run_id: str, since: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """The run's log lines (and its tasks'), oldest first, from `since` on."""
         params: dict[str, Any] = {"flow_run": flow_run_id, "limit": limit, "ordering": "timestamp"}
         if since:
             params["timestamp__gte"] = since
-        return self.request("GET", "logs/", params=params)["results"]
+        return self._results("GET", "logs/", params=params)
 
     # -- deployments ------------------------------------------------------------------------------------------
     def create_deployment(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -369,14 +410,14 @@ class OrchestratorClient:
     def upsert_deployment(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create or update a deployment; (its JSON, whether it was created)."""
         status, payload = self._send("POST", "deployments/", json=body)
-        return payload, status == 201
+        return self._as_object(payload, "POST", "deployments/"), status == 201
 
     def read_deployment(self, reference: str) -> dict[str, Any]:
         """A deployment by `flow/deployment` name or id (NotFound if none)."""
         if "/" in reference:
             flow_name, _, name = reference.partition("/")
             params = {"flow_name": flow_name, "name": name}
-            found = self.request("GET", "deployments/", params=params)["results"]
+            found = self._results("GET", "deployments/", params=params)
             if not found:
                 url = self._http.base_url.join("deployments/")
                 raise NotFound(
@@ -393,7 +434,7 @@ class OrchestratorClient:
                 request=self._describe("GET", url, status=404),
             ) from None
         try:
-            return self.request("GET", f"deployments/{reference}/")
+            return self._object("GET", f"deployments/{reference}/")
         except NotFound as exc:
             raise NotFound(f"no deployment {reference!r}", status_code=404, request=exc.request) from None
 
@@ -401,10 +442,10 @@ class OrchestratorClient:
         params: dict[str, Any] = {"limit": limit}
         if work_pool_name is not None:
             params["work_pool_name"] = work_pool_name
-        return self.request("GET", "deployments/", params=params)["results"]
+        return self._results("GET", "deployments/", params=params)
 
     def set_deployment_paused(self, deployment_id: str, paused: bool) -> dict[str, Any]:
-        return self.request("POST", f"deployments/{deployment_id}/{'pause' if paused else 'resume'}/")
+        return self._object("POST", f"deployments/{deployment_id}/{'pause' if paused else 'resume'}/")
 
     def create_flow_run_from_deployment_json(
         self,
@@ -419,7 +460,7 @@ class OrchestratorClient:
         body: dict[str, Any] = {"parameters": parameters or {}, "tags": tags or [], "idempotency_key": uuid.uuid4().hex}
         if scheduled_time is not None:
             body["scheduled_time"] = scheduled_time.isoformat()
-        return self.request("POST", f"deployments/{deployment_id}/create_flow_run/", body)
+        return self._object("POST", f"deployments/{deployment_id}/create_flow_run/", body)
 
     def create_flow_run_from_deployment(
         self,
@@ -459,14 +500,14 @@ class OrchestratorClient:
 
     # -- work pools, queues and workers -----------------------------------------------------------------------
     def create_work_pool(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "work_pools/", body)
+        return self._object("POST", "work_pools/", body)
 
     def read_work_pools(self, *, limit: int = 1000) -> list[dict[str, Any]]:
-        return self.request("GET", "work_pools/", params={"limit": limit})["results"]
+        return self._results("GET", "work_pools/", params={"limit": limit})
 
     def read_work_pool(self, name: str) -> dict[str, Any]:
         """A work pool by name (NotFound if none)."""
-        return self.request("GET", f"work_pools/{_quote(name)}/")
+        return self._object("GET", f"work_pools/{_quote(name)}/")
 
     def work_pool_exists(self, name: str) -> bool:
         try:
@@ -476,26 +517,26 @@ class OrchestratorClient:
         return True
 
     def update_work_pool(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("PATCH", f"work_pools/{_quote(name)}/", body)
+        return self._object("PATCH", f"work_pools/{_quote(name)}/", body)
 
     def delete_work_pool(self, name: str) -> None:
         self.request("DELETE", f"work_pools/{_quote(name)}/")
 
     def read_work_queues(self, pool: str, *, limit: int = 1000) -> list[dict[str, Any]]:
-        return self.request("GET", f"work_pools/{_quote(pool)}/queues/", params={"limit": limit})["results"]
+        return self._results("GET", f"work_pools/{_quote(pool)}/queues/", params={"limit": limit})
 
     def read_work_queue(self, pool: str, name: str) -> dict[str, Any]:
         """A queue of a work pool by name (NotFound if none)."""
-        return self.request("GET", f"work_pools/{_quote(pool)}/queues/{_quote(name)}/")
+        return self._object("GET", f"work_pools/{_quote(pool)}/queues/{_quote(name)}/")
 
     def create_work_queue(self, pool: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", f"work_pools/{_quote(pool)}/queues/", body)
+        return self._object("POST", f"work_pools/{_quote(pool)}/queues/", body)
 
     def update_work_queue(self, pool: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("PATCH", f"work_pools/{_quote(pool)}/queues/{_quote(name)}/", body)
+        return self._object("PATCH", f"work_pools/{_quote(pool)}/queues/{_quote(name)}/", body)
 
     def read_workers(self, pool: str, *, limit: int = 1000) -> list[dict[str, Any]]:
-        return self.request("GET", f"work_pools/{_quote(pool)}/workers/", params={"limit": limit})["results"]
+        return self._results("GET", f"work_pools/{_quote(pool)}/workers/", params={"limit": limit})
 
     def get_scheduled_flow_runs(
         self,
@@ -513,8 +554,9 @@ class OrchestratorClient:
             body["work_queue_names"] = list(work_queue_names)
         if worker_name:
             body["worker_name"] = worker_name
-        payload = self.request("POST", f"work_pools/{_quote(pool)}/get_scheduled_flow_runs/", body)
-        return payload["results"] if isinstance(payload, dict) else payload
+        path = f"work_pools/{_quote(pool)}/get_scheduled_flow_runs/"
+        payload = self.request("POST", path, body)
+        return self._as_objects(payload["results"] if isinstance(payload, dict) else payload, "POST", path)
 
     def send_worker_heartbeat(
         self, pool: str, *, worker_name: str, flow_run_ids: list[str] | None = None
@@ -522,11 +564,12 @@ class OrchestratorClient:
         """Record the worker's heartbeat with the runs it executes; the answer's `cancelling` lists those of
         them to stop."""
         body = {"name": worker_name, "flow_run_ids": list(flow_run_ids or [])}
-        return self.request("POST", f"work_pools/{_quote(pool)}/workers/heartbeat/", body) or {}
+        path = f"work_pools/{_quote(pool)}/workers/heartbeat/"
+        return self._as_object(self.request("POST", path, body) or {}, "POST", path)
 
     def update_flow_run(self, run_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """PATCH a flow run's fields (e.g. `worker_name`, `infrastructure_pid`); returns the run's JSON."""
-        return self.request("PATCH", f"flow_runs/{run_id}/", fields)
+        return self._object("PATCH", f"flow_runs/{run_id}/", fields)
 
     def close(self) -> None:
         """Close the HTTP connections; in-process, release this process's database connections."""

@@ -24,7 +24,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from orchestrator import config
 
@@ -37,12 +37,17 @@ IDENTITY_KEY = "orchestrator.identity"
 EXCEPTION_KEY = "orchestrator.exception"
 ORM_THREAD_PREFIX = "orchestrator-orm-"
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 class OrmThreads:
     """The few long-lived threads that make every ORM call of this process's in-process client."""
 
     def __init__(self, size: int = ORM_THREADS) -> None:
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[
+            tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+        ] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"{ORM_THREAD_PREFIX}{index}", daemon=True)
             for index in range(size)
@@ -50,13 +55,15 @@ class OrmThreads:
         self._idents: set[int] = set()
         for thread in self._threads:
             thread.start()
+            if thread.ident is None:  # start() sets it; None would mean the thread never started
+                raise RuntimeError(f"ORM thread {thread.name} did not start")
             self._idents.add(thread.ident)
 
-    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(*args, **kwargs)` on an ORM thread and wait for its result (or exception)."""
         if threading.get_ident() in self._idents:  # already on one (a request made while handling one)
             return fn(*args, **kwargs)
-        job: concurrent.futures.Future = concurrent.futures.Future()
+        job: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._jobs.put((job, fn, args, kwargs))
         return job.result()
 
@@ -159,7 +166,7 @@ def _host_header() -> str:
 
     for host in settings.ALLOWED_HOSTS:
         if host and "*" not in host and not host.startswith("."):
-            return host
+            return str(host)
     return "localhost"
 
 

@@ -41,7 +41,8 @@ class FlowRunContext:
 @dataclass
 class TaskRunContext:
     task: Any
-    task_run: RunInfo
+    # None only in the context a task's cache_key_fn receives: the key is computed before the run exists.
+    task_run: RunInfo | None
     parameters: dict[str, Any]
     log_prints: bool = False
 

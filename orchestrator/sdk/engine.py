@@ -134,10 +134,10 @@ def producer_of(value: Any) -> str | None:
 
 def resolve_inputs(
     context: FlowRunContext, parameters: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, list[dict]], list[tuple[str, State]]]:
+) -> tuple[dict[str, Any], dict[str, list[dict]], list[tuple[str | None, State]]]:
     """Replace futures and states in the arguments by their results; collect upstream edges and states."""
     edges: dict[str, list[dict]] = {}
-    upstream: list[tuple[str, State]] = []
+    upstream: list[tuple[str | None, State]] = []
 
     def visit(value: Any, argument: str, depth: int) -> Any:
         if isinstance(value, MappedItem):
@@ -198,13 +198,34 @@ class TaskRunEngine:
         self.holder = holder if holder is not None else {}
         self.tags = tags or []
         self.parameters: dict[str, Any] = {}
-        self.run: RunInfo | None = None
-        self.state: State | None = None
+        self._run: RunInfo | None = None
+        self._state: State | None = None
         self.attempt = 0
         self.logger: Any = None
         self.cache_details: dict[str, Any] = {}
         # Run at once and recorded in the background (see `_runs_without_asking`).
         self.recorded = False
+
+    # The run and its state exist once `setup` ran; reading them before is a bug of the engine, said plainly.
+    @property
+    def run(self) -> RunInfo:
+        if self._run is None:
+            raise RuntimeError("the task run was read before it was created: call setup() first")
+        return self._run
+
+    @run.setter
+    def run(self, run: RunInfo) -> None:
+        self._run = run
+
+    @property
+    def state(self) -> State:
+        if self._state is None:
+            raise RuntimeError("the task run has no state: call setup() first (or the server answered without one)")
+        return self._state
+
+    @state.setter
+    def state(self, state: State | None) -> None:
+        self._state = state
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def setup(self) -> State | None:
@@ -337,7 +358,7 @@ class TaskRunEngine:
 
     @property
     def is_final(self) -> bool:
-        return self.state is not None and (self.state.is_terminal or self.state.name == "NotReady")
+        return self._state is not None and (self._state.is_terminal or self.state.name == "NotReady")
 
     def call_arguments(self) -> tuple[list[Any], dict[str, Any]]:
         return call_arguments(self.task.fn, self.parameters)
@@ -551,14 +572,45 @@ class FlowRunEngine:
             # A flow script whose server is down ends with one `error: ...` line, not a traceback.
             install_excepthook()
         self.client = self.parent.client if self.parent else get_client()
-        self.run: RunInfo | None = None
-        self.state: State | None = None
+        self._run: RunInfo | None = None
+        self._state: State | None = None
         self.parameters: dict[str, Any] = {}
         self.parent_task_run: RunInfo | None = None
-        self.context: FlowRunContext | None = None
+        self._context: FlowRunContext | None = None
         self.logger: Any = None
         self.attempt = 0
         self.value: Any = None
+
+    # The run and its state exist once `setup` ran; reading them before is a bug of the engine, said plainly.
+    @property
+    def run(self) -> RunInfo:
+        if self._run is None:
+            raise RuntimeError("the flow run was read before it was created: call setup() first")
+        return self._run
+
+    @run.setter
+    def run(self, run: RunInfo) -> None:
+        self._run = run
+
+    @property
+    def state(self) -> State:
+        if self._state is None:
+            raise RuntimeError("the flow run has no state: call setup() first (or the server answered without one)")
+        return self._state
+
+    @state.setter
+    def state(self, state: State | None) -> None:
+        self._state = state
+
+    @property
+    def context(self) -> FlowRunContext:
+        if self._context is None:
+            raise RuntimeError("the flow run's context was read before it was made: call setup() first")
+        return self._context
+
+    @context.setter
+    def context(self, context: FlowRunContext) -> None:
+        self._context = context
 
     def setup(self) -> State | None:
         """Create the flow run, Running unless its parameters are invalid (then Failed before any user code)."""

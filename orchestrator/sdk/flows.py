@@ -14,7 +14,7 @@ from orchestrator.sdk.task_runners import SequentialTaskRunner, ThreadPoolTaskRu
 class Flow:
     def __init__(
         self,
-        fn: Callable,
+        fn: Callable[..., Any],
         *,
         name: str | None = None,
         version: str | None = None,
@@ -29,11 +29,11 @@ class Flow:
         result_serializer: str | None = None,
         task_runner: Any = None,
         validate_parameters: bool = True,
-        flow_run_name: str | Callable | None = None,
-        on_completion: list[Callable] | None = None,
-        on_failure: list[Callable] | None = None,
-        on_cancellation: list[Callable] | None = None,
-        on_crashed: list[Callable] | None = None,
+        flow_run_name: str | Callable[..., Any] | None = None,
+        on_completion: list[Callable[..., Any]] | None = None,
+        on_failure: list[Callable[..., Any]] | None = None,
+        on_cancellation: list[Callable[..., Any]] | None = None,
+        on_crashed: list[Callable[..., Any]] | None = None,
     ):
         if not callable(fn):
             raise TypeError("@flow must decorate a function")
@@ -113,7 +113,7 @@ _FLOW_OPTIONS = (
 _FLOW_ATTRIBUTES = {"validate_parameters": "should_validate_parameters"}
 
 
-def flow(fn: Callable | None = None, **options_: Any) -> Any:
+def flow(fn: Callable[..., Any] | None = None, **options_: Any) -> Any:
     """Decorate a function as a flow: `@flow` or `@flow(name=..., retries=...)`."""
     if fn is None:
         return lambda function: Flow(function, **options_)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from orchestrator.sdk.results import attach
@@ -13,7 +13,7 @@ from orchestrator.states import Failed, Pending, State
 class TaskRunFuture:
     """The eventual final state of one task run."""
 
-    def __init__(self, future: concurrent.futures.Future, task_run_id_holder: dict[str, Any], name: str):
+    def __init__(self, future: concurrent.futures.Future[State], task_run_id_holder: dict[str, Any], name: str):
         self._future = future
         self._holder = task_run_id_holder
         self.name = name
@@ -54,7 +54,7 @@ class TaskRunFuture:
         self.observed = True
         return self.final_state(timeout).result(raise_on_failure=raise_on_failure)
 
-    def add_done_callback(self, callback) -> None:
+    def add_done_callback(self, callback: Callable[[TaskRunFuture], object]) -> None:
         self._future.add_done_callback(lambda _: callback(self))
 
     def __repr__(self) -> str:

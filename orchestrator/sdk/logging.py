@@ -15,6 +15,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,18 +35,18 @@ class RunRecordShipper:
 
     def __init__(self, client: Any):
         self.client = client
-        self.queue: queue.Queue[dict | None] = queue.Queue()
+        self.queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self.pending = 0
         self.condition = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="orchestrator-log-shipper", daemon=True)
         self.thread.start()
 
-    def put(self, entry: dict) -> None:
+    def put(self, entry: dict[str, Any]) -> None:
         with self.condition:
             self.pending += 1
         self.queue.put(entry)
 
-    def put_task_run(self, record: dict) -> None:
+    def put_task_run(self, record: dict[str, Any]) -> None:
         """A task run to record with the states it went through so far (`record["states"]`, State objects)."""
         self.put({"task_run_record": record})
 
@@ -63,7 +64,7 @@ class RunRecordShipper:
             self.condition.wait_for(lambda: self.pending == 0, timeout=timeout)
 
     def _run(self) -> None:
-        backlog: list[dict] = []  # what the server could not take yet, sent again first
+        backlog: list[dict[str, Any]] = []  # what the server could not take yet, sent again first
         failing_since: float | None = None
         while True:
             try:
@@ -85,7 +86,7 @@ class RunRecordShipper:
                     batch.append(item)
             if not batch:
                 continue
-            unsent: list[dict] = []
+            unsent: list[dict[str, Any]] = []
             try:
                 unsent = self._send(batch)
             finally:
@@ -104,13 +105,13 @@ class RunRecordShipper:
                     self.pending -= len(batch) - len(unsent)
                     self.condition.notify_all()
 
-    def _send(self, batch: list[dict]) -> list[dict]:
+    def _send(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Send a batch: task run records first, then log lines. Returns the items to send again (the server
         was unreachable or failed); a refusal (4xx) is reported on stderr and not retried."""
-        records: dict[str, dict] = {}
-        states: list[dict] = []
-        logs: list[dict] = []
-        record_items: list[dict] = []
+        records: dict[str, dict[str, Any]] = {}
+        states: list[dict[str, Any]] = []
+        logs: list[dict[str, Any]] = []
+        record_items: list[dict[str, Any]] = []
         for item in batch:
             if "task_run_record" in item:
                 record = item["task_run_record"]
@@ -227,9 +228,9 @@ def _build_logger(name: str) -> logging.Logger:
     return logger
 
 
-class RunLoggerAdapter(logging.LoggerAdapter):
-    def process(self, msg, kwargs):
-        kwargs["extra"] = {**self.extra, **(kwargs.get("extra") or {})}
+class RunLoggerAdapter(logging.LoggerAdapter[logging.Logger]):
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
         return msg, kwargs
 
 
@@ -274,7 +275,9 @@ _original_print = builtins.print
 _print_patch_lock = threading.Lock()
 
 
-def _run_aware_print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False):
+def _run_aware_print(
+    *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+) -> None:
     context = get_run_context()
     if context is None or not context.log_prints or file not in (None, sys.stdout):
         _original_print(*args, sep=sep, end=end, file=file, flush=flush)

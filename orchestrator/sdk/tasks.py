@@ -26,7 +26,7 @@ class unmapped:  # noqa: N801  (the public name users know)
 class Task:
     def __init__(
         self,
-        fn: Callable,
+        fn: Callable[..., Any],
         *,
         name: str | None = None,
         description: str | None = None,
@@ -36,16 +36,16 @@ class Task:
         retry_delay_seconds: float | list[float] | None = 0,
         retry_jitter_factor: float | None = None,
         timeout_seconds: float | None = None,
-        cache_key_fn: Callable | None = None,
+        cache_key_fn: Callable[..., Any] | None = None,
         cache_expiration: timedelta | None = None,
         refresh_cache: bool | None = None,
         persist_result: bool | None = None,
         result_storage: Any = None,
         result_serializer: str | None = None,
         log_prints: bool | None = None,
-        task_run_name: str | Callable | None = None,
-        on_completion: list[Callable] | None = None,
-        on_failure: list[Callable] | None = None,
+        task_run_name: str | Callable[..., Any] | None = None,
+        on_completion: list[Callable[..., Any]] | None = None,
+        on_failure: list[Callable[..., Any]] | None = None,
     ):
         if not callable(fn):
             raise TypeError("@task must decorate a function")
@@ -86,23 +86,23 @@ class Task:
         Task.__init__(clone, self.fn, **current)
         return clone
 
-    def __call__(self, *args: Any, return_state: bool = False, wait_for: list | None = None, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, return_state: bool = False, wait_for: list[Any] | None = None, **kwargs: Any) -> Any:
         from orchestrator.sdk.engine import call_task
 
         return call_task(self, args, kwargs, return_state=return_state, wait_for=wait_for)
 
-    def submit(self, *args: Any, wait_for: list | None = None, **kwargs: Any) -> TaskRunFuture:
+    def submit(self, *args: Any, wait_for: list[Any] | None = None, **kwargs: Any) -> TaskRunFuture:
         """Run the task on the flow's task runner; returns a future at once."""
         from orchestrator.sdk.engine import submit_task
 
         return submit_task(self, args, kwargs, wait_for=wait_for)
 
-    def map(self, *args: Any, wait_for: list | None = None, **kwargs: Any) -> list[TaskRunFuture]:
+    def map(self, *args: Any, wait_for: list[Any] | None = None, **kwargs: Any) -> list[TaskRunFuture]:
         """Submit one run per item of the iterable arguments (zipped); `unmapped(x)` passes x whole."""
         from orchestrator.sdk.engine import producer_of, submit_task
 
         parameters = _bind_for_map(self.fn, args, kwargs)
-        iterables: dict[str, list] = {}
+        iterables: dict[str, list[Any]] = {}
         static: dict[str, Any] = {}
         for name, value in parameters.items():
             if isinstance(value, unmapped):
@@ -141,13 +141,13 @@ _TASK_OPTIONS = (
 ).split()
 
 
-def _bind_for_map(fn: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
+def _bind_for_map(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     signature = inspect.signature(fn)
     bound = signature.bind_partial(*args, **kwargs)
     return dict(bound.arguments)
 
 
-def task(fn: Callable | None = None, **options_: Any) -> Any:
+def task(fn: Callable[..., Any] | None = None, **options_: Any) -> Any:
     """Decorate a function as a task: `@task` or `@task(retries=3, ...)`."""
     if fn is None:
         return lambda function: Task(function, **options_)

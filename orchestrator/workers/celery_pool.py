@@ -184,8 +184,9 @@ def announce_ready(*, hostname: str, pools: list[str]) -> None:
     finally:
         connections.close_all()  # the Celery process forks its pool processes: it keeps no connection open
     stamp = time.strftime("%H:%M:%S")
-    sys.__stdout__.write(f"{stamp} Celery worker {hostname!r} ready: pool {', '.join(map(repr, pools))}\n")
-    sys.__stdout__.flush()
+    if sys.__stdout__ is not None:  # None when Python started without a standard output
+        sys.__stdout__.write(f"{stamp} Celery worker {hostname!r} ready: pool {', '.join(map(repr, pools))}\n")
+        sys.__stdout__.flush()
 
 
 def warm_up() -> None:
@@ -330,10 +331,16 @@ def _settle(
     """After the run's process ended (or could not start: `reason`), the server side settles the run's state."""
     from apps.work_pools.services import flow_run_settle_after_process
 
+    if reason is not None:
+        ended = reason
+    elif code is not None:
+        ended = f"the flow run's process {exit_description(code)}"
+    else:
+        raise ValueError("_settle needs the process's exit code or the reason it could not start")
     message = flow_run_settle_after_process(
         run_id=run_id,
         label=label,
-        ended=reason or f"the flow run's process {exit_description(code)}",
+        ended=ended,
         cancelling=cancelling,
         worker_name=worker_name,
         could_not_start=reason is not None,

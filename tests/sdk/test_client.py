@@ -153,6 +153,28 @@ def test_a_worker_poll_passes_fewer_retries(canned):
     assert server.requests == 1
 
 
+@pytest.mark.parametrize(
+    ("body", "call", "sent", "problem"),
+    [
+        ("[1]", lambda client: client.read_work_pool("a"), "GET work_pools/a/", "is a list, not a JSON object"),
+        ('{"results": {}}', lambda client: client.read_work_pools(), "GET work_pools/", "a dict, not a list of"),
+        ("{}", lambda client: client.read_work_pools(), "GET work_pools/", "is nothing, not a list of JSON objects"),
+        ('"etl"', lambda client: client.ensure_flow("etl"), "POST flows/", "is a str, not a JSON object"),
+    ],
+)
+def test_an_answer_of_the_wrong_shape_is_one_line_naming_the_request(canned, body, call, sent, problem):
+    """Another JSON API at the URL: a ServerError naming the request, not a KeyError or TypeError later."""
+    server = CannedServer(200, body, "application/json")
+    canned.append(server)
+    with pytest.raises(ServerError) as caught:
+        call(OrchestratorClient(server.api_url, settings=FAST))
+    message = str(caught.value)
+    method, _, path = sent.partition(" ")
+    assert message.startswith(f"{method} {server.api_url}/{path}: the answer ")
+    assert problem in message and message.endswith("is ORCHESTRATOR_API_URL this orchestrator's API?")
+    assert "\n" not in message
+
+
 @pytest.mark.e2e
 def test_a_url_without_api_says_it_must_end_in_api(orchestrator_server_process: RunningServer, tmp_path: Path):
     """`http://host:4200` instead of `http://host:4200/api`: the server answers its HTML 404 page."""

@@ -76,8 +76,9 @@ def run_duration(run: dict[str, Any], *, now: datetime) -> float | None:
     """Seconds spent running, counting the current attempt of a run that is still running."""
     total = float(run.get("total_run_time") or 0.0)
     state = run.get("state") or {}
-    if run.get("state_type") == StateType.RUNNING and state.get("timestamp"):
-        total += max(0.0, (now - parse_time(state["timestamp"])).total_seconds())
+    started = parse_time(state.get("timestamp"))
+    if run.get("state_type") == StateType.RUNNING and started is not None:
+        total += max(0.0, (now - started).total_seconds())
     if not total and not run.get("start_time"):
         return None
     return total

@@ -299,7 +299,8 @@ class Command(OrchestratorCommand):
         record = None
         try:
             while True:
-                record = service_run(name=service.name, trigger=ServiceRun.Trigger.CLI)
+                # A str at runtime ("cli"): mypy, without django-stubs, sees TextChoices members as tuples.
+                record = service_run(name=service.name, trigger=ServiceRun.Trigger.CLI)  # type: ignore[arg-type]
                 took = f"{record.duration_seconds:.3f}s"
                 self.say(f"{clock(record.started_at)} {service.name}: {result_text(record)} ({took})")
                 if once:

@@ -35,6 +35,11 @@ class Command(OrchestratorCommand):
         start.add_argument("--limit", type=int, metavar="N", help="run at most N flow runs at once (default: no limit)")
         start.add_argument("--name", metavar="NAME", help="the worker's name in the pool (default: HOSTNAME-PID)")
 
+    def echo(self, line: str) -> None:
+        """A line of the worker's, printed at once (its output interleaves with the runs')."""
+        self.stdout.write(line)
+        self.stdout.flush()
+
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         from orchestrator.workers import celery_pool
         from orchestrator.workers.process import ProcessWorker, WorkerError
@@ -46,7 +51,7 @@ class Command(OrchestratorCommand):
                     queues=options["queue"],
                     limit=options["limit"],
                     name=options["name"],
-                    echo=lambda line: (self.stdout.write(line), self.stdout.flush()),
+                    echo=self.echo,
                 )
             except celery_pool.CeleryWorkerError as exc:
                 raise CommandError(str(exc)) from None
@@ -56,7 +61,7 @@ class Command(OrchestratorCommand):
                 queues=options["queue"],
                 limit=options["limit"],
                 name=options["name"],
-                echo=lambda line: (self.stdout.write(line), self.stdout.flush()),
+                echo=self.echo,
             )
             pool = worker.check_pool()
         except WorkerError as exc:
