@@ -40,18 +40,19 @@ def flow_name_filter(queryset: QuerySet[FlowRun], name: str, value: str) -> Quer
     return queryset.filter(Q(flow__name=value) | Q(flow__name=value.replace("_", "-")))
 
 
-def upcoming_filter(queryset: QuerySet[FlowRun], name: str, value: bool | None) -> QuerySet[FlowRun]:
+def upcoming_filter(queryset: QuerySet[FlowRun], name: str, value: str) -> QuerySet[FlowRun]:
     """`upcoming=true`: Scheduled runs whose time has not come; `false`: every other run (recent activity)."""
-    if value is None:
+    if not value:
         return queryset
     upcoming = Q(state_type=StateType.SCHEDULED, next_scheduled_start_time__gt=timezone.now())
-    return queryset.filter(upcoming) if value else queryset.exclude(upcoming)
+    return queryset.filter(upcoming) if value == "true" else queryset.exclude(upcoming)
 
 
 class FlowRunFilterSet(RunFilterSet):
     flow = django_filters.UUIDFilter(field_name="flow_id")
     flow_name = django_filters.CharFilter(method=flow_name_filter)
-    upcoming = django_filters.BooleanFilter(method=upcoming_filter)
+    # A choice, not a BooleanFilter: that one ignores a value it cannot read instead of refusing it.
+    upcoming = django_filters.ChoiceFilter(choices=[("true", "true"), ("false", "false")], method=upcoming_filter)
     deployment = django_filters.UUIDFilter(field_name="deployment_id")
     work_pool = django_filters.CharFilter(field_name="work_pool_name")
     work_queue = django_filters.CharFilter(field_name="work_queue_name")
