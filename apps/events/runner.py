@@ -68,6 +68,10 @@ def consumer_run_batch(*, consumer: Consumer, after: Position | None = None) -> 
         return BatchOutcome(len(events), cursor.position, result)
 
 
+# After a wake-up by a commit, how long the runner waits for more commits before it reads (part of the latency).
+COALESCE_SECONDS = 0.02
+
+
 class EventRunner:
     """Runs consumers until stopped. Per-process consumers start at the stream's tail when the runner starts;
     durable ones where their cursor is. A failing consumer is retried from its position after a growing delay;
@@ -176,7 +180,10 @@ class EventRunner:
                 close_old_connections()
             if handled:
                 continue  # there may be more
-            events_committed.wait(self.poll_seconds)
+            if events_committed.wait(self.poll_seconds):
+                # Woken by a commit: let the commits of the next few milliseconds join this pass, so a busy server
+                # reads the stream a few dozen times a second, not once per transition.
+                self._stop.wait(COALESCE_SECONDS)
         try:
             self.save_positions()
         finally:

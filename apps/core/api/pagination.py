@@ -63,16 +63,27 @@ def sort_key(queryset: QuerySet[Any]) -> list[tuple[str, bool]]:
     return key
 
 
+def _nullable(model: type[Model], name: str) -> bool:
+    if name == "pk":
+        return False
+    try:
+        return bool(model._meta.get_field(name).null)
+    except FieldDoesNotExist:
+        return True
+
+
 def _ordered(queryset: QuerySet[Any], key: list[tuple[str, bool]], backward: bool) -> QuerySet[Any]:
     """The queryset in `key` order (reversed when paging backward), with nulls placed as the module says."""
     expressions: list[OrderBy] = []
     for name, descending in key:
         # Reading backward reverses each field's direction and its nulls' place with it, so nulls always stand
-        # first in what is read in descending order and last in ascending order.
+        # first in what is read in descending order and last in ascending order. Only a nullable field gets the
+        # NULLS modifier: on SQLite it would keep the database from reading a non-null field's index in order.
+        nulls = _nullable(queryset.model, name)
         if descending != backward:
-            expressions.append(F(name).desc(nulls_first=True))
+            expressions.append(F(name).desc(nulls_first=True) if nulls else F(name).desc())
         else:
-            expressions.append(F(name).asc(nulls_last=True))
+            expressions.append(F(name).asc(nulls_last=True) if nulls else F(name).asc())
     return queryset.order_by(*expressions)
 
 
