@@ -178,7 +178,38 @@ def resolve_inputs(
 # Task runs
 
 
-class TaskRunEngine:
+class RunAndState:
+    """The run and its state of a run engine: they exist once `setup` ran; reading them before is a bug of the
+    engine, said plainly."""
+
+    noun = "run"
+    _run: RunInfo | None
+    _state: State | None
+
+    @property
+    def run(self) -> RunInfo:
+        if self._run is None:
+            raise RuntimeError(f"the {self.noun} was read before it was created: call setup() first")
+        return self._run
+
+    @run.setter
+    def run(self, run: RunInfo) -> None:
+        self._run = run
+
+    @property
+    def state(self) -> State:
+        if self._state is None:
+            raise RuntimeError(f"the {self.noun} has no state: call setup() first (or the server answered without one)")
+        return self._state
+
+    @state.setter
+    def state(self, state: State | None) -> None:
+        self._state = state
+
+
+class TaskRunEngine(RunAndState):
+    noun = "task run"
+
     def __init__(
         self,
         task: Any,
@@ -205,27 +236,6 @@ class TaskRunEngine:
         self.cache_details: dict[str, Any] = {}
         # Run at once and recorded in the background (see `_runs_without_asking`).
         self.recorded = False
-
-    # The run and its state exist once `setup` ran; reading them before is a bug of the engine, said plainly.
-    @property
-    def run(self) -> RunInfo:
-        if self._run is None:
-            raise RuntimeError("the task run was read before it was created: call setup() first")
-        return self._run
-
-    @run.setter
-    def run(self, run: RunInfo) -> None:
-        self._run = run
-
-    @property
-    def state(self) -> State:
-        if self._state is None:
-            raise RuntimeError("the task run has no state: call setup() first (or the server answered without one)")
-        return self._state
-
-    @state.setter
-    def state(self, state: State | None) -> None:
-        self._state = state
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def setup(self) -> State | None:
@@ -560,7 +570,9 @@ def submit_task(task: Any, args: tuple, kwargs: dict, *, wait_for: list | None) 
 # Flow runs
 
 
-class FlowRunEngine:
+class FlowRunEngine(RunAndState):
+    noun = "flow run"
+
     def __init__(self, flow: Any, args: tuple, kwargs: dict, flow_run_id: str | None = None):
         self.flow = flow
         self.args = args
@@ -580,27 +592,6 @@ class FlowRunEngine:
         self.logger: Any = None
         self.attempt = 0
         self.value: Any = None
-
-    # The run and its state exist once `setup` ran; reading them before is a bug of the engine, said plainly.
-    @property
-    def run(self) -> RunInfo:
-        if self._run is None:
-            raise RuntimeError("the flow run was read before it was created: call setup() first")
-        return self._run
-
-    @run.setter
-    def run(self, run: RunInfo) -> None:
-        self._run = run
-
-    @property
-    def state(self) -> State:
-        if self._state is None:
-            raise RuntimeError("the flow run has no state: call setup() first (or the server answered without one)")
-        return self._state
-
-    @state.setter
-    def state(self, state: State | None) -> None:
-        self._state = state
 
     @property
     def context(self) -> FlowRunContext:
