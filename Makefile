@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 PORT ?= 4200
 HOST ?= 127.0.0.1
 
-.PHONY: install run test test-sqlite test-postgres bench lint services clean
+.PHONY: install run test test-sqlite test-postgres bench lint services browser clean
 
 install: $(STAMP)
 
@@ -27,7 +27,13 @@ run: install
 services:
 	@scripts/ensure-services.sh
 
-test: install services lint
+# The UI tests drive Debian's Chromium through Playwright (Playwright's own browser download cannot work here).
+browser:
+	@command -v chromium >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
+
+test: install services browser lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 

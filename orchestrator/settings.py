@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "apps.work_pools",
     "django_celery_beat",
     "apps.server_services",
+    "apps.ui",
 ]
 
 MIDDLEWARE = [
@@ -148,6 +149,7 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
+LOGIN_URL = "admin:login"
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = ORCHESTRATOR_HOME / "static"

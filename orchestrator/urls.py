@@ -1,4 +1,4 @@
-"""URL map: the REST API under /api/, its schema and docs, and the admin."""
+"""URL map: the REST API under /api/, its schema and docs, the admin and the live pages under /ui/."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -24,6 +24,7 @@ api_patterns = [
 urlpatterns = [
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
+    path("ui/", include("apps.ui.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]
 

@@ -1,0 +1,1 @@
+"""The live pages under /ui/: admin-style views of runs, deployments, work pools and limits (docs/ui.md)."""
