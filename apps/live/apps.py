@@ -3,6 +3,9 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 
+# The event consumer's name (its cursor's, with Redis).
+PUBLISHER_NAME = "live_publish"
+
 
 def _publish(events: list[Any]) -> int:
     # Imported on first use: a process that never runs the event runner (the CLI, the SDK) skips the serializers.
@@ -26,5 +29,5 @@ class LiveConfig(AppConfig):
         # per-process consumer. With Redis, exactly one process must publish each event: a durable consumer, whose
         # cursor lock hands each batch to one process. Either way the publisher starts at the stream's tail.
         consumer_register(
-            name="live_publish", handler=_publish, durable=settings.LIVE_REDIS_URL is not None, start_at_tail=True
+            name=PUBLISHER_NAME, handler=_publish, durable=settings.LIVE_REDIS_URL is not None, start_at_tail=True
         )
