@@ -3,9 +3,6 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 
-# The event consumer's name (its cursor's, with Redis).
-PUBLISHER_NAME = "live_publish"
-
 
 def _publish(events: list[Any]) -> int:
     # Imported on first use: a process that never runs the event runner (the CLI, the SDK) skips the serializers.
@@ -24,6 +21,7 @@ class LiveConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.events.consumers import consumer_register
+        from apps.live.layer import PUBLISHER_NAME
 
         # Embedded (in-memory layer): every server process publishes every event to its own connections, from a
         # per-process consumer. With Redis, exactly one process must publish each event: a durable consumer, whose

@@ -24,8 +24,7 @@ from django.db.models import Q
 from rest_framework.utils.encoders import JSONEncoder
 
 from apps.events.models import ConsumerCursor, Event
-from apps.live.apps import PUBLISHER_NAME
-from apps.live.layer import FLOW_RUNS_GROUP, MESSAGE_TYPE, flow_run_group, publishing_loop
+from apps.live.layer import FLOW_RUNS_GROUP, MESSAGE_TYPE, PUBLISHER_NAME, flow_run_group, publishing_loop
 from apps.logs.api.serializers import LogSerializer
 from apps.logs.models import Log
 from apps.logs.selectors import LOG_FIELDS
