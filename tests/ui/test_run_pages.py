@@ -144,7 +144,8 @@ def test_runs_list_shows_rows_and_every_filter_narrows_it(staff, world):
     cases = {
         "state=RUNNING": ids(main),
         "state=RUNNING&state=COMPLETED": ids(main, done),
-        "state_name=Scheduled": ids(waiting),
+        "state=Scheduled": ids(waiting),
+        "state=COMPLETED&state=Scheduled": ids(done, waiting),
         f"flow={world['report'].id}": ids(done, child),
         f"deployment={world['deployment'].id}": ids(main, waiting),
         "work_pool=other": ids(done),
