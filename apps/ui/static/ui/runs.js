@@ -195,12 +195,13 @@
         } else if (table.getAttribute("data-last-page") === "1") {
           row = document.createElement("tr");
           row.setAttribute("data-id", taskRun.id);
+          row.setAttribute("data-created", taskRun.created);
           row.appendChild(cell(taskRun.name));
           row.appendChild(badgeCell(taskRun.state_type, taskRun.state_name));
           row.appendChild(cell(shownTime(taskRun.start_time))).setAttribute("data-role", "start");
           row.appendChild(cell(duration(taskRun))).setAttribute("data-role", "duration");
           row.appendChild(cell(String(Math.max((taskRun.run_count || 0) - 1, 0)))).setAttribute("data-role", "retries");
-          $(table, "tbody").appendChild(row);
+          insertByCreation($(table, "tbody"), row, taskRun.created);
           var empty = $(table.parentNode, ".ui-empty");
           if (empty) { empty.remove(); }
         }
@@ -211,6 +212,18 @@
       } else {
         reloadGraph();  // a new task run: the layout changes
       }
+    }
+
+    function insertByCreation(body, row, created) {
+      // Messages come in commit order, one per task run per batch: a task run created earlier may arrive later.
+      var when = Date.parse(created), rows = body.rows;
+      for (var i = rows.length - 1; i >= 0; i--) {
+        if (Date.parse(rows[i].getAttribute("data-created")) <= when) {
+          rows[i].after(row);
+          return;
+        }
+      }
+      body.insertBefore(row, body.firstChild);
     }
 
     function logsBody() { return $(root, "[data-testid=run-logs] tbody"); }
