@@ -250,7 +250,7 @@ def test_run_page_shows_state_timeline_tasks_graph_logs_and_links(staff, world):
     assert re.search(r'data-testid="run-state"[^>]*>Running</span>', html)
     assert html.count("<li data-id=") == 2  # Pending, Running in the timeline
     assert "&quot;day&quot;: &quot;monday&quot;" in html
-    assert 'data-testid="task-runs"' in html and all(f'<tr data-id="{t.id}">' in html for t in world["task_runs"])
+    assert 'data-testid="task-runs"' in html and all(f'<tr data-id="{t.id}" ' in html for t in world["task_runs"])
     graph = html.split('data-testid="run-graph"')[1].split("</svg>")[0]
     assert graph.count('class="edge"') == 2 and graph.count('class="node') == 3
     assert f'href="/ui/flow-runs/{world["child"].id}/"' in graph  # the subflow, linked from its task run's box

@@ -308,7 +308,8 @@ def task_rows_html(task_runs: list[TaskRun]) -> SafeString:
     for task_run in task_runs:
         start = f"{task_run.start_time:%Y-%m-%d %H:%M:%S}" if task_run.start_time else ""
         rows.append(
-            f'<tr data-id="{task_run.pk}" data-created="{task_run.created.isoformat()}"><td>{escape(task_run.name)}</td>'
+            f'<tr data-id="{task_run.pk}" data-created="{task_run.created.isoformat()}">'
+            f"<td>{escape(task_run.name)}</td>"
             f'<td><span class="state state-{escape(task_run.state_type or "NONE")}" data-role="state">'
             f"{escape(task_run.state_name or '')}</span></td>"
             f'<td data-role="start">{start}</td><td data-role="duration">{task_run.duration_text}</td>'
