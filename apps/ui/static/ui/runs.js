@@ -155,13 +155,38 @@
       return fetchText(url(name, query)).then(function (html) { replacePart(name, html); }).catch(function () {});
     }
 
-    var reloadSummary = debounced(function () { reload("summary"); }, 150);
+    var latestStateId = null, staleReads = 0;  // the newest state a message announced
+
+    function applySummary(html) {
+      var fresh = document.createElement("div");
+      fresh.innerHTML = html;
+      // A summary rendered before the newest announced state is stale: read it again rather than step back.
+      if (latestStateId && staleReads < 20 && !$(fresh, '[data-testid=run-timeline] li[data-id="' + cssId(latestStateId) + '"]')) {
+        staleReads += 1;
+        reloadSummary();
+        return;
+      }
+      staleReads = 0;
+      // Keep the badge element itself (scripts and observers watching it stay attached); copy the new state.
+      var badge = $(root, "[data-testid=run-state]"), newBadge = $(fresh, "[data-testid=run-state]");
+      if (badge && newBadge) {
+        setBadge(badge, newBadge.getAttribute("data-type"), newBadge.textContent);
+        newBadge.replaceWith(badge);
+      }
+      var section = $(root, '[data-part="summary"]');
+      section.replaceChildren.apply(section, Array.prototype.slice.call(fresh.childNodes));
+    }
+
+    var reloadSummary = debounced(function () {
+      fetchText(url("summary")).then(applySummary).catch(function () {});
+    }, 150);
     var reloadGraph = debounced(function () { reload("graph"); }, 1000);
 
     function onFlowRun(run) {
       if (String(run.id) !== runId || !run.state) { return; }
       var timeline = $(root, "[data-testid=run-timeline]");
       if (timeline && $(timeline, 'li[data-id="' + cssId(run.state.id) + '"]')) { return; }  // already shown
+      latestStateId = run.state.id;
       setBadge($(root, "[data-testid=run-state]"), run.state_type, run.state_name);
       if (timeline) {
         var item = document.createElement("li"), time = document.createElement("time"), badge = document.createElement("span");
@@ -266,7 +291,7 @@
     window.OrchestratorLive.connect(root.getAttribute("data-live-path"), {
       handlers: { flow_run: onFlowRun, task_run: onTaskRun, log: onLog },
       onOpen: function () {
-        reload("summary");
+        reloadSummary();
         reload("task-runs", taskCursor ? "task_cursor=" + encodeURIComponent(taskCursor) : "");
         reload("graph");
         catchUpLogs();
