@@ -152,10 +152,17 @@ def flows_overview() -> list[Flow]:
     """Flows with their deployments and their newest run (one subquery on `flow_run_flow_created`)."""
     flows = list(
         Flow.objects.order_by("name")
+        .only("id", "name", "tags", "created")
         .annotate(last_run_id=_last_run_subquery("id"))
-        .prefetch_related(Prefetch("deployments", queryset=Deployment.objects.order_by("name")))
+        .prefetch_related(
+            Prefetch(
+                "deployments", queryset=Deployment.objects.only("id", "name", "paused", "flow_id").order_by("name")
+            )
+        )
     )
-    runs = FlowRun.objects.in_bulk([flow.last_run_id for flow in flows if flow.last_run_id])
+    runs = FlowRun.objects.only("id", "name", "state_type", "state_name", "state_timestamp").in_bulk(
+        [flow.last_run_id for flow in flows if flow.last_run_id]
+    )
     for flow in flows:
         flow.last_run = runs.get(flow.last_run_id)
     return flows
@@ -171,9 +178,11 @@ def _next_runs_of_deployment(now: datetime) -> QuerySet[FlowRun]:
 def deployments_overview(*, now: datetime | None = None) -> list[Deployment]:
     """Deployments with flow, schedules and the time of their next Scheduled run (three queries)."""
     now = now or timezone.now()
+    schedules = DeploymentSchedule.objects.only("id", "deployment_id", "schedule", "active").order_by("created", "id")
     return list(
         Deployment.objects.select_related("flow")
-        .prefetch_related(Prefetch("schedules", queryset=DeploymentSchedule.objects.order_by("created", "id")))
+        .only("id", "name", "paused", "work_pool_name", "flow__name")
+        .prefetch_related(Prefetch("schedules", queryset=schedules))
         .annotate(next_run_time=Subquery(_next_runs_of_deployment(now).values("expected_start_time")[:1]))
         .order_by("flow__name", "name")
     )

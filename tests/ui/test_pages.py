@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 
 from apps.concurrency.models import ConcurrencyLimit
@@ -333,6 +334,14 @@ def test_pause_and_resume_go_through_the_services(admin_client):
     assert not FlowRun.objects.filter(deployment=deployment, auto_scheduled=True).exists()
     page = text_of(response)
     assert "Paused nightly" in page and 'data-testid="resume-deployment"' in page
+
+    # The buttons are forms with the CSRF token; a POST without it (another site's form) is refused.
+    assert 'name="csrfmiddlewaretoken"' in page
+    guarded = Client(enforce_csrf_checks=True)
+    guarded.force_login(User.objects.get(username="staff"))
+    assert guarded.post(f"/ui/deployments/{deployment.id}/resume/").status_code == 403
+    deployment.refresh_from_db()
+    assert deployment.paused
 
     response = admin_client.post(f"/ui/deployments/{deployment.id}/resume/")
 
