@@ -88,7 +88,9 @@ def _duration(run: FlowRun | TaskRun, now: datetime.datetime) -> str:
     if run.start_time is None:
         return ""
     if run.end_time is None:
-        seconds = (now - run.start_time).total_seconds() if run.state_type == StateType.RUNNING else 0.0
+        if run.state_type != StateType.RUNNING:  # paused, or waiting to run again: the time it ran so far
+            return format_seconds(run.total_run_time) if run.total_run_time else ""
+        seconds = (now - run.start_time).total_seconds()
     else:
         seconds = run.total_run_time or (run.end_time - run.start_time).total_seconds()
     return format_seconds(seconds)

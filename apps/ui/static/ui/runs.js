@@ -27,7 +27,8 @@
   function duration(run) {
     if (!run.start_time) { return ""; }
     if (!run.end_time) {
-      return run.state_type === "RUNNING" ? formatSeconds((Date.now() - Date.parse(run.start_time)) / 1000) : formatSeconds(0);
+      if (run.state_type !== "RUNNING") { return run.total_run_time ? formatSeconds(run.total_run_time) : ""; }
+      return formatSeconds((Date.now() - Date.parse(run.start_time)) / 1000);
     }
     return formatSeconds(run.total_run_time || (Date.parse(run.end_time) - Date.parse(run.start_time)) / 1000);
   }
@@ -155,7 +156,13 @@
       return fetchText(url(name, query)).then(function (html) { replacePart(name, html); }).catch(function () {});
     }
 
-    var latestStateId = null, staleReads = 0;  // the newest state a message announced
+    function lastStateId(node) {
+      var items = node.querySelectorAll("[data-testid=run-timeline] li");
+      return items.length ? items[items.length - 1].getAttribute("data-id") : null;
+    }
+
+    // The newest state a message announced, and the newest state the server rendered the summary with.
+    var latestStateId = null, staleReads = 0, renderedStateId = lastStateId(root);
 
     function applySummary(html) {
       var fresh = document.createElement("div");
@@ -167,13 +174,16 @@
         return;
       }
       staleReads = 0;
+      var section = $(root, '[data-part="summary"]');
+      // The same state with a resume form: keep the form the user may be filling in (or reading errors on).
+      if ($(section, "[data-testid=resume-form]") && lastStateId(fresh) === renderedStateId) { return; }
+      renderedStateId = lastStateId(fresh);
       // Keep the badge element itself (scripts and observers watching it stay attached); copy the new state.
       var badge = $(root, "[data-testid=run-state]"), newBadge = $(fresh, "[data-testid=run-state]");
       if (badge && newBadge) {
         setBadge(badge, newBadge.getAttribute("data-type"), newBadge.textContent);
         newBadge.replaceWith(badge);
       }
-      var section = $(root, '[data-part="summary"]');
       section.replaceChildren.apply(section, Array.prototype.slice.call(fresh.childNodes));
     }
 
