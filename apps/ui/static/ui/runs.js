@@ -35,8 +35,9 @@
 
   function setBadge(badge, stateType, stateName) {
     if (!badge) { return; }
-    badge.className = "state state-" + stateType;
-    badge.textContent = stateName || "";
+    // Only what changed: observers of the badge (the browser test's) see one mutation per new state.
+    if (badge.className !== "state state-" + stateType) { badge.className = "state state-" + stateType; }
+    if (badge.textContent !== (stateName || "")) { badge.textContent = stateName || ""; }
     if (badge.hasAttribute("data-type")) { badge.setAttribute("data-type", stateType); }
   }
 
