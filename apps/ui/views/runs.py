@@ -37,6 +37,7 @@ from apps.runs.selectors import filter_by_tags
 from apps.ui import graph as run_graph
 from apps.ui.paging import FORWARD, InvalidCursor, Page, encode_cursor, keyset_page, merge_rows
 from apps.ui.run_input import RunInputForm, input_schema
+from apps.ui.views.page import render_page
 from orchestrator.states import NAMED_STATES, TERMINAL_TYPES, Cancelling, StateType
 
 RUNS_PER_PAGE = 50
@@ -245,8 +246,6 @@ def flow_run_list(request: HttpRequest) -> HttpResponse:
             _cursor_error(request, exc)
             status = 400
     context = {
-        "title": "Flow runs",
-        "ui_section": "flow_runs",
         "form": form,
         "runs": page.rows,
         "rows": run_rows_html(_annotate(page.rows)),
@@ -262,7 +261,9 @@ def flow_run_list(request: HttpRequest) -> HttpResponse:
         "selected_states": form.data.getlist("state") if hasattr(form.data, "getlist") else [],
         "recent_choices": list(RECENT),
     }
-    return render(request, "ui/flow_runs/list.html", context, status=status)
+    response = render_page(request, "ui/flow_runs/list.html", title="Flow runs", section="flow_runs", context=context)
+    response.status_code = status
+    return response
 
 
 @staff_member_required
@@ -412,8 +413,6 @@ def _run_page(request: HttpRequest, run: FlowRun, *, resume_form: RunInputForm |
     graph = run_graph.flow_run_graph(run_id=run.id)
     subflows = [node for node in graph.nodes if node.href]
     context = {
-        "title": f"Flow run {run.name} ({run.flow.name})",
-        "ui_section": "flow_runs",
         **_summary_context(run, resume_form),
         "task_runs": task_runs,
         "task_rows": task_rows_html(task_runs.rows),
@@ -431,7 +430,10 @@ def _run_page(request: HttpRequest, run: FlowRun, *, resume_form: RunInputForm |
         "task_query": _query_without(request, "task_cursor"),
         "log_query": _query_without(request, "log_cursor"),
     }
-    return render(request, "ui/flow_runs/detail.html", context, status=status)
+    title = f"Flow run {run.name} ({run.flow.name})"
+    response = render_page(request, "ui/flow_runs/detail.html", title=title, section="flow_runs", context=context)
+    response.status_code = status
+    return response
 
 
 @staff_member_required
