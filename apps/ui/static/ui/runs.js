@@ -6,6 +6,9 @@
   "use strict";
 
   var LEVELS = { 10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL" };
+  var MAX_LOG_ROWS = 2000;
+
+  function urlsafe(base64) { return base64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""); }
 
   function $(root, selector) { return root.querySelector(selector); }
 
@@ -271,6 +274,20 @@
       });
       var empty = $(root, "[data-role=no-logs]");
       if (empty && body.rows.length) { empty.remove(); }
+      trimLogs(body);
+    }
+
+    function trimLogs(body) {
+      // A long live run keeps the newest MAX_LOG_ROWS lines in the page; the Earlier link reads the rest.
+      if (body.rows.length <= MAX_LOG_ROWS) { return; }
+      while (body.rows.length > MAX_LOG_ROWS) { body.deleteRow(0); }
+      var earlier = $(root, "[data-role=logs-earlier]"), cursor = body.rows[0].getAttribute("data-cursor");
+      if (!earlier || !cursor) { return; }
+      var raw = window.atob(cursor.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((cursor.length + 3) % 4));
+      var back = urlsafe(window.btoa("p" + raw.slice(1)));  // the same row, read backward: the lines before it
+      var query = root.getAttribute("data-log-query");
+      earlier.setAttribute("href", "?" + (query ? query + "&" : "") + "log_cursor=" + back + "#logs");
+      earlier.hidden = false;
     }
 
     function onLog(line) {
@@ -278,7 +295,7 @@
       var row = document.createElement("tr");
       var levelName = LEVELS[line.level] || "Level " + line.level;
       row.setAttribute("data-id", line.id);
-      row.setAttribute("data-cursor", window.btoa("n|" + line.timestamp + "|" + line.id).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""));
+      row.setAttribute("data-cursor", urlsafe(window.btoa("n|" + line.timestamp + "|" + line.id)));
       row.className = "log-" + levelName;
       var time = document.createElement("time");
       time.setAttribute("datetime", line.timestamp);
