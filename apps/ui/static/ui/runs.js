@@ -111,10 +111,30 @@
       waiting = {};
       if (!ids.length) { return; }
       // The server says which of the new runs match the page's filters, and renders their rows.
-      fetchText(rowsUrl + "&ids=" + ids.join(",")).then(function (html) { insertRows(html, false); }).catch(function () {});
+      readRows("&ids=" + ids.join(","), false);
     }, 100);
 
+    // Messages that arrive while rows are being read are applied again over the answer (it may predate them).
+    var readsInFlight = 0, runsSinceRead = [];
+
+    function readRows(query, replace) {
+      readsInFlight += 1;
+      var from = runsSinceRead.length;
+      fetchText(rowsUrl + query).then(function (html) {
+        insertRows(html, replace);
+        runsSinceRead.slice(from).forEach(function (run) { applyRun(run, false); });
+      }).catch(function () {}).then(function () {
+        readsInFlight -= 1;
+        if (!readsInFlight) { runsSinceRead = []; }
+      });
+    }
+
     function onFlowRun(run) {
+      if (readsInFlight) { runsSinceRead.push(run); }
+      applyRun(run, true);
+    }
+
+    function applyRun(run, live) {
       var row = $(table, 'tr[data-id="' + cssId(run.id) + '"]');
       if (row) {
         setBadge($(row, "[data-role=state]"), run.state_type, run.state_name);
@@ -122,7 +142,7 @@
         if (start && run.start_time) { start.textContent = shownTime(run.start_time); }
         var took = $(row, "[data-role=duration]");
         if (took) { took.textContent = duration(run); }
-      } else if (firstPage) {
+      } else if (firstPage && live) {
         waiting[run.id] = true;
         fetchNew();
       }
@@ -131,9 +151,7 @@
     window.OrchestratorLive.connect(root.getAttribute("data-live-path"), {
       handlers: { flow_run: onFlowRun },
       onOpen: function () {
-        if (firstPage) {
-          fetchText(rowsUrl).then(function (html) { insertRows(html, true); }).catch(function () {});
-        }
+        if (firstPage) { readRows("", true); }
       },
       onStatus: statusSetter(root)
     });
@@ -156,8 +174,20 @@
       if (section) { section.innerHTML = html; }
     }
 
+    // Task run messages that arrive while a part is being read are applied again over the part's answer: the
+    // answer may have been read before their change, and the last message of a task run may be its last one.
+    var partsInFlight = 0, taskRunsSinceRead = [];
+
     function reload(name, query) {
-      return fetchText(url(name, query)).then(function (html) { replacePart(name, html); }).catch(function () {});
+      partsInFlight += 1;
+      var from = taskRunsSinceRead.length;
+      return fetchText(url(name, query)).then(function (html) {
+        replacePart(name, html);
+        taskRunsSinceRead.slice(from).forEach(function (taskRun) { applyTaskRun(taskRun, false); });
+      }).catch(function () {}).then(function () {
+        partsInFlight -= 1;
+        if (!partsInFlight) { taskRunsSinceRead = []; }
+      });
     }
 
     function lastStateId(node) {
@@ -223,6 +253,11 @@
     }
 
     function onTaskRun(taskRun) {
+      if (partsInFlight) { taskRunsSinceRead.push(taskRun); }
+      applyTaskRun(taskRun, true);
+    }
+
+    function applyTaskRun(taskRun, live) {
       var table = $(root, "[data-testid=task-runs]");
       if (table) {
         var row = $(table, 'tbody tr[data-id="' + cssId(taskRun.id) + '"]');
@@ -248,8 +283,8 @@
       var node = $(root, '[data-testid=run-graph] g.node[data-id="' + cssId(taskRun.id) + '"]');
       if (node) {
         node.setAttribute("class", "node state-" + taskRun.state_type + (/\bsubflow\b/.test(node.getAttribute("class")) ? " subflow" : ""));
-      } else {
-        reloadGraph();  // a new task run: the layout changes
+      } else if (live && !$(root, "[data-testid=run-graph][data-truncated]")) {
+        reloadGraph();  // a new task run: the layout changes (a capped graph draws no more)
       }
     }
 
