@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.ui.views import runs
+from apps.ui.views import concurrency, dashboard, deployments, flows, runs, work_pools
 
 app_name = "ui"
 
@@ -15,4 +15,13 @@ urlpatterns: list = [
     path("flow-runs/<uuid:run_id>/cancel/", runs.flow_run_cancel, name="flow-run-cancel"),
     path("flow-runs/<uuid:run_id>/retry/", runs.flow_run_retry, name="flow-run-retry"),
     path("flow-runs/<uuid:run_id>/resume/", runs.flow_run_resume, name="flow-run-resume"),
+    path("", dashboard.dashboard, name="dashboard"),
+    path("flows/", flows.flows, name="flows"),
+    path("deployments/", deployments.deployments, name="deployments"),
+    path("deployments/<uuid:deployment_id>/", deployments.deployment_detail, name="deployment"),
+    path("deployments/<uuid:deployment_id>/run/", deployments.deployment_run, name="deployment-run"),
+    path("deployments/<uuid:deployment_id>/pause/", deployments.deployment_pause, name="deployment-pause"),
+    path("deployments/<uuid:deployment_id>/resume/", deployments.deployment_resume, name="deployment-resume"),
+    path("work-pools/", work_pools.work_pools, name="work-pools"),
+    path("concurrency/", concurrency.concurrency, name="concurrency"),
 ]
