@@ -59,7 +59,7 @@ def _beyond(time_field: str, moment: datetime.datetime, pk: uuid.UUID, smaller: 
 
 
 def keyset_page(
-    queryset: QuerySet[Any],
+    queryset: QuerySet[Any] | list[QuerySet[Any]],
     *,
     time_field: str,
     descending: bool,
@@ -68,18 +68,28 @@ def keyset_page(
     from_end: bool = False,
 ) -> Page:
     """One page of `queryset` in (time_field, pk) order (newest first when `descending`). Without a cursor the
-    page is the first one, or the last one with `from_end` (a log's tail). Raises InvalidCursor."""
+    page is the first one, or the last one with `from_end` (a log's tail). Raises InvalidCursor.
+
+    A list of querysets is their union (an OR of conditions that each have their own index, such as several
+    states): each is read as one index range of `limit + 1` rows and the reads are merged, where a single
+    `WHERE a IN (...) OR b IN (...)` would make the database sort every matching row."""
+    branches = queryset if isinstance(queryset, list) else [queryset]
     sign = "-" if descending else ""
     back = "" if descending else "-"
     if cursor:
         direction, moment, pk = decode_cursor(cursor)
         backward = direction == BACKWARD
         # Reading on in a descending list means smaller keys; reading back, larger ones (and the reverse).
-        queryset = queryset.filter(_beyond(time_field, moment, pk, smaller=descending != backward))
+        after = _beyond(time_field, moment, pk, smaller=descending != backward)
+        branches = [branch.filter(after) for branch in branches]
     else:
         backward = from_end
     order = [f"{back}{time_field}", f"{back}pk"] if backward else [f"{sign}{time_field}", f"{sign}pk"]
-    rows = list(queryset.order_by(*order)[: limit + 1])
+    rows = merge_rows(
+        [list(branch.order_by(*order)[: limit + 1]) for branch in branches],
+        time_field=time_field,
+        descending=descending != backward,
+    )[: limit + 1]
     more = len(rows) > limit
     rows = rows[:limit]
     if backward:
@@ -92,3 +102,11 @@ def keyset_page(
     if has_previous:
         page.previous_cursor = encode_cursor(BACKWARD, getattr(rows[0], time_field), rows[0].pk)
     return page
+
+
+def merge_rows(lists: list[list[Any]], *, time_field: str, descending: bool) -> list[Any]:
+    """Rows of several reads in one (time, pk) order, each row once."""
+    if len(lists) == 1:
+        return lists[0]
+    unique = {row.pk: row for rows in lists for row in rows}
+    return sorted(unique.values(), key=lambda row: (getattr(row, time_field), row.pk), reverse=descending)

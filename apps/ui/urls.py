@@ -7,6 +7,7 @@ from apps.ui.views import concurrency, dashboard, deployments, flows, runs, work
 app_name = "ui"
 
 urlpatterns: list = [
+    path("", dashboard.dashboard, name="dashboard"),
     # The flow run pages (apps/ui/views/runs.py).
     path("flow-runs/", runs.flow_run_list, name="flow-run-list"),
     path("flow-runs/rows/", runs.flow_run_rows, name="flow-run-rows"),
@@ -15,7 +16,6 @@ urlpatterns: list = [
     path("flow-runs/<uuid:run_id>/cancel/", runs.flow_run_cancel, name="flow-run-cancel"),
     path("flow-runs/<uuid:run_id>/retry/", runs.flow_run_retry, name="flow-run-retry"),
     path("flow-runs/<uuid:run_id>/resume/", runs.flow_run_resume, name="flow-run-resume"),
-    path("", dashboard.dashboard, name="dashboard"),
     path("flows/", flows.flows, name="flows"),
     path("deployments/", deployments.deployments, name="deployments"),
     path("deployments/<uuid:deployment_id>/", deployments.deployment_detail, name="deployment"),

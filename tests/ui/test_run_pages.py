@@ -144,7 +144,8 @@ def test_runs_list_shows_rows_and_every_filter_narrows_it(staff, world):
     cases = {
         "state=RUNNING": ids(main),
         "state=RUNNING&state=COMPLETED": ids(main, done),
-        "state_name=Scheduled": ids(waiting),
+        "state=Scheduled": ids(waiting),
+        "state=COMPLETED&state=Scheduled": ids(done, waiting),
         f"flow={world['report'].id}": ids(done, child),
         f"deployment={world['deployment'].id}": ids(main, waiting),
         "work_pool=other": ids(done),
@@ -203,6 +204,13 @@ def test_runs_list_pages_by_cursor_without_repeating_a_row(staff, world, monkeyp
     newer = re.search(r'href="(\?[^"]*cursor=[^"]+)" rel="prev"', html)
     back = staff.get("/ui/flow-runs/" + newer.group(1).replace("&amp;", "&")).content.decode()
     assert row_ids(back) == seen[3:6]
+    # Several states are read one index range each and merged: the pages still follow one order.
+    monkeypatch.setattr(run_views, "RUNS_PER_PAGE", 1)
+    first = staff.get("/ui/flow-runs/?state=RUNNING&state=COMPLETED").content.decode()
+    older = re.search(r'href="(\?[^"]*cursor=[^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
+    second = staff.get("/ui/flow-runs/" + older).content.decode()
+    assert row_ids(first) + row_ids(second) == [str(world["done"].id), str(world["main"].id)]
+    assert 'rel="next"' not in second
 
 
 def test_bad_filter_values_say_what_is_wrong(staff, world):
@@ -242,7 +250,7 @@ def test_run_page_shows_state_timeline_tasks_graph_logs_and_links(staff, world):
     assert re.search(r'data-testid="run-state"[^>]*>Running</span>', html)
     assert html.count("<li data-id=") == 2  # Pending, Running in the timeline
     assert "&quot;day&quot;: &quot;monday&quot;" in html
-    assert 'data-testid="task-runs"' in html and all(f'<tr data-id="{t.id}">' in html for t in world["task_runs"])
+    assert 'data-testid="task-runs"' in html and all(f'<tr data-id="{t.id}" ' in html for t in world["task_runs"])
     graph = html.split('data-testid="run-graph"')[1].split("</svg>")[0]
     assert graph.count('class="edge"') == 2 and graph.count('class="node') == 3
     assert f'href="/ui/flow-runs/{world["child"].id}/"' in graph  # the subflow, linked from its task run's box
@@ -265,6 +273,20 @@ def test_run_page_shows_state_timeline_tasks_graph_logs_and_links(staff, world):
         run_services.task_run_create(flow_run=main, task_key=f"etl.more{number}")
     logs_create(entries=[{"flow_run_id": main.id, "message": f"line {n}"} for n in range(5)])
     assert queries() == before
+
+
+def test_graph_lays_out_by_dependency_depth_and_caps_huge_runs(staff, world):
+    """Each task run sits one column right of its deepest upstream; a run past the cap draws its first task
+    runs and says so."""
+    from apps.ui import graph as run_graph
+
+    graph = run_graph.flow_run_graph(run_id=world["main"].id)
+    assert [node.depth for node in graph.nodes] == [0, 1, 2] and not graph.truncated
+    assert graph.nodes[2].href == f"/ui/flow-runs/{world['child'].id}/" and graph.nodes[2].name == "child-report"
+    capped = run_graph.flow_run_graph(run_id=world["main"].id, max_nodes=2)
+    assert capped.truncated and len(capped.nodes) == 2 and capped.edges == [(capped.nodes[0].id, capped.nodes[1].id)]
+    svg = str(run_graph.render_svg(capped))
+    assert svg.count('class="edge"') == 1 and "<script" not in svg
 
 
 def test_run_page_parts_reload_what_a_socket_missed(staff, world):

@@ -12,6 +12,7 @@ import datetime
 import json
 import logging
 import uuid
+from html import escape
 from typing import Any
 
 from django import forms
@@ -21,6 +22,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 
 from apps.core.errors import OrchestratorError
@@ -33,8 +35,9 @@ from apps.runs import services as run_services
 from apps.runs.models import FlowRun, FlowRunState, TaskRun
 from apps.runs.selectors import filter_by_tags
 from apps.ui import graph as run_graph
-from apps.ui.paging import FORWARD, InvalidCursor, Page, encode_cursor, keyset_page
+from apps.ui.paging import FORWARD, InvalidCursor, Page, encode_cursor, keyset_page, merge_rows
 from apps.ui.run_input import RunInputForm, input_schema
+from apps.ui.views.page import render_page
 from orchestrator.states import NAMED_STATES, TERMINAL_TYPES, Cancelling, StateType
 
 RUNS_PER_PAGE = 50
@@ -86,7 +89,9 @@ def _duration(run: FlowRun | TaskRun, now: datetime.datetime) -> str:
     if run.start_time is None:
         return ""
     if run.end_time is None:
-        seconds = (now - run.start_time).total_seconds() if run.state_type == StateType.RUNNING else 0.0
+        if run.state_type != StateType.RUNNING:  # paused, or waiting to run again: the time it ran so far
+            return format_seconds(run.total_run_time) if run.total_run_time else ""
+        seconds = (now - run.start_time).total_seconds()
     else:
         seconds = run.total_run_time or (run.end_time - run.start_time).total_seconds()
     return format_seconds(seconds)
@@ -117,11 +122,20 @@ def _cursor_error(request: HttpRequest, exc: InvalidCursor) -> None:
 # The runs list
 
 
+class StatesField(forms.MultipleChoiceField):
+    """Several `state` values; the empty one (the form's "any name" choice) is ignored."""
+
+    def to_python(self, value: Any) -> list[str]:
+        return [item for item in super().to_python(value) if item]
+
+
 class FlowRunFilterForm(forms.Form):
     """The list's filters, read from the query string; each is served by an index (docs/ui.md)."""
 
-    state = forms.MultipleChoiceField(choices=[(t.value, t.value.title()) for t in StateType], required=False)
-    state_name = forms.ChoiceField(choices=[("", "any name"), *((n, n) for n in NAMED_STATES)], required=False)
+    # State types (RUNNING) and state names (Late) alike; a run in any of them is shown.
+    state = StatesField(
+        choices=[*((t.value, t.value.title()) for t in StateType), *((n, n) for n in NAMED_STATES)], required=False
+    )
     flow = forms.UUIDField(required=False)
     deployment = forms.UUIDField(required=False)
     work_pool = forms.CharField(max_length=200, required=False)
@@ -138,12 +152,18 @@ class FlowRunFilterForm(forms.Form):
             self.add_error("until", "must be later than since")
         return cleaned
 
-    def filter(self, queryset: QuerySet[FlowRun]) -> QuerySet[FlowRun]:
+    def filter(self, queryset: QuerySet[FlowRun]) -> list[QuerySet[FlowRun]]:
+        """The filtered runs, as one queryset per state asked for (their union is the list; see keyset_page)."""
         data = self.cleaned_data
-        if data.get("state"):
-            queryset = queryset.filter(state_type__in=data["state"])
-        if data.get("state_name"):
-            queryset = queryset.filter(state_name=data["state_name"])
+        queryset = self._filter_others(queryset, data)
+        branches = []
+        for value in dict.fromkeys(data.get("state") or []):
+            field = "state_type" if value in StateType.__members__ else "state_name"
+            branches.append(queryset.filter(**{field: value}))
+        return branches or [queryset]
+
+    @staticmethod
+    def _filter_others(queryset: QuerySet[FlowRun], data: dict[str, Any]) -> QuerySet[FlowRun]:
         if data.get("flow"):
             queryset = queryset.filter(flow_id=data["flow"])
         if data.get("deployment"):
@@ -171,11 +191,35 @@ class FlowRunFilterForm(forms.Form):
         return "Bad filter " + "; ".join(parts)
 
 
+def run_rows_html(runs: list[FlowRun]) -> SafeString:
+    """The runs table's rows (string formatting, as `log_rows_html` and for the same reason), for the page and
+    for the live list's requests alike."""
+    rows = []
+    for run in runs:
+        if run.start_time:
+            start = f"{run.start_time:%Y-%m-%d %H:%M:%S}"
+        elif run.expected_start_time:
+            start = f'<span class="quiet">scheduled {run.expected_start_time:%Y-%m-%d %H:%M:%S}</span>'
+        else:
+            start = ""
+        tags = " ".join(f'<span class="tag">{escape(str(tag))}</span>' for tag in run.tags or [])
+        rows.append(
+            f'<tr data-testid="flow-run-row" data-id="{run.pk}">'
+            f'<td><a href="/ui/flow-runs/{run.pk}/">{escape(run.name)}</a></td>'
+            f"<td>{escape(run.flow.name)}</td><td>{escape(run.deployment.name) if run.deployment else ''}</td>"
+            f'<td><span class="state state-{escape(run.state_type or "NONE")}" data-role="state">'
+            f"{escape(run.state_name or '')}</span></td>"
+            f'<td data-role="start">{start}</td><td data-role="duration">{run.duration_text}</td>'
+            f"<td>{tags}</td><td>{escape(run.work_pool_name or '')}</td></tr>"
+        )
+    return mark_safe("".join(rows))  # noqa: S308 (every text is escaped)
+
+
 def _runs_queryset() -> QuerySet[FlowRun]:
     return FlowRun.objects.select_related("flow", "deployment").only(*LIST_FIELDS)
 
 
-def _filtered_runs(request: HttpRequest) -> tuple[FlowRunFilterForm, QuerySet[FlowRun] | None]:
+def _filtered_runs(request: HttpRequest) -> tuple[FlowRunFilterForm, list[QuerySet[FlowRun]] | None]:
     form = FlowRunFilterForm(request.GET)
     if not form.is_valid():
         return form, None
@@ -202,10 +246,9 @@ def flow_run_list(request: HttpRequest) -> HttpResponse:
             _cursor_error(request, exc)
             status = 400
     context = {
-        "title": "Flow runs",
-        "ui_section": "flow_runs",
         "form": form,
-        "runs": _annotate(page.rows),
+        "runs": page.rows,
+        "rows": run_rows_html(_annotate(page.rows)),
         "page": page,
         "first_page": not request.GET.get("cursor"),
         "filter_query": _query_without(request, "cursor"),
@@ -214,10 +257,13 @@ def flow_run_list(request: HttpRequest) -> HttpResponse:
             :MAX_CHOICES
         ],
         "state_types": [t.value for t in StateType],
+        "state_names": list(NAMED_STATES),
         "selected_states": form.data.getlist("state") if hasattr(form.data, "getlist") else [],
         "recent_choices": list(RECENT),
     }
-    return render(request, "ui/flow_runs/list.html", context, status=status)
+    response = render_page(request, "ui/flow_runs/list.html", title="Flow runs", section="flow_runs", context=context)
+    response.status_code = status
+    return response
 
 
 @staff_member_required
@@ -234,10 +280,11 @@ def flow_run_rows(request: HttpRequest) -> HttpResponse:
         except ValueError:
             continue
     if request.GET.get("ids") is not None:
-        runs = list(queryset.filter(pk__in=ids[:RUNS_PER_PAGE]).order_by("-created", "-id"))
+        reads = [list(branch.filter(pk__in=ids[:RUNS_PER_PAGE])) for branch in queryset]
+        runs = merge_rows(reads, time_field="created", descending=True)
     else:
         runs = keyset_page(queryset, time_field="created", descending=True, limit=RUNS_PER_PAGE).rows
-    return render(request, "ui/flow_runs/_rows.html", {"runs": _annotate(runs)})
+    return HttpResponse(run_rows_html(_annotate(runs)))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -283,6 +330,22 @@ def _task_runs_page(run: FlowRun, cursor: str | None) -> Page:
     return page
 
 
+def task_rows_html(task_runs: list[TaskRun]) -> SafeString:
+    """The task runs table's rows (string formatting, as `log_rows_html` and for the same reason)."""
+    rows = []
+    for task_run in task_runs:
+        start = f"{task_run.start_time:%Y-%m-%d %H:%M:%S}" if task_run.start_time else ""
+        rows.append(
+            f'<tr data-id="{task_run.pk}" data-created="{task_run.created.isoformat()}">'
+            f"<td>{escape(task_run.name)}</td>"
+            f'<td><span class="state state-{escape(task_run.state_type or "NONE")}" data-role="state">'
+            f"{escape(task_run.state_name or '')}</span></td>"
+            f'<td data-role="start">{start}</td><td data-role="duration">{task_run.duration_text}</td>'
+            f'<td data-role="retries">{task_run.retries}</td></tr>'
+        )
+    return mark_safe("".join(rows))  # noqa: S308 (every text is escaped)
+
+
 def _log_level(request: HttpRequest) -> int:
     raw = request.GET.get("log_level", "")
     return int(raw) if raw in {str(level) for level, _ in LOG_LEVELS} else 0
@@ -307,16 +370,25 @@ def _logs_page(run: FlowRun, level: int, cursor: str | None) -> Page:
         cursor=cursor,
         from_end=not cursor,
     )
-    _describe_lines(page.rows)
     return page
 
 
-def _describe_lines(lines: list[Log]) -> list[Log]:
-    """Each line's level name, and its cursor (a reconnecting page asks for the lines after its last one)."""
+def log_rows_html(lines: list[Log]) -> SafeString:
+    """The log table's rows. Built with string formatting rather than a template loop: a page shows hundreds of
+    lines, and the template engine's per-variable lookups cost more than the page's queries. Each row carries
+    its cursor: a reconnecting page asks for the lines after its last one."""
+    rows = []
     for line in lines:
-        line.level_name = logging.getLevelName(line.level)
-        line.cursor = encode_cursor(FORWARD, line.timestamp, line.pk)
-    return lines
+        level = escape(logging.getLevelName(line.level))
+        source = escape(line.task_run.name) if line.task_run_id and line.task_run else "flow"
+        cursor = encode_cursor(FORWARD, line.timestamp, line.pk)
+        shown = f"{line.timestamp:%Y-%m-%d %H:%M:%S.%f}"[:23]
+        rows.append(
+            f'<tr data-id="{line.pk}" data-cursor="{cursor}" class="log-{level}">'
+            f'<td class="ui-nowrap"><time datetime="{line.timestamp.isoformat()}">{shown}</time></td>'
+            f'<td>{level}</td><td>{source}</td><td class="ui-log-message">{escape(line.message)}</td></tr>'
+        )
+    return mark_safe("".join(rows))  # noqa: S308 (every text is escaped)
 
 
 def _query_without(request: HttpRequest, *names: str) -> str:
@@ -341,14 +413,14 @@ def _run_page(request: HttpRequest, run: FlowRun, *, resume_form: RunInputForm |
     graph = run_graph.flow_run_graph(run_id=run.id)
     subflows = [node for node in graph.nodes if node.href]
     context = {
-        "title": f"Flow run {run.name}",
-        "ui_section": "flow_runs",
         **_summary_context(run, resume_form),
         "task_runs": task_runs,
+        "task_rows": task_rows_html(task_runs.rows),
         "logs": logs,
         "log_level": level,
         "log_levels": LOG_LEVELS,
         "live_logs": logs.is_last,
+        "log_rows": log_rows_html(logs.rows),
         "live_task_runs": task_runs.is_last,
         "graph": graph,
         "graph_svg": run_graph.render_svg(graph),
@@ -358,7 +430,10 @@ def _run_page(request: HttpRequest, run: FlowRun, *, resume_form: RunInputForm |
         "task_query": _query_without(request, "task_cursor"),
         "log_query": _query_without(request, "log_cursor"),
     }
-    return render(request, "ui/flow_runs/detail.html", context, status=status)
+    title = f"Flow run {run.name} ({run.flow.name})"
+    response = render_page(request, "ui/flow_runs/detail.html", title=title, section="flow_runs", context=context)
+    response.status_code = status
+    return response
 
 
 @staff_member_required
@@ -378,7 +453,9 @@ def flow_run_part(request: HttpRequest, run_id: uuid.UUID, part: str) -> HttpRes
             page = _task_runs_page(run, request.GET.get("task_cursor"))
         except InvalidCursor as exc:
             return HttpResponse(str(exc), status=400, content_type="text/plain")
-        return render(request, "ui/flow_runs/_task_runs.html", {"task_runs": page, "run": run})
+        return render(
+            request, "ui/flow_runs/_task_runs.html", {"task_runs": page, "task_rows": task_rows_html(page.rows)}
+        )
     if part == "graph":
         graph = run_graph.flow_run_graph(run_id=run.id)
         return render(
@@ -399,9 +476,7 @@ def flow_run_part(request: HttpRequest, run_id: uuid.UUID, part: str) -> HttpRes
             )
         except InvalidCursor as exc:
             return HttpResponse(str(exc), status=400, content_type="text/plain")
-        return render(
-            request, "ui/flow_runs/_log_rows.html", {"lines": _describe_lines(page.rows), "more": not page.is_last}
-        )
+        return HttpResponse(log_rows_html(page.rows))
     raise Http404(f"the run page has no part {part!r}")
 
 

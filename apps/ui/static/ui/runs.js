@@ -27,15 +27,17 @@
   function duration(run) {
     if (!run.start_time) { return ""; }
     if (!run.end_time) {
-      return run.state_type === "RUNNING" ? formatSeconds((Date.now() - Date.parse(run.start_time)) / 1000) : formatSeconds(0);
+      if (run.state_type !== "RUNNING") { return run.total_run_time ? formatSeconds(run.total_run_time) : ""; }
+      return formatSeconds((Date.now() - Date.parse(run.start_time)) / 1000);
     }
     return formatSeconds(run.total_run_time || (Date.parse(run.end_time) - Date.parse(run.start_time)) / 1000);
   }
 
   function setBadge(badge, stateType, stateName) {
     if (!badge) { return; }
-    badge.className = "state state-" + stateType;
-    badge.textContent = stateName || "";
+    // Only what changed: observers of the badge (the browser test's) see one mutation per new state.
+    if (badge.className !== "state state-" + stateType) { badge.className = "state state-" + stateType; }
+    if (badge.textContent !== (stateName || "")) { badge.textContent = stateName || ""; }
     if (badge.hasAttribute("data-type")) { badge.setAttribute("data-type", stateType); }
   }
 
@@ -155,13 +157,47 @@
       return fetchText(url(name, query)).then(function (html) { replacePart(name, html); }).catch(function () {});
     }
 
-    var reloadSummary = debounced(function () { reload("summary"); }, 150);
+    function lastStateId(node) {
+      var items = node.querySelectorAll("[data-testid=run-timeline] li");
+      return items.length ? items[items.length - 1].getAttribute("data-id") : null;
+    }
+
+    // The newest state a message announced, and the newest state the server rendered the summary with.
+    var latestStateId = null, staleReads = 0, renderedStateId = lastStateId(root);
+
+    function applySummary(html) {
+      var fresh = document.createElement("div");
+      fresh.innerHTML = html;
+      // A summary rendered before the newest announced state is stale: read it again rather than step back.
+      if (latestStateId && staleReads < 20 && !$(fresh, '[data-testid=run-timeline] li[data-id="' + cssId(latestStateId) + '"]')) {
+        staleReads += 1;
+        reloadSummary();
+        return;
+      }
+      staleReads = 0;
+      var section = $(root, '[data-part="summary"]');
+      // The same state with a resume form: keep the form the user may be filling in (or reading errors on).
+      if ($(section, "[data-testid=resume-form]") && lastStateId(fresh) === renderedStateId) { return; }
+      renderedStateId = lastStateId(fresh);
+      // Keep the badge element itself (scripts and observers watching it stay attached); copy the new state.
+      var badge = $(root, "[data-testid=run-state]"), newBadge = $(fresh, "[data-testid=run-state]");
+      if (badge && newBadge) {
+        setBadge(badge, newBadge.getAttribute("data-type"), newBadge.textContent);
+        newBadge.replaceWith(badge);
+      }
+      section.replaceChildren.apply(section, Array.prototype.slice.call(fresh.childNodes));
+    }
+
+    var reloadSummary = debounced(function () {
+      fetchText(url("summary")).then(applySummary).catch(function () {});
+    }, 150);
     var reloadGraph = debounced(function () { reload("graph"); }, 1000);
 
     function onFlowRun(run) {
       if (String(run.id) !== runId || !run.state) { return; }
       var timeline = $(root, "[data-testid=run-timeline]");
       if (timeline && $(timeline, 'li[data-id="' + cssId(run.state.id) + '"]')) { return; }  // already shown
+      latestStateId = run.state.id;
       setBadge($(root, "[data-testid=run-state]"), run.state_type, run.state_name);
       if (timeline) {
         var item = document.createElement("li"), time = document.createElement("time"), badge = document.createElement("span");
@@ -195,12 +231,13 @@
         } else if (table.getAttribute("data-last-page") === "1") {
           row = document.createElement("tr");
           row.setAttribute("data-id", taskRun.id);
+          row.setAttribute("data-created", taskRun.created);
           row.appendChild(cell(taskRun.name));
           row.appendChild(badgeCell(taskRun.state_type, taskRun.state_name));
           row.appendChild(cell(shownTime(taskRun.start_time))).setAttribute("data-role", "start");
           row.appendChild(cell(duration(taskRun))).setAttribute("data-role", "duration");
           row.appendChild(cell(String(Math.max((taskRun.run_count || 0) - 1, 0)))).setAttribute("data-role", "retries");
-          $(table, "tbody").appendChild(row);
+          insertByCreation($(table, "tbody"), row, taskRun.created);
           var empty = $(table.parentNode, ".ui-empty");
           if (empty) { empty.remove(); }
         }
@@ -211,6 +248,18 @@
       } else {
         reloadGraph();  // a new task run: the layout changes
       }
+    }
+
+    function insertByCreation(body, row, created) {
+      // Messages come in commit order, one per task run per batch: a task run created earlier may arrive later.
+      var when = Date.parse(created), rows = body.rows;
+      for (var i = rows.length - 1; i >= 0; i--) {
+        if (Date.parse(rows[i].getAttribute("data-created")) <= when) {
+          rows[i].after(row);
+          return;
+        }
+      }
+      body.insertBefore(row, body.firstChild);
     }
 
     function logsBody() { return $(root, "[data-testid=run-logs] tbody"); }
@@ -253,7 +302,7 @@
     window.OrchestratorLive.connect(root.getAttribute("data-live-path"), {
       handlers: { flow_run: onFlowRun, task_run: onTaskRun, log: onLog },
       onOpen: function () {
-        reload("summary");
+        reloadSummary();
         reload("task-runs", taskCursor ? "task_cursor=" + encodeURIComponent(taskCursor) : "");
         reload("graph");
         catchUpLogs();
