@@ -61,6 +61,10 @@ class FlowRunAdmin(RunAdmin):
     list_filter = ["state_type", "state_name", "work_pool_name"]
     inlines = [FlowRunStateInline]
 
+    def view_on_site(self, run: FlowRun) -> str:
+        """The "View on site" button opens the live run page (apps/ui)."""
+        return f"/ui/flow-runs/{run.pk}/"
+
 
 @admin.register(TaskRun)
 class TaskRunAdmin(RunAdmin):
