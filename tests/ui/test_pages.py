@@ -445,3 +445,18 @@ def test_the_admin_and_the_live_pages_link_to_each_other(admin_client):
     assert 'href="/admin/">Configuration</a>' in text_of(admin_client.get("/ui/"))
     response = admin_client.get("/")
     assert response.status_code == 302 and response["Location"] == "/ui/"
+
+
+def test_a_deployment_without_a_schema_takes_its_parameters_as_one_json_object(admin_client):
+    """Deployments made through the API may carry no schema: their defaults are edited as JSON."""
+    deployment = make_deployment(name="loose", parameter_openapi_schema=None, parameters={"limit": 5, "day": "x"})
+    page = text_of(admin_client.get(f"/ui/deployments/{deployment.id}/"))
+    assert re.search(r'<textarea name="parameters-json"[^>]*>\s*\{\s*&quot;limit&quot;: 5', page)
+
+    refused = admin_client.post(f"/ui/deployments/{deployment.id}/run/", {"parameters-json": "[1, 2]"})
+    assert refused.status_code == 400 and "must be a JSON object" in text_of(refused)
+
+    response = admin_client.post(f"/ui/deployments/{deployment.id}/run/", {"parameters-json": '{"day": "mon"}'})
+    run = FlowRun.objects.get(deployment=deployment, auto_scheduled=False)
+    assert response["Location"] == f"/ui/flow-runs/{run.id}/"
+    assert run.parameters == {"limit": 5, "day": "mon"}
