@@ -73,7 +73,7 @@ def test_server_serves_api_admin_and_static_files_and_stops_on_sigint(
 
     output = server.output()
     assert f"API: {server.base_url}/api\n" in output
-    assert f"UI:  {server.base_url}/admin/\n" in output
+    assert f"UI:  {server.base_url}/ui/ (configuration in the admin: {server.base_url}/admin/)\n" in output
     assert f"orchestrator config set ORCHESTRATOR_API_URL={server.base_url}/api\n" in output
     assert "GET /api/health/" not in output  # access log is off by default
 

@@ -247,7 +247,7 @@ class Command(OrchestratorCommand):
         banner = [
             f"server started: {workers} worker{'s' if workers != 1 else ''} on {listen}:{sock.getsockname()[1]}",
             f"API: {base}/api",
-            f"UI:  {base}/admin/",
+            f"UI:  {base}/ui/ (configuration in the admin: {base}/admin/)",
             "point clients at it with:",
             f"  orchestrator config set ORCHESTRATOR_API_URL={base}/api",
             self.services_line(services),
