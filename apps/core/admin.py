@@ -26,7 +26,7 @@ class LargeTablePaginator(Paginator):
     tells the page which of the two it shows.
     """
 
-    count_limit = 10_000
+    count_limit = 1_000
 
     def __init__(self, object_list: Any, per_page: int, *args: Any, **kwargs: Any) -> None:
         super().__init__(object_list, per_page, *args, **kwargs)
