@@ -255,6 +255,27 @@ def _skip_form_parsing() -> None:
     WebRequest._orchestrator_skips_form_parsing = True
 
 
+def _websocket_close_sends_its_reason() -> None:
+    """Daphne drops the `reason` of an application's `websocket.close` (ASGI has carried one since 2.3): send it in
+    the close frame, so a live page reads why its socket closed (4404: "no flow run with id ...")."""
+    from daphne.ws_protocol import WebSocketProtocol
+
+    if getattr(WebSocketProtocol, "_orchestrator_sends_close_reason", False):
+        return
+    handle_reply = WebSocketProtocol.handle_reply
+
+    def handle_reply_with_reason(self, message):
+        if message.get("type") == "websocket.close" and message.get("reason") and self.state == self.STATE_OPEN:
+            # A close frame's reason is at most 123 bytes of UTF-8.
+            reason = message["reason"].encode("utf-8")[:123].decode("utf-8", "ignore")
+            self.sendClose(code=message.get("code") or 1000, reason=reason)
+            return
+        handle_reply(self, message)
+
+    WebSocketProtocol.handle_reply = handle_reply_with_reason
+    WebSocketProtocol._orchestrator_sends_close_reason = True
+
+
 _fd_endpoint_patched = False
 
 
@@ -315,6 +336,7 @@ def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
     from orchestrator.asgi import application
 
     _skip_form_parsing()
+    _websocket_close_sends_its_reason()
     _fd_endpoint_takes_a_domain_name()
     from apps.events.runner import start_server_runner  # once orchestrator.asgi has set Django up
 

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "apps.server_services",
     "apps.ui",
+    "apps.live",
 ]
 
 MIDDLEWARE = [
@@ -234,6 +235,22 @@ ORCHESTRATOR_CELERY_REDISPATCH_SECONDS = 30.0
 # The event stream (apps/events, docs/events.md): each server process polls it this often for its consumers;
 # a commit in the same process wakes it at once.
 ORCHESTRATOR_EVENTS_POLL_SECONDS = max(0.005, float(_setting("ORCHESTRATOR_EVENTS_POLL_SECONDS") or 0.05))
+
+# Live updates (apps/live, docs/live.md): websockets are fed through a channel layer, in memory in each server
+# process by default; ORCHESTRATOR_REDIS_URL makes it Redis (several processes or hosts, one publisher per event).
+# A connection more than LIVE_CHANNEL_CAPACITY messages behind loses the newest (its page re-reads the REST API).
+LIVE_REDIS_URL = _setting("ORCHESTRATOR_REDIS_URL") or None
+LIVE_CHANNEL_CAPACITY = 10_000
+CHANNEL_LAYERS = {
+    "default": (
+        {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [LIVE_REDIS_URL], "prefix": "orchestrator:live", "capacity": LIVE_CHANNEL_CAPACITY},
+        }
+        if LIVE_REDIS_URL
+        else {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": LIVE_CHANNEL_CAPACITY}}
+    )
+}
 
 # Server services (apps/server_services, docs/services.md): Celery Beat schedules them, a Celery worker runs them.
 # ORCHESTRATOR_BROKER_URL names a broker server (redis://, amqp://); unset (or filesystem://), the broker is

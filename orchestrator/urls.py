@@ -25,7 +25,7 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
     path("ui/", include("apps.ui.urls")),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", RedirectView.as_view(url="/ui/", permanent=False)),
 ]
 
 handler400 = "apps.core.api.exceptions.bad_request"

@@ -27,6 +27,10 @@ class DeploymentAdmin(admin.ModelAdmin):
     inlines = [DeploymentScheduleInline]
     actions = ["pause_deployments", "resume_deployments"]
 
+    def view_on_site(self, deployment: Deployment) -> str:
+        """The "View on site" button opens the live page of the deployment (apps/ui)."""
+        return f"/ui/deployments/{deployment.pk}/"
+
     @admin.action(description="Pause the selected deployments (their waiting scheduled runs are removed)")
     def pause_deployments(self, request, queryset) -> None:
         for deployment in queryset:

@@ -22,13 +22,16 @@ BATCH_SIZE = 500
 class Consumer:
     """`wants`: which events the handler acts on (None: all). A durable consumer's runner steps over a batch with
     none of them without locking or writing its cursor (it saves the position at most every few seconds), so the
-    events a consumer ignores cost it one read."""
+    events a consumer ignores cost it one read. `start_at_tail`: a durable consumer whose cursor is created now
+    starts after the last committed event instead of at the oldest one kept (the websocket publisher has no use
+    for the past)."""
 
     name: str
     handler: Callable[[list[Event]], Any]
     durable: bool = True
     batch_size: int = BATCH_SIZE
     wants: Callable[[Event], bool] | None = None
+    start_at_tail: bool = False
 
 
 _registry: dict[str, Consumer] = {}
@@ -41,9 +44,12 @@ def consumer_register(
     durable: bool = True,
     batch_size: int = BATCH_SIZE,
     wants: Callable[[Event], bool] | None = None,
+    start_at_tail: bool = False,
 ) -> Consumer:
     """Register (or replace) the consumer called `name`."""
-    consumer = Consumer(name=name, handler=handler, durable=durable, batch_size=batch_size, wants=wants)
+    consumer = Consumer(
+        name=name, handler=handler, durable=durable, batch_size=batch_size, wants=wants, start_at_tail=start_at_tail
+    )
     _registry[name] = consumer
     return consumer
 

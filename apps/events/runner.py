@@ -55,7 +55,7 @@ def consumer_run_batch(*, consumer: Consumer, after: Position | None = None) -> 
             return BatchOutcome(0, after)
         result = consumer.handler(events)
         return BatchOutcome(len(events), position_of(events[-1]), result)
-    cursor_ensure(name=consumer.name)
+    cursor_ensure(name=consumer.name, at_tail=consumer.start_at_tail)
     with transaction.atomic():
         cursor = cursor_lock(name=consumer.name)
         if cursor is None:
@@ -143,7 +143,7 @@ class EventRunner:
         now = time.monotonic()
         if not force and now - self._saved_at.get(consumer.name, 0.0) < STEP_OVER_SAVE_SECONDS:
             return
-        cursor_ensure(name=consumer.name)
+        cursor_ensure(name=consumer.name, at_tail=consumer.start_at_tail)
         cursor_step_over(name=consumer.name, to=pending[0], count=pending[1])
         self._stepped_over.pop(consumer.name, None)
         self._saved_at[consumer.name] = now

@@ -82,13 +82,14 @@ def stream_lag(*, after: Position) -> int:
     return Event.objects.filter(id__gt=after[1]).count()
 
 
-def cursor_ensure(*, name: str) -> None:
-    """Create the consumer's cursor at the start of the stream if it has none (in its own transaction, so that a
-    failing first batch does not take it away)."""
+def cursor_ensure(*, name: str, at_tail: bool = False) -> None:
+    """Create the consumer's cursor if it has none, at the start of the stream (or, with `at_tail`, after the last
+    committed event), in its own transaction, so that a failing first batch does not take it away."""
     if not ConsumerCursor.objects.filter(name=name).exists():
+        transaction_id, event_id = stream_tail() if at_tail else START
         try:
             with transaction.atomic():
-                ConsumerCursor.objects.create(name=name)
+                ConsumerCursor.objects.create(name=name, transaction_id=transaction_id, event_id=event_id)
         except IntegrityError:  # another process created it meanwhile
             pass
 

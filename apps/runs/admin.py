@@ -67,6 +67,10 @@ class FlowRunAdmin(RunAdmin):
     list_filter = [*RunAdmin.list_filter, ("work_pool_name", IndexedValuesListFilter)]
     inlines = [FlowRunStateInline]
 
+    def view_on_site(self, run: FlowRun) -> str:
+        """The "View on site" button opens the live run page (apps/ui)."""
+        return f"/ui/flow-runs/{run.pk}/"
+
 
 @admin.register(TaskRun)
 class TaskRunAdmin(RunAdmin):

@@ -130,18 +130,21 @@ def _release_slots_of(task_runs) -> None:
     )
 
 
-def flow_run_resume(*, run: FlowRun) -> engine.OrchestrationResult:
-    """Resume a paused run: a Suspended run is rescheduled for a worker, a Paused one continues in place."""
+def flow_run_resume(*, run: FlowRun, run_input: dict[str, Any] | None = None) -> engine.OrchestrationResult:
+    """Resume a paused run: a Suspended run is rescheduled for a worker, a Paused one continues in place.
+    `run_input` (what a pause that asked for typed input receives, already validated) travels in the new
+    state's details as `run_input`."""
     if run.state_type != StateType.PAUSED:
         raise Conflict(f"only a paused run can be resumed; this run is {run.state_name}")
+    details = {"run_input": run_input} if run_input is not None else {}
     if run.state_name == "Suspended":
         from orchestrator.states import Scheduled
 
-        proposal = Scheduled(message="Resumed")
+        proposal = Scheduled(message="Resumed", state_details=details)
     else:
         from orchestrator.states import Running
 
-        proposal = Running(message="Resumed")
+        proposal = Running(message="Resumed", state_details=details)
     return engine.propose_state(kind=engine.FLOW_RUN, run_id=run.id, state=proposal)
 
 

@@ -5,3 +5,9 @@ class UiConfig(AppConfig):
     name = "apps.ui"
     label = "ui"
     verbose_name = "Live pages"
+
+    def ready(self) -> None:
+        from django.contrib import admin
+
+        # The admin's "View site" link leads to the live pages; they link back to the admin ("Configuration").
+        admin.site.site_url = "/ui/"

@@ -54,6 +54,10 @@ class WorkPoolAdmin(admin.ModelAdmin):
     fields = ["name", "type", "description", "concurrency_limit", "paused", "worker_command_to_copy"]
     inlines = [WorkQueueInline, WorkerInline]
 
+    def view_on_site(self, pool: WorkPool) -> str:
+        """The "View on site" button opens the pool on the live work pools page (apps/ui)."""
+        return f"/ui/work-pools/#pool-{pool.pk}"
+
     @admin.display(description="Start a worker")
     def worker_command_to_copy(self, pool: WorkPool) -> str:
         if not pool.pk:

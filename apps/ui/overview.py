@@ -1,0 +1,248 @@
+"""Reads for the dashboard, flows, deployments, work pools and concurrency pages.
+
+Every read is bounded: the dashboard aggregates over an indexed time range (runs by state type and expected
+start time, the index `flow_run_state_type_start`), lists are sliced, and per-row facts (a flow's last run,
+a deployment's next run) come from one correlated subquery each, never from a query per row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from apps.concurrency.models import ConcurrencyLimit
+from apps.deployments.models import Deployment, DeploymentSchedule
+from apps.flows.models import Flow
+from apps.runs.models import FlowRun, TaskRun
+from apps.work_pools.models import Worker, WorkPool, WorkQueue, heartbeat_cutoff
+from orchestrator.states import StateType
+
+CHART_HOURS = 24
+# The order the chart stacks state types in, bottom first.
+CHART_STATE_TYPES = [
+    StateType.COMPLETED,
+    StateType.FAILED,
+    StateType.CRASHED,
+    StateType.CANCELLED,
+    StateType.CANCELLING,
+    StateType.PAUSED,
+    StateType.RUNNING,
+    StateType.PENDING,
+    StateType.SCHEDULED,
+]
+# A count shown on the dashboard stops here ("1000+"): counting every late run of a large backlog is not needed.
+COUNT_CAP = 1000
+
+
+@dataclass
+class HourlyCounts:
+    """Runs per hour (by expected start time) and state type over the last `CHART_HOURS` hours."""
+
+    hours: list[datetime]
+    counts: dict[str, list[int]]
+
+    @property
+    def total(self) -> int:
+        return sum(sum(values) for values in self.counts.values())
+
+
+def runs_by_hour(*, now: datetime | None = None) -> HourlyCounts:
+    """One grouped query over the index range: per state type, a filtered count for each hour."""
+    now = now or timezone.now()
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    hours = [end - timedelta(hours=CHART_HOURS - index) for index in range(CHART_HOURS)]
+    buckets = {
+        f"hour_{index}": Count(
+            "id", filter=Q(expected_start_time__gte=start, expected_start_time__lt=start + timedelta(hours=1))
+        )
+        for index, start in enumerate(hours)
+    }
+    rows = (
+        FlowRun.objects.filter(
+            state_type__in=CHART_STATE_TYPES, expected_start_time__gte=hours[0], expected_start_time__lt=now
+        )
+        .values("state_type")
+        .annotate(**buckets)
+        .order_by()
+    )
+    counts = {state_type.value: [0] * CHART_HOURS for state_type in CHART_STATE_TYPES}
+    for row in rows:
+        counts[row["state_type"]] = [row[f"hour_{index}"] for index in range(CHART_HOURS)]
+    return HourlyCounts(hours=hours, counts=counts)
+
+
+def capped_count(queryset: QuerySet) -> int:
+    """How many rows, counting at most COUNT_CAP + 1 of them."""
+    return queryset.order_by()[: COUNT_CAP + 1].count()
+
+
+def late_runs(*, limit: int = 10) -> tuple[list[FlowRun], int]:
+    """The Late runs (oldest expected start first) and how many there are (capped)."""
+    queryset = FlowRun.objects.filter(state_name="Late")
+    runs = list(queryset.select_related("flow").order_by("expected_start_time")[:limit])
+    return runs, capped_count(queryset.values("id"))
+
+
+def failed_runs_recent(*, now: datetime | None = None, limit: int = 10) -> tuple[list[FlowRun], int]:
+    """Failed and Crashed runs expected to start in the last 24 h (newest first) and how many (capped)."""
+    since = (now or timezone.now()) - timedelta(hours=CHART_HOURS)
+    queryset = FlowRun.objects.filter(
+        state_type__in=[StateType.FAILED, StateType.CRASHED], expected_start_time__gte=since
+    )
+    runs = list(queryset.select_related("flow").order_by("-expected_start_time")[:limit])
+    return runs, capped_count(queryset.values("id"))
+
+
+def upcoming_runs(*, now: datetime | None = None, limit: int = 10) -> list[FlowRun]:
+    """The next Scheduled runs still ahead, soonest first."""
+    return list(
+        FlowRun.objects.select_related("flow", "deployment")
+        .filter(state_type=StateType.SCHEDULED, expected_start_time__gte=now or timezone.now())
+        .order_by("expected_start_time")[:limit]
+    )
+
+
+@dataclass
+class PoolHealth:
+    pool: WorkPool
+    workers: list[Worker] = field(default_factory=list)
+    online: int = 0
+
+
+def work_pools_health(*, now: datetime | None = None) -> list[PoolHealth]:
+    """Every pool with its workers, each marked online or offline by heartbeat age (two queries)."""
+    now = now or timezone.now()
+    cutoff = heartbeat_cutoff(now)
+    pools = list(
+        WorkPool.objects.order_by("name").prefetch_related(
+            Prefetch("workers", queryset=Worker.objects.order_by("-last_heartbeat_at", "name"))
+        )
+    )
+    health = []
+    for pool in pools:
+        workers = list(pool.workers.all())
+        for worker in workers:
+            worker.is_online = worker.last_heartbeat_at >= cutoff
+            worker.heartbeat_age = (now - worker.last_heartbeat_at).total_seconds()
+        health.append(PoolHealth(pool=pool, workers=workers, online=sum(1 for w in workers if w.is_online)))
+    return health
+
+
+def work_pools_detail(*, now: datetime | None = None) -> list[PoolHealth]:
+    """Pools with their queues (priority order) and workers (three queries)."""
+    health = work_pools_health(now=now)
+    queues: dict[uuid.UUID, list[WorkQueue]] = {}
+    for queue in WorkQueue.objects.filter(pool_id__in=[item.pool.id for item in health]).order_by("priority", "name"):
+        queues.setdefault(queue.pool_id, []).append(queue)
+    for item in health:
+        item.pool.queue_list = queues.get(item.pool.id, [])
+    return health
+
+
+def _last_run_subquery(column: str) -> Subquery:
+    return Subquery(FlowRun.objects.filter(flow=OuterRef("pk")).order_by("-created", "-id").values(column)[:1])
+
+
+def flows_overview() -> list[Flow]:
+    """Flows with their deployments and their newest run (one subquery on `flow_run_flow_created`)."""
+    flows = list(
+        Flow.objects.order_by("name")
+        .only("id", "name", "tags", "created")
+        .annotate(last_run_id=_last_run_subquery("id"))
+        .prefetch_related(
+            Prefetch(
+                "deployments", queryset=Deployment.objects.only("id", "name", "paused", "flow_id").order_by("name")
+            )
+        )
+    )
+    runs = FlowRun.objects.only("id", "name", "state_type", "state_name", "state_timestamp").in_bulk(
+        [flow.last_run_id for flow in flows if flow.last_run_id]
+    )
+    for flow in flows:
+        flow.last_run = runs.get(flow.last_run_id)
+    return flows
+
+
+def _next_runs_of_deployment(now: datetime) -> QuerySet[FlowRun]:
+    # The index flow_run_deployment_start seeks to `now`; runs ahead of now are (nearly) all Scheduled.
+    return FlowRun.objects.filter(
+        deployment_id=OuterRef("pk"), state_type=StateType.SCHEDULED, expected_start_time__gte=now
+    ).order_by("expected_start_time")
+
+
+def deployments_overview(*, now: datetime | None = None) -> list[Deployment]:
+    """Deployments with flow, schedules and the time of their next Scheduled run (three queries)."""
+    now = now or timezone.now()
+    schedules = DeploymentSchedule.objects.only("id", "deployment_id", "schedule", "active").order_by("created", "id")
+    return list(
+        Deployment.objects.select_related("flow")
+        .only("id", "name", "paused", "work_pool_name", "flow__name")
+        .prefetch_related(Prefetch("schedules", queryset=schedules))
+        .annotate(next_run_time=Subquery(_next_runs_of_deployment(now).values("expected_start_time")[:1]))
+        .order_by("flow__name", "name")
+    )
+
+
+def deployment_next_runs(*, deployment: Deployment, now: datetime | None = None, limit: int = 5) -> list[FlowRun]:
+    return list(
+        FlowRun.objects.filter(
+            deployment_id=deployment.id, state_type=StateType.SCHEDULED, expected_start_time__gte=now or timezone.now()
+        ).order_by("expected_start_time")[:limit]
+    )
+
+
+def deployment_recent_runs(*, deployment: Deployment, now: datetime | None = None, limit: int = 10) -> list[FlowRun]:
+    """The deployment's newest runs but those still ahead (the next runs list them; the index
+    flow_run_deployment_created, skipping the few scheduled ahead)."""
+    return list(
+        FlowRun.objects.filter(deployment_id=deployment.id)
+        .exclude(state_type=StateType.SCHEDULED, expected_start_time__gt=now or timezone.now())
+        .order_by("-created", "-id")[:limit]
+    )
+
+
+@dataclass
+class SlotHolder:
+    task_run_id: str
+    name: str
+    flow_run_id: str | None
+    flow_run_name: str | None
+
+
+def concurrency_overview() -> list[dict[str, Any]]:
+    """Tag limits with their slots in use and the task runs (and their flow runs) holding them (two queries)."""
+    limits = list(ConcurrencyLimit.objects.order_by("tag"))
+    slot_ids = set()
+    for limit in limits:
+        for slot in limit.active_slots or []:
+            try:
+                slot_ids.add(uuid.UUID(str(slot)))
+            except ValueError:
+                continue
+    holders = {
+        str(row["id"]): SlotHolder(
+            task_run_id=str(row["id"]),
+            name=row["name"],
+            flow_run_id=str(row["flow_run_id"]) if row["flow_run_id"] else None,
+            flow_run_name=row["flow_run__name"],
+        )
+        for row in TaskRun.objects.filter(id__in=slot_ids).values("id", "name", "flow_run_id", "flow_run__name")
+    }
+    return [
+        {
+            "limit": limit,
+            "in_use": len(limit.active_slots or []),
+            "holders": [
+                holders.get(
+                    str(slot), SlotHolder(task_run_id=str(slot), name="(gone)", flow_run_id=None, flow_run_name=None)
+                )
+                for slot in limit.active_slots or []
+            ],
+        }
+        for limit in limits
+    ]

@@ -1,0 +1,312 @@
+/* The flow run pages, live: the runs list updates state badges and inserts new runs that match its filters; a
+   run's page updates its state, timeline, task runs, graph and logs. Messages come from live.js; parts that need
+   the server's rendering (new rows, the summary with its buttons, the graph) are reloaded as HTML fragments from
+   the page's own views, so the markup has one source. */
+(function () {
+  "use strict";
+
+  var LEVELS = { 10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL" };
+
+  function $(root, selector) { return root.querySelector(selector); }
+
+  function cssId(id) { return String(id).replace(/[^0-9a-fA-F-]/g, ""); }
+
+  function shownTime(iso, precise) {
+    // The API's times are UTC ISO 8601 ("2026-01-31T17:00:00.123456Z"); the pages show UTC as "2026-01-31 17:00:00".
+    if (!iso) { return ""; }
+    return String(iso).replace("T", " ").slice(0, precise ? 23 : 19);
+  }
+
+  function formatSeconds(seconds) {
+    if (seconds < 60) { return seconds.toFixed(1) + " s"; }
+    var minutes = Math.floor(seconds / 60), secs = Math.floor(seconds % 60);
+    if (minutes < 60) { return minutes + " min " + secs + " s"; }
+    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+
+  function duration(run) {
+    if (!run.start_time) { return ""; }
+    if (!run.end_time) {
+      return run.state_type === "RUNNING" ? formatSeconds((Date.now() - Date.parse(run.start_time)) / 1000) : formatSeconds(0);
+    }
+    return formatSeconds(run.total_run_time || (Date.parse(run.end_time) - Date.parse(run.start_time)) / 1000);
+  }
+
+  function setBadge(badge, stateType, stateName) {
+    if (!badge) { return; }
+    badge.className = "state state-" + stateType;
+    badge.textContent = stateName || "";
+    if (badge.hasAttribute("data-type")) { badge.setAttribute("data-type", stateType); }
+  }
+
+  function cell(text, className) {
+    var td = document.createElement("td");
+    if (className) { td.className = className; }
+    td.textContent = text;
+    return td;
+  }
+
+  function badgeCell(stateType, stateName) {
+    var td = document.createElement("td"), span = document.createElement("span");
+    span.setAttribute("data-role", "state");
+    setBadge(span, stateType, stateName);
+    td.appendChild(span);
+    return td;
+  }
+
+  function fetchText(url) {
+    return window.fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } }).then(function (response) {
+      if (!response.ok) { throw new Error(url + " answered " + response.status); }
+      return response.text();
+    });
+  }
+
+  function rowsFrom(html) {
+    var body = document.createElement("tbody");
+    body.innerHTML = html;
+    return Array.prototype.slice.call(body.querySelectorAll("tr"));
+  }
+
+  /* Runs a function at most once per `wait` ms, at the end of a burst. */
+  function debounced(fn, wait) {
+    var timer = null;
+    return function () {
+      if (timer) { return; }
+      timer = window.setTimeout(function () { timer = null; fn(); }, wait);
+    };
+  }
+
+  function statusSetter(root) {
+    var node = $(root, "[data-role=live-status]");
+    return function (text) { if (node) { node.textContent = text === "live" ? "● live" : text; } };
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // The runs list
+
+  function runsList(root) {
+    var table = $(root, "#flow-runs-table tbody");
+    var rowsUrl = root.getAttribute("data-rows-url");
+    var firstPage = root.getAttribute("data-first-page") === "1";
+    var waiting = {};
+
+    function insertRows(html, replace) {
+      var rows = rowsFrom(html);
+      if (replace) { table.innerHTML = ""; }
+      for (var i = rows.length - 1; i >= 0; i--) {
+        var existing = $(table, 'tr[data-id="' + cssId(rows[i].getAttribute("data-id")) + '"]');
+        if (existing) { existing.replaceWith(rows[i]); } else { table.insertBefore(rows[i], table.firstChild); }
+      }
+      var empty = $(root, ".ui-empty");
+      if (empty && table.rows.length) { empty.remove(); }
+    }
+
+    var fetchNew = debounced(function () {
+      var ids = Object.keys(waiting);
+      waiting = {};
+      if (!ids.length) { return; }
+      // The server says which of the new runs match the page's filters, and renders their rows.
+      fetchText(rowsUrl + "&ids=" + ids.join(",")).then(function (html) { insertRows(html, false); }).catch(function () {});
+    }, 100);
+
+    function onFlowRun(run) {
+      var row = $(table, 'tr[data-id="' + cssId(run.id) + '"]');
+      if (row) {
+        setBadge($(row, "[data-role=state]"), run.state_type, run.state_name);
+        var start = $(row, "[data-role=start]");
+        if (start && run.start_time) { start.textContent = shownTime(run.start_time); }
+        var took = $(row, "[data-role=duration]");
+        if (took) { took.textContent = duration(run); }
+      } else if (firstPage) {
+        waiting[run.id] = true;
+        fetchNew();
+      }
+    }
+
+    window.OrchestratorLive.connect(root.getAttribute("data-live-path"), {
+      handlers: { flow_run: onFlowRun },
+      onOpen: function () {
+        if (firstPage) {
+          fetchText(rowsUrl).then(function (html) { insertRows(html, true); }).catch(function () {});
+        }
+      },
+      onStatus: statusSetter(root)
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // One run's page
+
+  function runPage(root) {
+    var runId = root.getAttribute("data-run-id");
+    var partUrl = root.getAttribute("data-part-url");
+    var level = parseInt(root.getAttribute("data-log-level") || "0", 10);
+    var liveLogs = root.getAttribute("data-live-logs") === "1";
+    var taskCursor = root.getAttribute("data-task-cursor") || "";
+
+    function url(part, query) { return partUrl.replace("PART", part) + (query ? "?" + query : ""); }
+
+    function replacePart(name, html) {
+      var section = $(root, '[data-part="' + name + '"]');
+      if (section) { section.innerHTML = html; }
+    }
+
+    function reload(name, query) {
+      return fetchText(url(name, query)).then(function (html) { replacePart(name, html); }).catch(function () {});
+    }
+
+    var latestStateId = null, staleReads = 0;  // the newest state a message announced
+
+    function applySummary(html) {
+      var fresh = document.createElement("div");
+      fresh.innerHTML = html;
+      // A summary rendered before the newest announced state is stale: read it again rather than step back.
+      if (latestStateId && staleReads < 20 && !$(fresh, '[data-testid=run-timeline] li[data-id="' + cssId(latestStateId) + '"]')) {
+        staleReads += 1;
+        reloadSummary();
+        return;
+      }
+      staleReads = 0;
+      // Keep the badge element itself (scripts and observers watching it stay attached); copy the new state.
+      var badge = $(root, "[data-testid=run-state]"), newBadge = $(fresh, "[data-testid=run-state]");
+      if (badge && newBadge) {
+        setBadge(badge, newBadge.getAttribute("data-type"), newBadge.textContent);
+        newBadge.replaceWith(badge);
+      }
+      var section = $(root, '[data-part="summary"]');
+      section.replaceChildren.apply(section, Array.prototype.slice.call(fresh.childNodes));
+    }
+
+    var reloadSummary = debounced(function () {
+      fetchText(url("summary")).then(applySummary).catch(function () {});
+    }, 150);
+    var reloadGraph = debounced(function () { reload("graph"); }, 1000);
+
+    function onFlowRun(run) {
+      if (String(run.id) !== runId || !run.state) { return; }
+      var timeline = $(root, "[data-testid=run-timeline]");
+      if (timeline && $(timeline, 'li[data-id="' + cssId(run.state.id) + '"]')) { return; }  // already shown
+      latestStateId = run.state.id;
+      setBadge($(root, "[data-testid=run-state]"), run.state_type, run.state_name);
+      if (timeline) {
+        var item = document.createElement("li"), time = document.createElement("time"), badge = document.createElement("span");
+        item.setAttribute("data-id", run.state.id);
+        time.setAttribute("datetime", run.state.timestamp);
+        time.textContent = shownTime(run.state.timestamp, true);
+        setBadge(badge, run.state.type, run.state.name);
+        item.appendChild(time);
+        item.appendChild(document.createTextNode(" "));
+        item.appendChild(badge);
+        if (run.state.message) {
+          var message = document.createElement("span");
+          message.className = "ui-state-message";
+          message.textContent = " " + run.state.message;
+          item.appendChild(message);
+        }
+        timeline.appendChild(item);
+      }
+      reloadSummary();  // the buttons, times and result follow the new state
+    }
+
+    function onTaskRun(taskRun) {
+      var table = $(root, "[data-testid=task-runs]");
+      if (table) {
+        var row = $(table, 'tbody tr[data-id="' + cssId(taskRun.id) + '"]');
+        if (row) {
+          setBadge($(row, "[data-role=state]"), taskRun.state_type, taskRun.state_name);
+          $(row, "[data-role=start]").textContent = shownTime(taskRun.start_time);
+          $(row, "[data-role=duration]").textContent = duration(taskRun);
+          $(row, "[data-role=retries]").textContent = Math.max((taskRun.run_count || 0) - 1, 0);
+        } else if (table.getAttribute("data-last-page") === "1") {
+          row = document.createElement("tr");
+          row.setAttribute("data-id", taskRun.id);
+          row.setAttribute("data-created", taskRun.created);
+          row.appendChild(cell(taskRun.name));
+          row.appendChild(badgeCell(taskRun.state_type, taskRun.state_name));
+          row.appendChild(cell(shownTime(taskRun.start_time))).setAttribute("data-role", "start");
+          row.appendChild(cell(duration(taskRun))).setAttribute("data-role", "duration");
+          row.appendChild(cell(String(Math.max((taskRun.run_count || 0) - 1, 0)))).setAttribute("data-role", "retries");
+          insertByCreation($(table, "tbody"), row, taskRun.created);
+          var empty = $(table.parentNode, ".ui-empty");
+          if (empty) { empty.remove(); }
+        }
+      }
+      var node = $(root, '[data-testid=run-graph] g.node[data-id="' + cssId(taskRun.id) + '"]');
+      if (node) {
+        node.setAttribute("class", "node state-" + taskRun.state_type + (/\bsubflow\b/.test(node.getAttribute("class")) ? " subflow" : ""));
+      } else {
+        reloadGraph();  // a new task run: the layout changes
+      }
+    }
+
+    function insertByCreation(body, row, created) {
+      // Messages come in commit order, one per task run per batch: a task run created earlier may arrive later.
+      var when = Date.parse(created), rows = body.rows;
+      for (var i = rows.length - 1; i >= 0; i--) {
+        if (Date.parse(rows[i].getAttribute("data-created")) <= when) {
+          rows[i].after(row);
+          return;
+        }
+      }
+      body.insertBefore(row, body.firstChild);
+    }
+
+    function logsBody() { return $(root, "[data-testid=run-logs] tbody"); }
+
+    function appendLogRows(rows) {
+      var body = logsBody();
+      rows.forEach(function (row) {
+        if (!$(body, 'tr[data-id="' + cssId(row.getAttribute("data-id")) + '"]')) { body.appendChild(row); }
+      });
+      var empty = $(root, "[data-role=no-logs]");
+      if (empty && body.rows.length) { empty.remove(); }
+    }
+
+    function onLog(line) {
+      if (!liveLogs || line.level < level) { return; }
+      var row = document.createElement("tr");
+      var levelName = LEVELS[line.level] || "Level " + line.level;
+      row.setAttribute("data-id", line.id);
+      row.setAttribute("data-cursor", window.btoa("n|" + line.timestamp + "|" + line.id).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""));
+      row.className = "log-" + levelName;
+      var time = document.createElement("time");
+      time.setAttribute("datetime", line.timestamp);
+      time.textContent = shownTime(line.timestamp, true);
+      var timeCell = cell("", "ui-nowrap");
+      timeCell.appendChild(time);
+      row.appendChild(timeCell);
+      row.appendChild(cell(levelName));
+      row.appendChild(cell(line.task_run ? (line.task_run_name || "") : "flow"));
+      row.appendChild(cell(line.message, "ui-log-message"));
+      appendLogRows([row]);
+    }
+
+    function catchUpLogs() {
+      if (!liveLogs) { return; }
+      var rows = logsBody().rows, last = rows.length ? rows[rows.length - 1].getAttribute("data-cursor") : "";
+      var query = "log_level=" + level + (last ? "&after=" + encodeURIComponent(last) : "");
+      fetchText(url("logs", query)).then(function (html) { appendLogRows(rowsFrom(html)); }).catch(function () {});
+    }
+
+    window.OrchestratorLive.connect(root.getAttribute("data-live-path"), {
+      handlers: { flow_run: onFlowRun, task_run: onTaskRun, log: onLog },
+      onOpen: function () {
+        reloadSummary();
+        reload("task-runs", taskCursor ? "task_cursor=" + encodeURIComponent(taskCursor) : "");
+        reload("graph");
+        catchUpLogs();
+      },
+      onStatus: statusSetter(root)
+    });
+  }
+
+  function start() {
+    if (!window.OrchestratorLive) { return; }
+    var list = document.getElementById("flow-runs-live");
+    if (list) { runsList(list); }
+    var run = document.getElementById("flow-run-live");
+    if (run) { runPage(run); }
+  }
+
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
+})();

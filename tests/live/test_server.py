@@ -1,0 +1,135 @@
+"""The live websockets of a real `orchestrator server start --workers 2`: embedded (each server process publishes
+to its own connections) and with the Redis channel layer (one publisher per event for all processes). A client
+logged in through the admin watches a run it moves through the API; one without a session is refused (403), an
+unknown run is closed with 4404 and its reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+from tests.live.realtime import admin_credentials, admin_session_cookie, websocket_url
+from tests.support.server import RunningServer, start_server, throwaway_database
+
+pytestmark = pytest.mark.e2e
+
+# Its own Redis database number, so the suite's layer never meets another application's keys.
+REDIS_URL = "redis://127.0.0.1:6379/13"
+SOCKETS = 4  # with 2 workers sharing the listening socket, a few connections land on both
+PAUSE_SECONDS = 0.3  # between transitions: each is its own batch on the publishers (poll 50 ms)
+RECEIVE_TIMEOUT_SECONDS = 10.0
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory) -> Iterator[tuple[Path, str, dict[str, tuple[str, str]]]]:
+    """One home and database for both servers: the second starts without migrating (and the admin user the first
+    one created, whose password it printed, is kept)."""
+    home: Path = tmp_path_factory.mktemp("live")
+    with throwaway_database(home) as database_url:
+        yield home, database_url, {}
+
+
+@pytest.fixture(scope="module", params=["embedded", "redis"])
+def server(request, database) -> Iterator[tuple[RunningServer, str]]:
+    home, database_url, admin = database
+    settings = {"ORCHESTRATOR_REDIS_URL": REDIS_URL} if request.param == "redis" else {}
+    args = ["--workers", "2", "--no-services"]
+    with start_server(home=home, database_url=database_url, args=args, settings=settings) as running:
+        if not admin:
+            admin["credentials"] = admin_credentials(running.output())
+        yield running, admin_session_cookie(running.base_url, *admin["credentials"])
+
+
+async def next_message(socket: ClientConnection) -> dict:
+    return json.loads(await asyncio.wait_for(socket.recv(), RECEIVE_TIMEOUT_SECONDS))
+
+
+async def messages_until(socket: ClientConnection, done) -> list[dict]:
+    messages = []
+    while not messages or not done(messages[-1]):
+        messages.append(await next_message(socket))
+    return messages
+
+
+def test_a_run_moved_through_the_api_reaches_every_open_socket_once_in_order(server) -> None:
+    """What a live page sees of a run, across server processes: each state once, in order, as the REST API shows
+    it, and the run page gets its log lines. In Redis mode a second publisher would show as a repeated state."""
+    running, cookie = server
+    base = running.base_url
+    headers = {"Cookie": cookie}
+    api = httpx.Client(base_url=running.api_url, timeout=10)
+    flow = api.post("/flows/", json={"name": f"live-{uuid.uuid4().hex[:8]}"}).json()
+
+    async def scenario() -> None:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(websocket_url(base, "/ws/flow-runs/")):
+                pass
+        assert refused.value.response.status_code == 403
+
+        unknown = uuid.uuid4()
+        async with connect(websocket_url(base, f"/ws/flow-runs/{unknown}/"), additional_headers=headers) as socket:
+            with pytest.raises(ConnectionClosedError) as closed:
+                await socket.recv()
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4404, f"no flow run with id {unknown}")
+
+        lists = [
+            await connect(websocket_url(base, "/ws/flow-runs/"), additional_headers=headers) for _ in range(SOCKETS)
+        ]
+        run = api.post("/flow_runs/", json={"flow": flow["id"], "tags": ["live"]}).json()
+        await asyncio.sleep(PAUSE_SECONDS)  # the creation is published before the run page opens
+        page = await connect(websocket_url(base, f"/ws/flow-runs/{run['id']}/"), additional_headers=headers)
+        for state_type in ("RUNNING", "COMPLETED"):
+            await asyncio.sleep(PAUSE_SECONDS)
+            if state_type == "COMPLETED":
+                lines = [{"flow_run": run["id"], "message": f"line {number}"} for number in range(3)]
+                assert api.post("/logs/", json=lines).status_code == 201
+                await asyncio.sleep(PAUSE_SECONDS)
+            answer = api.post(f"/flow_runs/{run['id']}/set_state/", json={"state": {"type": state_type}})
+            assert answer.json()["status"] == "ACCEPT"
+        final = api.get(f"/flow_runs/{run['id']}/").json()
+
+        def completed(message: dict) -> bool:
+            return message["type"] == "flow_run" and message["data"]["state_name"] == "Completed"
+
+        for socket in lists:
+            ours = [m for m in await messages_until(socket, completed) if m["data"]["id"] == run["id"]]
+            assert [m["data"]["state_name"] for m in ours] == ["Pending", "Running", "Completed"]
+            assert ours[-1]["data"] == final
+            assert await _nothing_more(socket)
+        seen = await messages_until(page, completed)
+        assert [(m["type"], m["data"].get("message") or m["data"]["state_name"]) for m in seen] == [
+            ("flow_run", "Running"),
+            ("log", "line 0"),
+            ("log", "line 1"),
+            ("log", "line 2"),
+            ("flow_run", "Completed"),
+        ]
+        assert [m["data"] for m in seen if m["type"] == "log"] == api.get(f"/logs/?flow_run={run['id']}").json()[
+            "results"
+        ]
+        assert await _nothing_more(page)
+        for socket in [*lists, page]:
+            await socket.close()
+
+    started = time.monotonic()
+    asyncio.run(scenario())
+    api.close()
+    assert time.monotonic() - started < 30
+
+
+async def _nothing_more(socket: ClientConnection) -> bool:
+    """No message follows within a few poll intervals (a second publisher would send its copy by then)."""
+    try:
+        await asyncio.wait_for(socket.recv(), 0.5)
+    except TimeoutError:
+        return True
+    return False
