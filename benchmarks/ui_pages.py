@@ -183,7 +183,11 @@ def main() -> None:
         if not exists(path):
             print(f"{label:62} {'(no such page yet: skipped)':>40}")
             continue
-        target = BIG_RUN_TARGET_MS if "{big_run}" in page else TARGET_MS
+        target = (
+            BIG_RUN_TARGET_MS
+            if page.startswith(("/ui/flow-runs/{big_run}", "/admin/runs/flowrun/{big_run}"))
+            else TARGET_MS
+        )
         samples, cpu, status, queries = measure(client, path, options.requests, options.queries)
         figures, cpu_figures = percentiles(samples), percentiles(cpu)
         verdict = "ok" if figures["p95"] <= target and status == 200 else "SLOW" if status == 200 else "ERROR"
