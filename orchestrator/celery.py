@@ -6,15 +6,13 @@ embedded when unset); Beat uses django-celery-beat's database scheduler, synced 
 `celery -A orchestrator` finds it too (Celery looks for `orchestrator.celery` when the package has no `app`).
 
 `celery -A orchestrator.celery worker --beat-thread` runs Celery Beat as a thread of the worker: one process for
-the scheduler and the services, which is how `orchestrator server start` runs them (docs/services.md).
+the scheduler and the services. `orchestrator server start` runs the same worker and Beat thread inside its first
+Daphne worker (`orchestrator.server.run_services`; docs/services.md).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import time
 
 import click
 from celery import Celery, bootsteps
@@ -57,27 +55,3 @@ app.user_options["worker"].add(
     )
 )
 app.steps["worker"].add(BeatThread)
-
-# `orchestrator server start` runs Beat and a worker as its children and names itself here (process plumbing,
-# not a setting): a child whose supervisor vanished without stopping it (SIGKILL) stops itself. The watch starts
-# when this module is imported, early in `celery -A orchestrator.celery ...`, so even a child still starting
-# notices.
-SUPERVISOR_PID_VARIABLE = "ORCHESTRATOR_SUPERVISOR_PID"
-PARENT_CHECK_SECONDS = 0.5
-
-
-def _stop_when_orphaned(supervisor_pid: int) -> None:
-    while os.getppid() == supervisor_pid:
-        time.sleep(PARENT_CHECK_SECONDS)
-    os.kill(os.getpid(), signal.SIGTERM)  # the same clean stop the supervisor would have asked for
-
-
-def _watch_supervisor() -> None:
-    supervisor_pid = os.environ.get(SUPERVISOR_PID_VARIABLE, "")
-    if supervisor_pid.isdigit():
-        threading.Thread(
-            target=_stop_when_orphaned, args=(int(supervisor_pid),), name="supervisor-watch", daemon=True
-        ).start()
-
-
-_watch_supervisor()

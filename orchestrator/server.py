@@ -3,8 +3,8 @@
 The parent (`Supervisor`) binds the socket once, starts each worker as `python -m orchestrator.server --fd N`
 with that descriptor inherited, restarts a worker that dies after it started, and stops them all on SIGINT or
 SIGTERM. A worker runs Daphne on the inherited descriptor and exits when its parent disappears.
-With services on, the supervisor also runs the server services (apps/server_services) in one process, a Celery
-worker with Celery Beat on a thread, and supervises it the same way. docs/server.md and docs/services.md explain
+With services on, worker 1 also runs the server services (apps/server_services): a Celery worker with Celery Beat
+on a thread, on threads of that process (`Services`). docs/server.md and docs/services.md explain
 the choices.
 """
 
@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -72,45 +73,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-# The server services' process: one Celery worker (threads: a few services at once) with Celery Beat on a thread
-# of its own (`--beat-thread`, orchestrator/celery.py): one process instead of two of about 70 MB each.
-# `--quiet` drops Celery's banners; Django's checks already ran in `server start`. Celery's warning about running as
-# root says nothing here: the worker runs as whoever started the server, like the Daphne workers.
-# Without --queues the worker consumes only the services' queue (CELERY_TASK_DEFAULT_QUEUE), never a celery
-# pool's `pool-<name>`: flow runs belong on the pool's own workers (`orchestrator worker start --pool P`).
-CELERY_COMMAND = [
-    sys.executable,
-    "-W",
-    "ignore:You're running the worker with superuser privileges",
-    "-m",
-    "celery",
-    "--quiet",
-    "--skip-checks",
-    "-A",
-    "orchestrator.celery",
-]
-SERVICES_ROLE = "services"
-
-
-def services_command(*, concurrency: int, supervisor_pid: int) -> list[str]:
-    """The command of the services' process: a Celery worker with Beat on a thread."""
-    return [
-        *CELERY_COMMAND,
-        "worker",
-        "--beat-thread",
-        "--pool",
-        "threads",
-        "--concurrency",
-        str(concurrency),
-        "--without-gossip",
-        "--without-mingle",
-        "--loglevel",
-        "WARNING",
-        "--hostname",
-        f"orchestrator-services-{supervisor_pid}@%h",
-    ]
-
-
+# With services on, server worker 1 also runs the server services: a Celery worker (threads: a few services at once)
+# with Celery Beat on a thread (`run_services`). They were a process of their own, and a second copy of Django
+# (about 55 MB) is most of what that process held; the services do little work between their runs.
 # glibc gives each thread that allocates its own malloc arena (up to 8 per core), and each keeps freed memory:
 # the request threads of a Daphne worker and the threads of the services' worker then hold several MB of free
 # pages. Two arenas cost nothing measurable here (the GIL serialises allocations anyway) and save about 2 MB.
@@ -122,50 +87,29 @@ def child_environment(**extra: str) -> dict[str, str]:
     return {**CHILD_ENVIRONMENT, **os.environ, **extra}
 
 
-# The supervisor's pid, given to the services processes: they stop when it is gone (orchestrator/celery.py).
-SUPERVISOR_PID_VARIABLE = "ORCHESTRATOR_SUPERVISOR_PID"
-
-
 # Plain classes rather than dataclasses: `dataclasses` imports `inspect`, 1.3 MB of the lean supervisor's 15.
 class Worker:
-    """A supervised process: a Daphne worker (numbered) or the services process."""
+    """A supervised Daphne worker (numbered from 1)."""
 
-    __slots__ = ("number", "process", "started_at", "role")
+    __slots__ = ("number", "process", "started_at")
 
-    def __init__(self, *, number: int, process: subprocess.Popen, started_at: float, role: str = "server worker"):
+    def __init__(self, *, number: int, process: subprocess.Popen, started_at: float):
         self.number = number
         self.process = process
         self.started_at = started_at
-        self.role = role
 
     @property
     def label(self) -> str:
-        return f"{self.role} {self.number}" if self.role == "server worker" else self.role
+        return f"server worker {self.number}"
 
 
 class Supervisor:
-    """Start `workers` Daphne processes on `sock` (and, with `services`, the services' Celery worker with Beat), keep
-    them running, stop them on SIGINT/SIGTERM."""
+    """Start the Daphne workers on `sock` (worker 1 also running the services when they are on), keep them
+    running, stop them on SIGINT/SIGTERM."""
 
-    def __init__(
-        self,
-        sock: socket.socket,
-        *,
-        workers: int,
-        access_log: bool = False,
-        services: bool = False,
-        services_concurrency: int = SERVICES_CONCURRENCY,
-        stop_grace_seconds: float = STOP_GRACE_SECONDS,
-        startup_seconds: float = STARTUP_SECONDS,
-        say: Callable[[str], None] = print,
-    ) -> None:
+    def __init__(self, sock: socket.socket, options: SupervisorOptions, *, say: Callable[[str], None] = print) -> None:
         self.sock = sock
-        self.worker_count = workers
-        self.access_log = access_log
-        self.services = services
-        self.services_concurrency = services_concurrency
-        self.stop_grace_seconds = stop_grace_seconds
-        self.startup_seconds = startup_seconds
+        self.options = options
         self.say = say
         self.workers: list[Worker] = []
         self.stop_signal: int | None = None
@@ -173,24 +117,14 @@ class Supervisor:
     def start_worker(self, number: int) -> Worker:
         fd = self.sock.fileno()
         command = [sys.executable, "-m", "orchestrator.server", "worker", "--fd", str(fd), "--parent", str(os.getpid())]
-        if self.access_log:
+        if self.options.access_log:
             command.append("--access-log")
+        if self.options.services and number == 1:
+            command += ["--services", "--services-concurrency", str(self.options.services_concurrency)]
+            command += ["--stop-grace-seconds", str(self.options.stop_grace_seconds)]
         # A session of its own: Ctrl+C in the terminal reaches only the parent, which stops workers in order.
         process = subprocess.Popen(command, env=child_environment(), pass_fds=(fd,), start_new_session=True)
         return Worker(number=number, process=process, started_at=time.monotonic())
-
-    def start_services(self) -> Worker:
-        """The services' Celery worker with Beat on a thread, in its own session like the server workers."""
-        command = services_command(concurrency=self.services_concurrency, supervisor_pid=os.getpid())
-        env = child_environment(**{SUPERVISOR_PID_VARIABLE: str(os.getpid())})
-        # Its logs go to stderr; on stdout Celery only says "worker: Warm shutdown", which reads as ours.
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
-        return Worker(number=1, process=process, started_at=time.monotonic(), role=SERVICES_ROLE)
-
-    def restart(self, worker: Worker) -> Worker:
-        if worker.role == "server worker":
-            return self.start_worker(worker.number)
-        return self.start_services()
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stop_signal = signum
@@ -199,9 +133,7 @@ class Supervisor:
         """Run until SIGINT or SIGTERM; raise ServerError when a worker cannot start."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self.workers = [self.start_worker(number) for number in range(1, self.worker_count + 1)]
-            if self.services:
-                self.workers.append(self.start_services())
+            self.workers = [self.start_worker(number) for number in range(1, self.options.workers + 1)]
             if on_started:
                 on_started()
             while self.stop_signal is None:
@@ -217,17 +149,17 @@ class Supervisor:
             code = worker.process.poll()
             if code is None or self.stop_signal is not None:
                 continue
-            if time.monotonic() - worker.started_at < self.startup_seconds:
+            if time.monotonic() - worker.started_at < self.options.startup_seconds:
                 raise ServerError(f"{worker.label} exited with code {code} while starting; see above")
             self.say(f"{worker.label} (pid {worker.process.pid}) exited with code {code}; restarting")
-            self.workers[index] = self.restart(worker)
+            self.workers[index] = self.start_worker(worker.number)
 
     def stop(self) -> None:
         """SIGTERM every worker, wait up to `stop_grace_seconds`, then kill what is left."""
         running = [worker for worker in self.workers if worker.process.poll() is None]
         for worker in running:
             worker.process.terminate()
-        deadline = time.monotonic() + self.stop_grace_seconds
+        deadline = time.monotonic() + self.options.stop_grace_seconds
         for worker in running:
             try:
                 worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -325,8 +257,54 @@ def _leave_out_unused_libraries() -> None:
         sys.modules.setdefault("psycopg", None)  # type: ignore[arg-type]  # see OpenSSL above
 
 
-def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
-    """One worker: Daphne serving orchestrator.asgi on the inherited listening socket."""
+class Services:
+    """The server services inside a Daphne worker: Celery's worker (its `threads` pool, `concurrency` services at
+    once) with Celery Beat on a thread (`--beat-thread`, orchestrator/celery.py), running on a thread of their own.
+
+    This is what `celery -A orchestrator.celery worker --beat-thread --pool threads` runs, without Celery's command
+    line parts that belong to a main thread (signal handlers, logging set-up, process title): the Daphne worker
+    owns the process and its signals, and stops the services after its reactor stopped.
+    """
+
+    def __init__(self, *, concurrency: int, hostname: str) -> None:
+        from orchestrator.celery import app
+
+        app.finalize()
+        app.set_current()
+        self.controller = app.WorkController(
+            hostname=hostname,
+            pool="threads",
+            concurrency=concurrency,
+            loglevel="WARNING",
+            without_gossip=True,
+            without_mingle=True,
+            without_heartbeat=True,
+            beat_thread=True,
+        )
+        self.thread = threading.Thread(target=self.controller.start, name="services", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, grace_seconds: float) -> None:
+        """Celery's warm shutdown: running services finish, Beat saves its schedule and stops."""
+        from celery.signals import worker_shutting_down
+        from celery.worker import state
+
+        worker_shutting_down.send(sender=self.controller.hostname, sig="SIGTERM", how="Warm", exitcode=0)
+        state.should_stop = 0
+        self.thread.join(grace_seconds)
+
+
+def run_worker(
+    fd: int,
+    parent_pid: int,
+    access_log: bool,
+    services_concurrency: int | None = None,
+    stop_grace_seconds: float = STOP_GRACE_SECONDS,
+) -> None:
+    """One worker: Daphne serving orchestrator.asgi on the inherited listening socket; with
+    `services_concurrency`, also the server services (`Services`)."""
     _leave_out_unused_libraries()
     # daphne.server installs Twisted's asyncio reactor when imported, so it comes before anything else Twisted.
     import daphne.server
@@ -343,10 +321,21 @@ def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
     # The event consumers (celery dispatch, ...) run in a daemon thread of each worker; the cursor lock keeps two
     # workers from handling one consumer's batch (docs/events.md).
     start_server_runner()
+    services = None
+    if services_concurrency is not None:
+        services = Services(concurrency=services_concurrency, hostname=f"orchestrator-services-{parent_pid}@%h")
+        services.start()
+
+    services_failed = False
 
     def stop_if_orphaned() -> None:
+        nonlocal services_failed
         # The parent was killed without a chance to stop us: nobody supervises this process any more.
-        if os.getppid() != parent_pid and reactor.running:
+        orphaned = os.getppid() != parent_pid
+        # The services' worker ended on its own (an unrecoverable error, logged by Celery): exit with an error, so
+        # the supervisor restarts this worker and the services with it.
+        services_failed = services is not None and not services.thread.is_alive()
+        if (orphaned or services_failed) and reactor.running:
             # Twisted types the reactor with zope interfaces, whose methods are declared without `self`: mypy reads
             # them right only with the mypy-zope plugin.
             reactor.stop()  # type: ignore[misc]
@@ -365,6 +354,11 @@ def run_worker(fd: int, parent_pid: int, access_log: bool) -> None:
         action_logger=AccessLogGenerator(sys.stdout) if access_log else None,
     )
     server.run()
+    if services is not None:
+        services.stop(stop_grace_seconds)
+    if services_failed:
+        sys.stderr.write("error: the server services stopped unexpectedly (see above); restarting this worker\n")
+        sys.exit(1)
 
 
 class SupervisorOptions:
@@ -407,16 +401,7 @@ def supervise(fd: int, options: SupervisorOptions, banner: list[str]) -> int:
             say(line)
 
     try:
-        supervisor = Supervisor(
-            sock,
-            workers=options.workers,
-            access_log=options.access_log,
-            services=options.services,
-            services_concurrency=options.services_concurrency,
-            stop_grace_seconds=options.stop_grace_seconds,
-            startup_seconds=options.startup_seconds,
-            say=say,
-        )
+        supervisor = Supervisor(sock, options, say=say)
         supervisor.run(on_started=started)
     except ServerError as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -465,6 +450,9 @@ def main(argv: list[str] | None = None) -> None:
     worker.add_argument("--fd", type=int, required=True, help="inherited listening socket")
     worker.add_argument("--parent", type=int, required=True, help="pid of the supervising process")
     worker.add_argument("--access-log", action="store_true")
+    worker.add_argument("--services", action="store_true", help="also run the services (Celery worker and Beat)")
+    worker.add_argument("--services-concurrency", type=int, default=SERVICES_CONCURRENCY)
+    worker.add_argument("--stop-grace-seconds", type=float, default=STOP_GRACE_SECONDS)
     supervisor = roles.add_parser("supervise", help="start and watch the workers")
     supervisor.add_argument("--fd", type=int, required=True, help="inherited listening socket")
     supervisor.add_argument("--workers", type=int, required=True)
@@ -476,7 +464,8 @@ def main(argv: list[str] | None = None) -> None:
     supervisor.add_argument("--startup-seconds", type=float, default=STARTUP_SECONDS)
     options = parser.parse_args(argv)
     if options.role == "worker":
-        run_worker(options.fd, options.parent, options.access_log)
+        concurrency = options.services_concurrency if options.services else None
+        run_worker(options.fd, options.parent, options.access_log, concurrency, options.stop_grace_seconds)
     else:
         chosen = SupervisorOptions(
             workers=options.workers,

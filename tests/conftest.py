@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-pytest_plugins = ["tests.support.server"]
+pytest_plugins = ["tests.support.server", "tests.support.browser"]
 
 
 @pytest.fixture

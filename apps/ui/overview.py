@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db import connection
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
 from apps.concurrency.models import ConcurrencyLimit
@@ -52,27 +53,35 @@ class HourlyCounts:
 
 
 def runs_by_hour(*, now: datetime | None = None) -> HourlyCounts:
-    """One grouped query over the index range: per state type, a filtered count for each hour."""
+    """Runs per hour and state type in one statement: a UNION ALL of one grouped count per hour, each reading only
+    its range of the index (state type, expected start time), which covers it.
+
+    Grouping by an hour computed per row, or one filtered count per hour, calls a function per row (five times
+    slower on SQLite with a day of 33,000 runs); 24 ORM querysets cost more to build than the database takes to
+    answer, hence the statement is written once here, with the table and columns named from the model."""
     now = now or timezone.now()
-    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     hours = [end - timedelta(hours=CHART_HOURS - index) for index in range(CHART_HOURS)]
-    buckets = {
-        f"hour_{index}": Count(
-            "id", filter=Q(expected_start_time__gte=start, expected_start_time__lt=start + timedelta(hours=1))
-        )
-        for index, start in enumerate(hours)
-    }
-    rows = (
-        FlowRun.objects.filter(
-            state_type__in=CHART_STATE_TYPES, expected_start_time__gte=hours[0], expected_start_time__lt=now
-        )
-        .values("state_type")
-        .annotate(**buckets)
-        .order_by()
+    quote = connection.ops.quote_name
+    table, state_type, start_time = (
+        quote(FlowRun._meta.db_table),
+        quote(FlowRun._meta.get_field("state_type").column),
+        quote(FlowRun._meta.get_field("expected_start_time").column),
     )
-    counts = {state_type.value: [0] * CHART_HOURS for state_type in CHART_STATE_TYPES}
-    for row in rows:
-        counts[row["state_type"]] = [row[f"hour_{index}"] for index in range(CHART_HOURS)]
+    types = [state.value for state in CHART_STATE_TYPES]
+    one_hour = (
+        f"SELECT %s, {state_type}, COUNT(*) FROM {table} WHERE {state_type} IN ({', '.join(['%s'] * len(types))}) "
+        f"AND {start_time} >= %s AND {start_time} < %s GROUP BY {state_type}"
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list[Any] = []
+    for index, start in enumerate(hours):
+        params += [index, *types, adapt(start), adapt(min(start + timedelta(hours=1), now))]
+    counts = {state.value: [0] * CHART_HOURS for state in CHART_STATE_TYPES}
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join([one_hour] * CHART_HOURS), params)
+        for hour, state, count in cursor.fetchall():
+            counts[state][hour] += count
     return HourlyCounts(hours=hours, counts=counts)
 
 
@@ -89,13 +98,21 @@ def late_runs(*, limit: int = 10) -> tuple[list[FlowRun], int]:
 
 
 def failed_runs_recent(*, now: datetime | None = None, limit: int = 10) -> tuple[list[FlowRun], int]:
-    """Failed and Crashed runs expected to start in the last 24 h (newest first) and how many (capped)."""
+    """Failed and Crashed runs expected to start in the last 24 h (newest first) and how many (capped). One
+    query per state type, each read in the order of its index range; the newest of both are kept."""
     since = (now or timezone.now()) - timedelta(hours=CHART_HOURS)
+    runs: list[FlowRun] = []
+    for state_type in (StateType.FAILED, StateType.CRASHED):
+        runs += (
+            FlowRun.objects.select_related("flow")
+            .filter(state_type=state_type, expected_start_time__gte=since)
+            .order_by("-expected_start_time")[:limit]
+        )
+    runs.sort(key=lambda run: run.expected_start_time, reverse=True)
     queryset = FlowRun.objects.filter(
         state_type__in=[StateType.FAILED, StateType.CRASHED], expected_start_time__gte=since
     )
-    runs = list(queryset.select_related("flow").order_by("-expected_start_time")[:limit])
-    return runs, capped_count(queryset.values("id"))
+    return runs[:limit], capped_count(queryset.values("id"))
 
 
 def upcoming_runs(*, now: datetime | None = None, limit: int = 10) -> list[FlowRun]:

@@ -88,12 +88,13 @@ def test_good_server_tunables_are_accepted() -> None:
 
 
 @pytest.mark.e2e
-def test_server_start_hands_its_tunables_to_the_supervisor_and_runs_one_services_process(tmp_path: Path) -> None:
-    """The supervisor has no Django: the settings reach it and the services' worker on their command lines."""
+def test_server_start_hands_its_tunables_to_the_supervisor_and_runs_the_services_in_worker_one(tmp_path: Path) -> None:
+    """The supervisor has no Django: the settings reach it and the worker running the services on command lines."""
     settings = {"ORCHESTRATOR_SERVICES_CONCURRENCY": "2", "ORCHESTRATOR_SERVER_STOP_GRACE_SECONDS": "3"}
     with start_server(home=tmp_path / "home", settings=settings) as server:
         supervisor = command_line(server.process.pid)
         assert "--stop-grace-seconds 3.0 " in supervisor and "--services-concurrency 2 " in supervisor
-        services = [line for line in map(command_line, child_pids(server.process.pid)) if " -m celery " in line]
-        assert len(services) == 1 and "--beat-thread" in services[0] and "--concurrency 2 " in services[0]
+        children = [command_line(pid) for pid in child_pids(server.process.pid)]
+        assert len(children) == 1 and "orchestrator.server worker " in children[0], children
+        assert "--services --services-concurrency 2 --stop-grace-seconds 3.0" in children[0], children
         assert server.stop() == 0

@@ -14,8 +14,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from apps.events.consumers import consumer_get
-from apps.events.runner import EventRunner
+from apps.events.consumers import Consumer, consumer_get
+from apps.events.runner import EventRunner, consumer_run_batch
+from apps.events.stream import stream_tail
 from apps.live.routing import websocket_application
 from tests.events.support import wait_readable
 from tests.live.support import LoopThread, session_cookie
@@ -168,3 +169,25 @@ def test_runs_task_runs_and_log_lines_arrive_in_the_rest_shape_in_order_once(loo
     post(api, "/api/logs/", [{"flow_run": run["id"], "message": "nobody watches"}])
     assert len(publish(publisher)) == 1  # the stream read only: no page is open on the run, its lines are not read
     close(loop, runs_list)
+
+
+def test_the_durable_publisher_of_the_redis_mode_starts_at_the_tail() -> None:
+    """With Redis one durable consumer publishes for every process; created on a stream with history, it must not
+    push days of old changes to the pages."""
+    api = APIClient()
+    flow = post(api, "/api/flows/", {"name": "before-the-publisher"})
+    post(api, "/api/flow_runs/", {"flow": flow["id"]})
+    wait_readable()
+    seen: list[str] = []
+    publisher = Consumer(
+        name="live_publish_tail_test",
+        handler=lambda events: seen.extend(str(event.resource_id) for event in events),
+        start_at_tail=True,
+    )
+    tail = stream_tail()
+    assert consumer_run_batch(consumer=publisher).position == tail
+    assert seen == []
+    run = post(api, "/api/flow_runs/", {"flow": flow["id"]})
+    wait_readable()
+    consumer_run_batch(consumer=publisher)
+    assert seen == [run["id"]]

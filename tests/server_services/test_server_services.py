@@ -1,5 +1,5 @@
-"""End to end: `orchestrator server start` runs the services itself (a Celery worker with Beat on a thread,
-embedded broker)."""
+"""End to end: `orchestrator server start` runs the services itself (a Celery worker with Beat on a thread, inside
+server worker 1, embedded broker)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_server_start_runs_the_services_within_seconds_and_stops_them_on_ctrl_c(
     with start_server(home=tmp_path / "home", settings=SHORT_INTERVALS) as server:
         banner = (
             "services: scheduler, late_runs, zombies, cancellation_cleanup, celery_dispatch, pause_timeouts, retention"
-            " (a Celery worker with Beat on a thread, embedded broker)"
+            " (a Celery worker with Beat on a thread, in server worker 1, embedded broker)"
         )
         assert banner in server.output()
         api = httpx.Client(base_url=server.api_url + "/", timeout=30)
@@ -58,10 +58,10 @@ def test_server_start_runs_the_services_within_seconds_and_stops_them_on_ctrl_c(
         assert pause_timeouts_ran(server)
         children = child_pids(server.process.pid)
         commands = command_lines(children)
-        # One process for the scheduler and the services (memory: docs/services.md), no separate `celery beat`.
-        services = [command for command in commands if " -m celery " in command]
-        assert len(services) == 1 and " worker --beat-thread --pool threads " in services[0], commands
-        assert not [command for command in commands if " beat " in command], commands
+        # The scheduler and the services run inside the server worker (memory: docs/server.md): no Celery process.
+        assert len(commands) == 1 and "orchestrator.server worker" in commands[0], commands
+        assert " --services " in commands[0], commands
+        assert not [command for command in commands if " -m celery " in command], commands
 
         assert server.stop(signal.SIGINT) == 0
         assert not [pid for pid in children if alive(pid)]

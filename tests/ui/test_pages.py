@@ -9,7 +9,9 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.concurrency.models import ConcurrencyLimit
@@ -20,6 +22,7 @@ from apps.flows.services import flow_get_or_create
 from apps.orchestration import engine
 from apps.runs import services as run_services
 from apps.runs.models import FlowRun
+from apps.ui import overview
 from apps.ui.schedule_words import describe_schedule
 from apps.work_pools.models import WorkPool
 from apps.work_pools.services import work_pool_create, work_queue_create, worker_heartbeat
@@ -173,6 +176,40 @@ def test_the_dashboard_shows_runs_by_state_warnings_upcoming_runs_and_worker_hea
         worker_heartbeat(pool=work_pool_create(name=f"pool-{index}"), name=f"w-{index}")
     with django_assert_max_num_queries(12):
         assert admin_client.get("/ui/").status_code == 200
+
+
+def test_runs_by_hour_puts_each_run_in_its_hour_and_state(db):
+    """The chart's counts: by expected start time, per state type, the last 24 hours only (one statement)."""
+    now = timezone.now()
+    flow, _ = flow_get_or_create(name="etl")
+
+    def at(hours_ago: float, final=None) -> None:
+        moment = now - timedelta(hours=hours_ago)
+        run, _ = run_services.flow_run_create(flow=flow, state=Scheduled(scheduled_time=moment))
+        if final is not None:
+            for state in (Pending(), Running(), final):
+                engine.propose_state(kind=engine.FLOW_RUN, run_id=run.id, state=state, force=True)
+
+    at(5, Completed())
+    at(5, Completed())
+    at(5, Failed())
+    at(1.5)  # still Scheduled (late): counted as SCHEDULED
+    at(30, Completed())  # older than the chart
+    at(-2)  # ahead: not on the chart
+
+    with CaptureQueriesContext(connection) as queries:
+        counts = overview.runs_by_hour(now=now)
+
+    assert len(queries.captured_queries) == 1
+    assert len(counts.hours) == 24 and counts.hours[-1] <= now < counts.hours[-1] + timedelta(hours=1)
+
+    def hour_of(hours_ago: float) -> int:
+        moment = now - timedelta(hours=hours_ago)
+        return next(index for index, start in enumerate(counts.hours) if start <= moment < start + timedelta(hours=1))
+
+    assert counts.counts["COMPLETED"][hour_of(5)] == 2 and counts.counts["FAILED"][hour_of(5)] == 1
+    assert counts.counts["SCHEDULED"][hour_of(1.5)] == 1
+    assert counts.total == 4
 
 
 def test_the_flows_page_lists_flows_with_deployments_and_last_run_state(admin_client, django_assert_max_num_queries):

@@ -1,4 +1,4 @@
-"""Rendering a live page: the admin's context (header, user tools, "View site") plus the page's own."""
+"""Rendering a live page: the admin's header context (site names, "View site", user tools) plus the page's own."""
 
 from __future__ import annotations
 
@@ -12,10 +12,19 @@ from django.shortcuts import render
 def render_page(
     request: HttpRequest, template: str, *, title: str, section: str, context: dict[str, Any] | None = None
 ) -> HttpResponse:
-    """`template` (extending ui/base.html) with the admin site's context, the page title and the nav section."""
+    """`template` (extending ui/base.html) with the page title and the nav section.
+
+    The admin's header needs only these names from `admin.site.each_context()`; that method also builds the
+    app list of the admin's sidebar (a URL reversal per model), which the live pages do not show: they have
+    their own nav bar and need the width."""
+    site = admin.site
     page_context = {
-        **admin.site.each_context(request),
-        # The live pages have their own nav bar and need the width: no admin app list on the side.
+        "site_title": site.site_title,
+        "site_header": site.site_header,
+        "site_url": site.site_url,
+        "has_permission": site.has_permission(request),
+        "available_apps": [],
+        "is_popup": False,
         "is_nav_sidebar_enabled": False,
         "title": title,
         "ui_section": section,

@@ -37,6 +37,7 @@ from apps.runs.selectors import filter_by_tags
 from apps.ui import graph as run_graph
 from apps.ui.paging import FORWARD, InvalidCursor, Page, encode_cursor, keyset_page, merge_rows
 from apps.ui.run_input import RunInputForm, input_schema
+from apps.ui.views.page import render_page
 from orchestrator.states import NAMED_STATES, TERMINAL_TYPES, Cancelling, StateType
 
 RUNS_PER_PAGE = 50
@@ -88,7 +89,9 @@ def _duration(run: FlowRun | TaskRun, now: datetime.datetime) -> str:
     if run.start_time is None:
         return ""
     if run.end_time is None:
-        seconds = (now - run.start_time).total_seconds() if run.state_type == StateType.RUNNING else 0.0
+        if run.state_type != StateType.RUNNING:  # paused, or waiting to run again: the time it ran so far
+            return format_seconds(run.total_run_time) if run.total_run_time else ""
+        seconds = (now - run.start_time).total_seconds()
     else:
         seconds = run.total_run_time or (run.end_time - run.start_time).total_seconds()
     return format_seconds(seconds)
@@ -188,6 +191,30 @@ class FlowRunFilterForm(forms.Form):
         return "Bad filter " + "; ".join(parts)
 
 
+def run_rows_html(runs: list[FlowRun]) -> SafeString:
+    """The runs table's rows (string formatting, as `log_rows_html` and for the same reason), for the page and
+    for the live list's requests alike."""
+    rows = []
+    for run in runs:
+        if run.start_time:
+            start = f"{run.start_time:%Y-%m-%d %H:%M:%S}"
+        elif run.expected_start_time:
+            start = f'<span class="quiet">scheduled {run.expected_start_time:%Y-%m-%d %H:%M:%S}</span>'
+        else:
+            start = ""
+        tags = " ".join(f'<span class="tag">{escape(str(tag))}</span>' for tag in run.tags or [])
+        rows.append(
+            f'<tr data-testid="flow-run-row" data-id="{run.pk}">'
+            f'<td><a href="/ui/flow-runs/{run.pk}/">{escape(run.name)}</a></td>'
+            f"<td>{escape(run.flow.name)}</td><td>{escape(run.deployment.name) if run.deployment else ''}</td>"
+            f'<td><span class="state state-{escape(run.state_type or "NONE")}" data-role="state">'
+            f"{escape(run.state_name or '')}</span></td>"
+            f'<td data-role="start">{start}</td><td data-role="duration">{run.duration_text}</td>'
+            f"<td>{tags}</td><td>{escape(run.work_pool_name or '')}</td></tr>"
+        )
+    return mark_safe("".join(rows))  # noqa: S308 (every text is escaped)
+
+
 def _runs_queryset() -> QuerySet[FlowRun]:
     return FlowRun.objects.select_related("flow", "deployment").only(*LIST_FIELDS)
 
@@ -219,10 +246,9 @@ def flow_run_list(request: HttpRequest) -> HttpResponse:
             _cursor_error(request, exc)
             status = 400
     context = {
-        "title": "Flow runs",
-        "ui_section": "flow_runs",
         "form": form,
-        "runs": _annotate(page.rows),
+        "runs": page.rows,
+        "rows": run_rows_html(_annotate(page.rows)),
         "page": page,
         "first_page": not request.GET.get("cursor"),
         "filter_query": _query_without(request, "cursor"),
@@ -235,7 +261,9 @@ def flow_run_list(request: HttpRequest) -> HttpResponse:
         "selected_states": form.data.getlist("state") if hasattr(form.data, "getlist") else [],
         "recent_choices": list(RECENT),
     }
-    return render(request, "ui/flow_runs/list.html", context, status=status)
+    response = render_page(request, "ui/flow_runs/list.html", title="Flow runs", section="flow_runs", context=context)
+    response.status_code = status
+    return response
 
 
 @staff_member_required
@@ -256,7 +284,7 @@ def flow_run_rows(request: HttpRequest) -> HttpResponse:
         runs = merge_rows(reads, time_field="created", descending=True)
     else:
         runs = keyset_page(queryset, time_field="created", descending=True, limit=RUNS_PER_PAGE).rows
-    return render(request, "ui/flow_runs/_rows.html", {"runs": _annotate(runs)})
+    return HttpResponse(run_rows_html(_annotate(runs)))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -385,8 +413,6 @@ def _run_page(request: HttpRequest, run: FlowRun, *, resume_form: RunInputForm |
     graph = run_graph.flow_run_graph(run_id=run.id)
     subflows = [node for node in graph.nodes if node.href]
     context = {
-        "title": f"Flow run {run.name} ({run.flow.name})",
-        "ui_section": "flow_runs",
         **_summary_context(run, resume_form),
         "task_runs": task_runs,
         "task_rows": task_rows_html(task_runs.rows),
@@ -404,7 +430,10 @@ def _run_page(request: HttpRequest, run: FlowRun, *, resume_form: RunInputForm |
         "task_query": _query_without(request, "task_cursor"),
         "log_query": _query_without(request, "log_cursor"),
     }
-    return render(request, "ui/flow_runs/detail.html", context, status=status)
+    title = f"Flow run {run.name} ({run.flow.name})"
+    response = render_page(request, "ui/flow_runs/detail.html", title=title, section="flow_runs", context=context)
+    response.status_code = status
+    return response
 
 
 @staff_member_required

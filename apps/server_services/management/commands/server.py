@@ -1,8 +1,8 @@
 """`orchestrator server start`, `orchestrator server database reset|upgrade` and `orchestrator server services ls|run`.
 
 `start` prepares the database once (migrations, the first admin user, the services' Beat entries) in this
-process, then hands the listening socket to Daphne worker processes, next to the services process (a Celery
-worker with Beat on a thread; orchestrator/server.py; design in docs/server.md and docs/services.md).
+process, then hands the listening socket to Daphne worker processes, the first of which also runs the services (a
+Celery worker with Beat on a thread; orchestrator/server.py; design in docs/server.md and docs/services.md).
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class Command(OrchestratorCommand):
         start.add_argument(
             "--no-services",
             action="store_true",
-            help="do not run the services process (run Beat and workers with `celery -A orchestrator.celery ...`)",
+            help="do not run the services (run Beat and workers with `celery -A orchestrator.celery ...`)",
         )
 
         database = actions.add_parser("database", help="reset or upgrade the database")
@@ -273,7 +273,7 @@ class Command(OrchestratorCommand):
         else:
             broker = f"broker {mask_url_password(settings.CELERY_BROKER_URL)}"
         names = ", ".join(service.name for service in services_all())
-        return f"services: {names} (a Celery worker with Beat on a thread, {broker})"
+        return f"services: {names} (a Celery worker with Beat on a thread, in server worker 1, {broker})"
 
     def services_ls(self) -> None:
         now = timezone.now()
