@@ -163,3 +163,17 @@ def check_plan(admin_client, url: str, index: str, ordered: bool, table: str = "
     assert f"{expected} " in plan + " " or f"{expected}\n" in plan + "\n", (url, plan)
     if ordered:
         assert not sorted_, (url, plan)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the planner's estimate is PostgreSQL's")
+def test_an_unfiltered_list_on_postgresql_shows_the_planners_estimate_without_counting(admin_client, monkeypatch):
+    monkeypatch.setattr(LargeTablePaginator, "count_limit", 5)
+    make_runs(12)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runs_flowrun")  # what autovacuum keeps up to date
+    text, queries = page_queries(admin_client, "/admin/runs/flowrun/")
+    assert "many flow runs (about 12)" in text
+    assert not [sql for sql in queries if "COUNT(" in sql.upper()]
+    text, queries = page_queries(admin_client, "/admin/runs/flowrun/?work_pool_name=gpu")
+    assert "many flow runs (more than 5)" in text  # a filtered list counts, up to the limit
+    assert [sql for sql in queries if "COUNT(" in sql.upper() and "LIMIT 6" in sql]
