@@ -26,6 +26,9 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["resource_id", "occurred"], name="events_event_resource"),
             models.Index(fields=["occurred"], name="events_event_occurred"),
+            # The admin's filters, newest first.
+            models.Index(fields=["name", "id"], name="events_event_name"),
+            models.Index(fields=["resource_type", "id"], name="events_event_resource_type"),
         ]
 
     def __str__(self) -> str:

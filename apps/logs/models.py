@@ -19,7 +19,9 @@ class Log(BaseModel):
         indexes = [
             models.Index(fields=["flow_run", "timestamp"], name="log_flow_run_time"),
             models.Index(fields=["task_run", "timestamp"], name="log_task_run_time"),
-            models.Index(fields=["timestamp"], name="log_time"),
+            # The admin's newest-first list (its order ends with the id), whole and by level.
+            models.Index(fields=["timestamp", "id"], name="log_time_id"),
+            models.Index(fields=["level", "timestamp", "id"], name="log_level_time"),
         ]
 
     def __str__(self) -> str:

@@ -1,7 +1,11 @@
-"""Admin for runs: read-mostly, with the full state history inline (states change only through the engine)."""
+"""Admin for runs: read-mostly, with the full state history inline (states change only through the engine).
+
+The run tables hold millions of rows: the changelists never count them all, read their filters' choices from
+indexes, and every filter has an index that also serves the newest-first order (apps/core/admin.py)."""
 
 from django.contrib import admin
 
+from apps.core.admin import IndexedValuesListFilter, LargeTableAdmin
 from apps.runs.models import FlowRun, FlowRunState, TaskRun, TaskRunState
 
 
@@ -31,7 +35,7 @@ class TaskRunStateInline(ReadOnlyInline):
     ordering = ["timestamp", "created"]
 
 
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(LargeTableAdmin):
     list_display = [
         "name",
         "state_name",
@@ -41,9 +45,11 @@ class RunAdmin(admin.ModelAdmin):
         "end_time",
         "run_count",
     ]
-    list_filter = ["state_type", "state_name"]
-    search_fields = ["name", "id"]
-    date_hierarchy = "created"
+    list_filter = [("created", admin.DateFieldListFilter), "state_type", ("state_name", IndexedValuesListFilter)]
+    search_fields = ["name", "id"]  # see LargeTableAdmin.get_search_results
+    prefix_search_field: str | None = "name"
+    search_help_text = "A run's id, or the start of its name (case-sensitive)."
+    # No date_hierarchy: its year and month links read every row's date; the "created" filter reads none.
     ordering = ["-created"]
     editable = ["name", "tags"]
 
@@ -58,7 +64,7 @@ class RunAdmin(admin.ModelAdmin):
 class FlowRunAdmin(RunAdmin):
     list_display = ["name", "flow", *RunAdmin.list_display[1:]]
     list_select_related = ["flow"]
-    list_filter = ["state_type", "state_name", "work_pool_name"]
+    list_filter = [*RunAdmin.list_filter, ("work_pool_name", IndexedValuesListFilter)]
     inlines = [FlowRunStateInline]
 
     def view_on_site(self, run: FlowRun) -> str:
@@ -70,4 +76,9 @@ class FlowRunAdmin(RunAdmin):
 class TaskRunAdmin(RunAdmin):
     list_display = ["name", "task_key", "flow_run", *RunAdmin.list_display[1:]]
     list_select_related = ["flow_run"]
+    # Task runs have no index on their name (it would slow their inserts, the busiest of all): an id searches.
+    search_fields = ["id", "flow_run"]
+    prefix_search_field = None
+    id_search_fields = ("pk", "flow_run")
+    search_help_text = "A task run's id, or its flow run's id (all its task runs)."
     inlines = [TaskRunStateInline]

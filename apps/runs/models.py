@@ -127,6 +127,8 @@ class FlowRun(RunBase):
                 fields=["work_pool_name", "state_type", "next_scheduled_start_time"],
                 name="flow_run_pool_state_next_start",
             ),
+            # The admin's and the UI's work pool filter in the default order.
+            models.Index(fields=["work_pool_name", "-created", "-id"], name="flow_run_pool_created"),
             models.Index(fields=["expected_start_time"], name="flow_run_expected_start"),
             models.Index(fields=["name"], name="flow_run_name"),
         ]
@@ -156,7 +158,7 @@ class TaskRun(RunBase):
             models.Index(fields=["-created", "-id"], name="task_run_created"),
             models.Index(fields=["state_type", "-created", "-id"], name="task_run_state_type_created"),
             models.Index(fields=["state_type", "expected_start_time"], name="task_run_state_type_start"),
-            models.Index(fields=["state_name"], name="task_run_state_name"),
+            models.Index(fields=["state_name", "-created", "-id"], name="task_run_state_name_created"),
             models.Index(fields=["cache_key"], name="task_run_cache_key"),
         ]
 
