@@ -27,6 +27,7 @@ from tests.workers.conftest import SERVER_SETTINGS, Cluster
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.timeout(180),  # a hang shows its stack after 3 minutes (the test takes 30-70 s on a loaded machine)
     # One CI pass is enough for the slowest test of the suite (about 40 s, most of it the server's start); the pages
     # behave the same on both databases, and tests/live runs the websocket publisher on PostgreSQL.
     pytest.mark.skipif(
@@ -217,7 +218,6 @@ def test_a_run_started_from_the_ui_is_watched_live_to_the_end(cluster: Cluster, 
     run_id = page.url.rstrip("/").rsplit("/", 1)[1]
     run = cluster.run(run_id)
     assert (run["parameters"], sorted(run["tags"])) == ({"n": 4, "seconds": 1.5}, sorted([TAG, "from-the-form"]))
-    page.wait_for_function("window.__uiTest.sockets.some(socket => socket.openedAt)")
 
     phase("run created from the form")
     # The worker runs it; the page follows without a reload.
