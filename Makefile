@@ -58,6 +58,7 @@ bench: install services
 	$(PY) benchmarks/scheduler.py
 	$(PY) benchmarks/worker_latency.py --pools process,celery
 	$(PY) benchmarks/events_latency.py --database sqlite
+	$(PY) benchmarks/live_latency.py --database sqlite
 	$(PY) benchmarks/events_latency.py --database postgresql
 	$(PY) benchmarks/server_memory.py
 

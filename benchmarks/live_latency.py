@@ -11,6 +11,7 @@ every (change, socket) pair, and how many were missed (a change followed within 
 next one is sent once, as the later state: the interval keeps that rare).
 
     .venv/bin/python benchmarks/live_latency.py [--database sqlite|postgresql] [--transitions 100] [--sockets 4]
+        [--redis-url redis://127.0.0.1:6379/13]
 """
 
 from __future__ import annotations
@@ -110,8 +111,9 @@ async def measure(base_url: str, api_url: str, cookie: str, options: argparse.Na
             early += latency < 0  # the message came before the HTTP answer was read
             latencies.append(max(0.0, latency))
     figures = percentiles(latencies)
+    label = options.database + (" + Redis" if options.redis_url else "")
     print(
-        f"{options.database}: {len(changed)} state changes x {options.sockets} sockets, {len(latencies)} messages"
+        f"{label}: {len(changed)} state changes x {options.sockets} sockets, {len(latencies)} messages"
         f" ({missed} missed, {early} before the 2xx); 2xx-to-message p50 {figures['p50']:.1f} ms"
         f"  p95 {figures['p95']:.1f} ms  p99 {figures['p99']:.1f} ms  max {max(latencies, default=0) * 1000:.1f} ms",
         flush=True,
@@ -125,10 +127,16 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between two state changes")
     parser.add_argument("--sockets", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--redis-url", help="use the Redis channel layer (ORCHESTRATOR_REDIS_URL), e.g. redis://127.0.0.1:6379/13"
+    )
     options = parser.parse_args()
     with database(options.database) as (home, database_url):
         with start_server(
-            home=home, database_url=database_url, args=["--workers", str(options.workers), "--no-services"]
+            home=home,
+            database_url=database_url,
+            args=["--workers", str(options.workers), "--no-services"],
+            settings={"ORCHESTRATOR_REDIS_URL": options.redis_url} if options.redis_url else {},
         ) as running:
             cookie = admin_session_cookie(running.base_url, *admin_credentials(running.output()))
             asyncio.run(measure(running.base_url, running.api_url, cookie, options))

@@ -273,6 +273,9 @@ class Services:
         app.set_current()
         self.controller = app.WorkController(
             hostname=hostname,
+            # Only the services' queue, named: this process also sends celery pools' runs (`pool-<name>` queues,
+            # the celery_dispatch consumer), and a worker consuming "every known queue" would take those too.
+            queues=[app.conf.task_default_queue],
             pool="threads",
             concurrency=concurrency,
             loglevel="WARNING",

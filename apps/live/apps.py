@@ -21,10 +21,11 @@ class LiveConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.events.consumers import consumer_register
+        from apps.live.layer import PUBLISHER_NAME
 
         # Embedded (in-memory layer): every server process publishes every event to its own connections, from a
         # per-process consumer. With Redis, exactly one process must publish each event: a durable consumer, whose
         # cursor lock hands each batch to one process. Either way the publisher starts at the stream's tail.
         consumer_register(
-            name="live_publish", handler=_publish, durable=settings.LIVE_REDIS_URL is not None, start_at_tail=True
+            name=PUBLISHER_NAME, handler=_publish, durable=settings.LIVE_REDIS_URL is not None, start_at_tail=True
         )

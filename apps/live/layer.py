@@ -12,6 +12,8 @@ from channels.layers import InMemoryChannelLayer
 
 # Every flow run created or changed; and one group per flow run (its changes, its task runs', its log lines).
 FLOW_RUNS_GROUP = "flow_runs"
+# The event consumer that publishes (its cursor's name, with Redis).
+PUBLISHER_NAME = "live_publish"
 # The channel layer message type; consumers handle it in `live_message`.
 MESSAGE_TYPE = "live.message"
 

@@ -19,11 +19,12 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 from django.db.models import Q
 from rest_framework.utils.encoders import JSONEncoder
 
-from apps.events.models import Event
-from apps.live.layer import FLOW_RUNS_GROUP, MESSAGE_TYPE, flow_run_group, publishing_loop
+from apps.events.models import ConsumerCursor, Event
+from apps.live.layer import FLOW_RUNS_GROUP, MESSAGE_TYPE, PUBLISHER_NAME, flow_run_group, publishing_loop
 from apps.logs.api.serializers import LogSerializer
 from apps.logs.models import Log
 from apps.logs.selectors import LOG_FIELDS
@@ -45,8 +46,22 @@ def _on_loop(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T])
     return asyncio.run_coroutine_threadsafe(coroutine, loop).result(SEND_TIMEOUT_SECONDS)
 
 
+_redis_cursor_checked = False
+
+
+def _forget_the_redis_publisher_cursor() -> None:
+    """Embedded, the publisher keeps no cursor; one left by an earlier run with Redis would make a later switch back
+    to Redis replay everything since then. Removed once per process: recreated at the tail, it replays nothing."""
+    global _redis_cursor_checked
+    if not _redis_cursor_checked:
+        ConsumerCursor.objects.filter(name=PUBLISHER_NAME).delete()
+        _redis_cursor_checked = True
+
+
 def live_events_publish(events: list[Event]) -> int:
     """Publish a batch of events to the websocket groups with members; returns how many messages were sent."""
+    if settings.LIVE_REDIS_URL is None:
+        _forget_the_redis_publisher_cursor()
     layer = get_channel_layer()
     if layer is None:
         return 0

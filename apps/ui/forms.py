@@ -40,6 +40,10 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# What an empty JSON field gives: the parameter is left out (its default applies), while `null` typed is None.
+EMPTY = object()
+
+
 class JSONTextField(forms.CharField):
     """Any JSON value typed as text (arrays, objects, values of no simpler kind)."""
 
@@ -48,13 +52,19 @@ class JSONTextField(forms.CharField):
     def to_python(self, value: Any) -> Any:
         text = super().to_python(value)
         if text in self.empty_values:
-            return None
+            return EMPTY  # left empty, unlike a typed `null`
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
 
+    def validate(self, value: Any) -> None:
+        if value is EMPTY and self.required:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+
     def prepare_value(self, value: Any) -> Any:
+        if value is EMPTY:
+            return ""
         if isinstance(value, str):
             return value  # text the user typed (shown back as is when the form has errors)
         return json.dumps(value, indent=2) if value is not None else ""
@@ -135,20 +145,21 @@ class ParametersForm(forms.Form):
         cleaned = super().clean() or {}
         if self.free_form:
             value = cleaned.get("json")
-            if value is not None and not isinstance(value, dict):
+            if value is not EMPTY and "json" not in self.errors and not isinstance(value, dict):
                 self.add_error("json", "must be a JSON object")
         return cleaned
 
     def parameters(self) -> dict[str, Any]:
         if self.free_form:
-            return dict(self.cleaned_data.get("json") or {})
+            value = self.cleaned_data.get("json")
+            return dict(value) if isinstance(value, dict) else {}
         values: dict[str, Any] = {}
         for name in self.parameter_names:
             value = self.cleaned_data.get(name)
             field = self.fields[name]
             if isinstance(field, forms.BooleanField):
                 values[name] = bool(value)
-            elif value is None or (value == "" and not field.required):
+            elif value is EMPTY or (value in (None, "") and not isinstance(field, JSONTextField)):
                 continue  # left empty: the deployment's default applies (or the service names it as missing)
             else:
                 values[name] = value

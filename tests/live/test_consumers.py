@@ -15,8 +15,10 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.events.consumers import Consumer, consumer_get
+from apps.events.models import ConsumerCursor
 from apps.events.runner import EventRunner, consumer_run_batch
 from apps.events.stream import stream_tail
+from apps.live import publish
 from apps.live.routing import websocket_application
 from tests.events.support import wait_readable
 from tests.live.support import LoopThread, session_cookie
@@ -40,7 +42,7 @@ def publisher() -> EventRunner:
     return runner
 
 
-def publish(publisher: EventRunner) -> list[str]:
+def publish_all(publisher: EventRunner) -> list[str]:
     """Hand every committed event to the publisher in one batch; the SQL it ran."""
     wait_readable()  # on PostgreSQL another test's open transaction may hold events back
     with CaptureQueriesContext(connection) as queries:
@@ -125,7 +127,7 @@ def test_runs_task_runs_and_log_lines_arrive_in_the_rest_shape_in_order_once(loo
     assert connected
 
     run = post(api, "/api/flow_runs/", {"flow": flow["id"], "tags": ["live"]})
-    publish(publisher)
+    publish_all(publisher)
     assert received(loop, runs_list) == [{"type": "flow_run", "data": get(api, f"/api/flow_runs/{run['id']}/")}]
 
     run_page, connected, _ = connect(loop, f"/ws/flow-runs/{run['id']}/", cookie)
@@ -138,7 +140,7 @@ def test_runs_task_runs_and_log_lines_arrive_in_the_rest_shape_in_order_once(loo
     post(api, f"/api/task_runs/{task['id']}/set_state/", {"state": {"type": "COMPLETED"}})
     post(api, "/api/logs/", [{"flow_run": run["id"], "message": "done"}])
     post(api, f"/api/flow_runs/{run['id']}/set_state/", {"state": {"type": "COMPLETED"}})
-    publisher_queries = publish(publisher)
+    publisher_queries = publish_all(publisher)
 
     logs = get(api, f"/api/logs/?flow_run={run['id']}")["results"]
     assert [line["message"] for line in logs] == ["row 1", "row 2", "done"]
@@ -162,12 +164,12 @@ def test_runs_task_runs_and_log_lines_arrive_in_the_rest_shape_in_order_once(loo
     # The stream read, then one query per kind: flow runs, task runs, log lines.
     assert len(publisher_queries) == 4, publisher_queries
 
-    publish(publisher)  # nothing new: nothing sent again
+    publish_all(publisher)  # nothing new: nothing sent again
     assert received(loop, run_page) == [] and received(loop, runs_list) == []
 
     close(loop, run_page)
     post(api, "/api/logs/", [{"flow_run": run["id"], "message": "nobody watches"}])
-    assert len(publish(publisher)) == 1  # the stream read only: no page is open on the run, its lines are not read
+    assert len(publish_all(publisher)) == 1  # the stream read only: no page is open on the run, its lines are not read
     close(loop, runs_list)
 
 
@@ -191,3 +193,11 @@ def test_the_durable_publisher_of_the_redis_mode_starts_at_the_tail() -> None:
     wait_readable()
     consumer_run_batch(consumer=publisher)
     assert seen == [run["id"]]
+
+
+def test_the_embedded_publisher_removes_a_cursor_left_by_the_redis_mode(monkeypatch) -> None:
+    """Switching Redis off and on again later must not replay every change made in between to the pages."""
+    monkeypatch.setattr(publish, "_redis_cursor_checked", False)
+    ConsumerCursor.objects.create(name="live_publish", event_id=1)
+    publish.live_events_publish([])
+    assert not ConsumerCursor.objects.filter(name="live_publish").exists()

@@ -41,6 +41,7 @@ PARAMETER_SCHEMA = {
         "items": {"title": "items", "type": "array", "items": {"type": "integer"}, "position": 5},
         "options": {"title": "options", "type": "object", "position": 6},
         "note": {"title": "note", "anyOf": [{"type": "string"}, {"type": "null"}], "default": None, "position": 7},
+        "extra": {"title": "extra", "position": 8},  # any JSON value
     },
     "required": ["day", "limit"],
 }
@@ -336,6 +337,7 @@ def test_good_run_form_input_creates_a_run_and_opens_its_page(admin_client):
             "parameters-items": "[1, 2]",
             "parameters-options": '{"dry": false}',
             "parameters-note": "",
+            "parameters-extra": "null",
             "run-tags": "adhoc, urgent",
             "run-scheduled_time": f"{start:%Y-%m-%dT%H:%M:%S}",
         },
@@ -343,7 +345,7 @@ def test_good_run_form_input_creates_a_run_and_opens_its_page(admin_client):
 
     run = FlowRun.objects.get(deployment=deployment, auto_scheduled=False)
     assert response.status_code == 302 and response["Location"] == f"/ui/flow-runs/{run.id}/"
-    # `dry` unticked is False; `note` left empty is left out (its default applies).
+    # `dry` unticked is False; `note` left empty is left out (its default applies); `extra` typed null is None.
     assert run.parameters == {
         "day": "mon",
         "limit": 3,
@@ -352,6 +354,7 @@ def test_good_run_form_input_creates_a_run_and_opens_its_page(admin_client):
         "dry": False,
         "items": [1, 2],
         "options": {"dry": False},
+        "extra": None,
     }
     assert run.tags == ["etl", "adhoc", "urgent"]
     assert run.state_type == "SCHEDULED" and run.expected_start_time == start
@@ -445,3 +448,19 @@ def test_the_admin_and_the_live_pages_link_to_each_other(admin_client):
     assert 'href="/admin/">Configuration</a>' in text_of(admin_client.get("/ui/"))
     response = admin_client.get("/")
     assert response.status_code == 302 and response["Location"] == "/ui/"
+
+
+def test_a_deployment_without_a_schema_takes_its_parameters_as_one_json_object(admin_client):
+    """Deployments made through the API may carry no schema: their defaults are edited as JSON."""
+    deployment = make_deployment(name="loose", parameter_openapi_schema=None, parameters={"limit": 5, "day": "x"})
+    page = text_of(admin_client.get(f"/ui/deployments/{deployment.id}/"))
+    textarea = re.search(r'<textarea name="parameters-json"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    assert "&quot;limit&quot;: 5" in textarea and "&quot;day&quot;: &quot;x&quot;" in textarea
+
+    refused = admin_client.post(f"/ui/deployments/{deployment.id}/run/", {"parameters-json": "[1, 2]"})
+    assert refused.status_code == 400 and "must be a JSON object" in text_of(refused)
+
+    response = admin_client.post(f"/ui/deployments/{deployment.id}/run/", {"parameters-json": '{"day": "mon"}'})
+    run = FlowRun.objects.get(deployment=deployment, auto_scheduled=False)
+    assert response["Location"] == f"/ui/flow-runs/{run.id}/"
+    assert run.parameters == {"limit": 5, "day": "mon"}

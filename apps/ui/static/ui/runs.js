@@ -6,6 +6,9 @@
   "use strict";
 
   var LEVELS = { 10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL" };
+  var MAX_LOG_ROWS = 2000;
+
+  function urlsafe(base64) { return base64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""); }
 
   function $(root, selector) { return root.querySelector(selector); }
 
@@ -108,10 +111,30 @@
       waiting = {};
       if (!ids.length) { return; }
       // The server says which of the new runs match the page's filters, and renders their rows.
-      fetchText(rowsUrl + "&ids=" + ids.join(",")).then(function (html) { insertRows(html, false); }).catch(function () {});
+      readRows("&ids=" + ids.join(","), false);
     }, 100);
 
+    // Messages that arrive while rows are being read are applied again over the answer (it may predate them).
+    var readsInFlight = 0, runsSinceRead = [];
+
+    function readRows(query, replace) {
+      readsInFlight += 1;
+      var from = runsSinceRead.length;
+      fetchText(rowsUrl + query).then(function (html) {
+        insertRows(html, replace);
+        runsSinceRead.slice(from).forEach(function (run) { applyRun(run, false); });
+      }).catch(function () {}).then(function () {
+        readsInFlight -= 1;
+        if (!readsInFlight) { runsSinceRead = []; }
+      });
+    }
+
     function onFlowRun(run) {
+      if (readsInFlight) { runsSinceRead.push(run); }
+      applyRun(run, true);
+    }
+
+    function applyRun(run, live) {
       var row = $(table, 'tr[data-id="' + cssId(run.id) + '"]');
       if (row) {
         setBadge($(row, "[data-role=state]"), run.state_type, run.state_name);
@@ -119,7 +142,7 @@
         if (start && run.start_time) { start.textContent = shownTime(run.start_time); }
         var took = $(row, "[data-role=duration]");
         if (took) { took.textContent = duration(run); }
-      } else if (firstPage) {
+      } else if (firstPage && live) {
         waiting[run.id] = true;
         fetchNew();
       }
@@ -128,9 +151,7 @@
     window.OrchestratorLive.connect(root.getAttribute("data-live-path"), {
       handlers: { flow_run: onFlowRun },
       onOpen: function () {
-        if (firstPage) {
-          fetchText(rowsUrl).then(function (html) { insertRows(html, true); }).catch(function () {});
-        }
+        if (firstPage) { readRows("", true); }
       },
       onStatus: statusSetter(root)
     });
@@ -153,8 +174,20 @@
       if (section) { section.innerHTML = html; }
     }
 
+    // Task run messages that arrive while a part is being read are applied again over the part's answer: the
+    // answer may have been read before their change, and the last message of a task run may be its last one.
+    var partsInFlight = 0, taskRunsSinceRead = [];
+
     function reload(name, query) {
-      return fetchText(url(name, query)).then(function (html) { replacePart(name, html); }).catch(function () {});
+      partsInFlight += 1;
+      var from = taskRunsSinceRead.length;
+      return fetchText(url(name, query)).then(function (html) {
+        replacePart(name, html);
+        taskRunsSinceRead.slice(from).forEach(function (taskRun) { applyTaskRun(taskRun, false); });
+      }).catch(function () {}).then(function () {
+        partsInFlight -= 1;
+        if (!partsInFlight) { taskRunsSinceRead = []; }
+      });
     }
 
     function lastStateId(node) {
@@ -220,6 +253,11 @@
     }
 
     function onTaskRun(taskRun) {
+      if (partsInFlight) { taskRunsSinceRead.push(taskRun); }
+      applyTaskRun(taskRun, true);
+    }
+
+    function applyTaskRun(taskRun, live) {
       var table = $(root, "[data-testid=task-runs]");
       if (table) {
         var row = $(table, 'tbody tr[data-id="' + cssId(taskRun.id) + '"]');
@@ -245,8 +283,8 @@
       var node = $(root, '[data-testid=run-graph] g.node[data-id="' + cssId(taskRun.id) + '"]');
       if (node) {
         node.setAttribute("class", "node state-" + taskRun.state_type + (/\bsubflow\b/.test(node.getAttribute("class")) ? " subflow" : ""));
-      } else {
-        reloadGraph();  // a new task run: the layout changes
+      } else if (live && !$(root, "[data-testid=run-graph][data-truncated]")) {
+        reloadGraph();  // a new task run: the layout changes (a capped graph draws no more)
       }
     }
 
@@ -271,6 +309,20 @@
       });
       var empty = $(root, "[data-role=no-logs]");
       if (empty && body.rows.length) { empty.remove(); }
+      trimLogs(body);
+    }
+
+    function trimLogs(body) {
+      // A long live run keeps the newest MAX_LOG_ROWS lines in the page; the Earlier link reads the rest.
+      if (body.rows.length <= MAX_LOG_ROWS) { return; }
+      while (body.rows.length > MAX_LOG_ROWS) { body.deleteRow(0); }
+      var earlier = $(root, "[data-role=logs-earlier]"), cursor = body.rows[0].getAttribute("data-cursor");
+      if (!earlier || !cursor) { return; }
+      var raw = window.atob(cursor.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((cursor.length + 3) % 4));
+      var back = urlsafe(window.btoa("p" + raw.slice(1)));  // the same row, read backward: the lines before it
+      var query = root.getAttribute("data-log-query");
+      earlier.setAttribute("href", "?" + (query ? query + "&" : "") + "log_cursor=" + back + "#logs");
+      earlier.hidden = false;
     }
 
     function onLog(line) {
@@ -278,7 +330,7 @@
       var row = document.createElement("tr");
       var levelName = LEVELS[line.level] || "Level " + line.level;
       row.setAttribute("data-id", line.id);
-      row.setAttribute("data-cursor", window.btoa("n|" + line.timestamp + "|" + line.id).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""));
+      row.setAttribute("data-cursor", urlsafe(window.btoa("n|" + line.timestamp + "|" + line.id)));
       row.className = "log-" + levelName;
       var time = document.createElement("time");
       time.setAttribute("datetime", line.timestamp);
