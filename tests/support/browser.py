@@ -56,6 +56,7 @@ class _SharedBrowser:
     def __init__(self) -> None:
         self._playwright: Any = None
         self._browser: Any = None
+        self.keep = False  # whether the next test uses the browser too (set before each teardown)
 
     def get(self) -> Any:
         if self._browser is None:
@@ -92,14 +93,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.stash[_FAILED] = True
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """After the test's fixtures are torn down: stop the browser unless the next test uses it too."""
-    try:
-        return (yield)
-    finally:
-        if nextitem is None or "browser" not in getattr(nextitem, "fixturenames", ()):
-            _shared.stop()
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Before the test's fixtures are torn down: say whether the next test uses the browser too."""
+    _shared.keep = nextitem is not None and "browser" in getattr(nextitem, "fixturenames", ())
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -107,14 +104,23 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 @pytest.fixture
-def browser() -> Any:
-    """The shared Chromium (a playwright.sync_api.Browser)."""
+def browser() -> Iterator[Any]:
+    """The shared Chromium (a playwright.sync_api.Browser), stopped after the test unless the next one uses it.
+
+    Stopped in this fixture's teardown, so before the module and session fixtures' (pytest-django's test database
+    teardown needs the asyncio loop gone; and pytest-django runs the database tests first, so a browser test is
+    often the session's last)."""
     if not CHROMIUM.exists():
         message = f"Debian's Chromium is not installed at {CHROMIUM} (`make browser` installs it)"
         if os.environ.get("CI"):
             pytest.fail(message + "; in CI the browser tests must run")
         pytest.skip(message)
-    return _shared.get()
+    _shared.keep = False
+    try:
+        yield _shared.get()
+    finally:
+        if not _shared.keep:
+            _shared.stop()
 
 
 def artifact_path(name: str) -> Path:

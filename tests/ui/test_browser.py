@@ -15,7 +15,6 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ from tests.workers.conftest import SERVER_SETTINGS, Cluster
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.timeout(180),  # a hang shows its stack after 3 minutes (the test takes 30-70 s on a loaded machine)
     # One CI pass is enough for the slowest test of the suite (about 40 s, most of it the server's start); the pages
     # behave the same on both databases, and tests/live runs the websocket publisher on PostgreSQL.
     pytest.mark.skipif(
@@ -154,29 +154,20 @@ def wait_for_state(page: Any, name: str, timeout_ms: float = 20_000) -> None:
             timeout=timeout_ms,
         )
     except PlaywrightTimeoutError:
-        raise AssertionError(f"{page.url} never showed {name!r} (what it showed: {observed(page)})") from None
+        timeline = page.locator('[data-testid="run-timeline"]').inner_text()
+        raise AssertionError(
+            f"{page.url} never showed {name!r}; what it showed: {observed(page)}; its timeline: {timeline!r}"
+        ) from None
 
 
-RUN_PAGE_REREAD = "/part/summary/"  # what a run page fetches again each time its websocket opens
-RUNS_LIST_REREAD = "/ui/flow-runs/rows/"  # the same for the runs list
-
-
-@contextmanager
-def opening_live(page: Any, reread: str) -> Iterator[None]:
-    """Around what opens a live page: wait until its websocket is open and its re-read of `reread` has landed.
-
-    A live page re-reads its parts when its socket opens; runs.js applies that answer even when a websocket
-    message newer than it arrived first, so a state change made before it lands can be shown and then replaced by
-    the older state (reported with the browser test; docs/browser-tests.md). The test waits it out."""
-    with page.expect_response(lambda response: reread in response.url) as answer:
-        yield
-    answer.value.finished()
+def wait_until_live(page: Any) -> None:
+    """Wait until the page's websocket is open: every change committed from then on reaches the page."""
     page.wait_for_function("window.__uiTest.sockets.some(socket => socket.openedAt)")
 
 
-def open_live(page: Any, url: str, reread: str = RUN_PAGE_REREAD) -> None:
-    with opening_live(page, reread):
-        page.goto(url)
+def open_live(page: Any, url: str) -> None:
+    page.goto(url)
+    wait_until_live(page)
 
 
 def test_a_run_started_from_the_ui_is_watched_live_to_the_end(cluster: Cluster, page: Any) -> None:
@@ -212,12 +203,12 @@ def test_a_run_started_from_the_ui_is_watched_live_to_the_end(cluster: Cluster, 
     assert page.locator("[data-testid=parameter-n] .errorlist").count() == 1, "no field error for n=2.5"
     page.fill("[name=parameters-n]", "4")
     page.fill("[name=run-tags]", "from-the-form")
-    with opening_live(page, RUN_PAGE_REREAD), page.expect_navigation(url="**/ui/flow-runs/*/"):
+    with page.expect_navigation(url="**/ui/flow-runs/*/"):
         page.click("[data-testid=run-submit]")
+    wait_until_live(page)
     run_id = page.url.rstrip("/").rsplit("/", 1)[1]
     run = cluster.run(run_id)
     assert (run["parameters"], sorted(run["tags"])) == ({"n": 4, "seconds": 1.5}, sorted([TAG, "from-the-form"]))
-    page.wait_for_function("window.__uiTest.sockets.some(socket => socket.openedAt)")
 
     phase("run created from the form")
     # The worker runs it; the page follows without a reload.
@@ -251,7 +242,9 @@ def test_a_run_started_from_the_ui_is_watched_live_to_the_end(cluster: Cluster, 
         screenshot(page, "ui-run-page", path=ROOT / "docs" / "ui-run-page.png")
 
     phase("graph checked")
-    # State changes made through the API, timed from its 2xx answer to the page's change.
+    # State changes made through the API, timed from its 2xx answer to the page's change. The first one comes
+    # right after the socket opens, while the page still re-reads its parts: an answer read before the change
+    # must not take the page back to the older state.
     flow_id = cluster.run(run_id)["flow"]
     for _ in range(3):
         manual = cluster.call(
@@ -265,16 +258,19 @@ def test_a_run_started_from_the_ui_is_watched_live_to_the_end(cluster: Cluster, 
             wait_for_state(page, name, timeout_ms=5_000)
             shown = next(state["at"] for state in observed(page)["states"] if state["text"] == name)
             latencies[f"api {manual['id'][:8]} {name}"] = shown - answered
+        steps = [state["text"] for state in observed(page)["states"]]
+        assert steps == ["Scheduled", "Pending", "Running", "Completed"], steps  # never back to an older state
 
     phase("API transitions timed")
     # The runs list filtered by tag shows the deployment's runs and not the others; a new run with the tag appears
     # in it live, at the top.
-    open_live(page, f"{base}/ui/flow-runs/", RUNS_LIST_REREAD)
+    open_live(page, f"{base}/ui/flow-runs/")
     rows = page.locator('[data-testid="flow-run-row"]')
     assert manual["id"] in {rows.nth(index).get_attribute("data-id") for index in range(rows.count())}
     page.fill("input[name=tag]", TAG)
-    with opening_live(page, RUNS_LIST_REREAD), page.expect_navigation():
+    with page.expect_navigation():
         page.click("input[type=submit][value=Filter]")
+    wait_until_live(page)
     assert {rows.nth(index).get_attribute("data-id") for index in range(rows.count())} == {run_id}
     long_run = cluster.create_run(deployment["id"], seconds=60)
     page.wait_for_selector(f'[data-testid="flow-run-row"][data-id="{long_run["id"]}"]')
@@ -285,8 +281,9 @@ def test_a_run_started_from_the_ui_is_watched_live_to_the_end(cluster: Cluster, 
     # The long run, cancelled from its page, ends Cancelled (its page follows the worker's answer live).
     open_live(page, f"{base}/ui/flow-runs/{long_run['id']}/")
     wait_for_state(page, "Running")
-    with opening_live(page, RUN_PAGE_REREAD), page.expect_navigation():
+    with page.expect_navigation():
         page.click("[data-testid=cancel-button]")
+    wait_until_live(page)
     wait_for_state(page, "Cancelled", timeout_ms=15_000)
     assert cluster.run(long_run["id"])["state_name"] == "Cancelled"
     cancelled = next(state for state in cluster.states(long_run["id"]) if state["name"] == "Cancelled")

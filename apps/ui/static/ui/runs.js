@@ -201,6 +201,7 @@
     function applySummary(html) {
       var fresh = document.createElement("div");
       fresh.innerHTML = html;
+      if (lastStateId(fresh) !== null && fresh.querySelectorAll("[data-testid=run-timeline] li").length < root.querySelectorAll("[data-testid=run-timeline] li").length) { return; }  // an answer older than what is shown (two reads answered out of order)
       // A summary rendered before the newest announced state is stale: read it again rather than step back.
       if (latestStateId && staleReads < 20 && !$(fresh, '[data-testid=run-timeline] li[data-id="' + cssId(latestStateId) + '"]')) {
         staleReads += 1;
