@@ -377,3 +377,24 @@ def test_only_staff_see_the_pages_and_buttons_need_csrf(db, world, browser):
     run.refresh_from_db()
     assert run.state_name == "Running"
     browser.logout()
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="PostgreSQL searches names through a trigram index")
+def test_a_name_search_on_sqlite_reads_the_newest_runs_only_unless_given_a_time_range(staff, monkeypatch) -> None:
+    """A rare name on SQLite would read every run: without a time range the search is bounded, and says so."""
+    flow = flow_get_or_create(name="etl")[0]
+    runs = [run_services.flow_run_create(flow=flow, name=f"alpha-{number}")[0] for number in range(3)]
+    base = timezone.now() - datetime.timedelta(hours=1)
+    for minutes, run in enumerate(runs):  # alpha-0 oldest
+        FlowRun.objects.filter(id=run.id).update(created=base + datetime.timedelta(minutes=minutes))
+    monkeypatch.setattr(run_views, "NAME_SEARCH_WINDOW", 2)
+
+    bounded = staff.get("/ui/flow-runs/", {"name": "ALPHA"})
+    assert bounded.status_code == 200
+    assert row_ids(bounded.content.decode()) == [str(runs[2].id), str(runs[1].id)]
+    assert "looked through the newest 2 runs" in bounded.content.decode()
+
+    since = (base - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    everything = staff.get("/ui/flow-runs/", {"name": "alpha", "since": since})
+    assert row_ids(everything.content.decode()) == [str(run.id) for run in reversed(runs)]
+    assert "looked through the newest" not in everything.content.decode()

@@ -18,6 +18,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -48,6 +49,9 @@ MAX_MISSED_LOG_LINES = 2000
 # The filter form's flow and deployment choices (the filters themselves take any id).
 MAX_CHOICES = 500
 LOG_LEVELS = [(0, "All levels"), (10, "DEBUG+"), (20, "INFO+"), (30, "WARNING+"), (40, "ERROR+"), (50, "CRITICAL")]
+# A name search on SQLite (no trigram index there) reads runs newest first until it has a page; a rare name would
+# read them all. Without a time range it looks through the newest NAME_SEARCH_WINDOW runs only, and says so.
+NAME_SEARCH_WINDOW = 100_000
 RECENT = {"1h": datetime.timedelta(hours=1), "24h": datetime.timedelta(days=1), "7d": datetime.timedelta(days=7)}
 
 # The columns the runs table shows: the list never loads parameters, results or state details.
@@ -152,10 +156,17 @@ class FlowRunFilterForm(forms.Form):
             self.add_error("until", "must be later than since")
         return cleaned
 
+    # Set by `filter` when a name search was bounded to the newest runs (SQLite): the oldest creation time searched.
+    name_search_since: datetime.datetime | None = None
+
     def filter(self, queryset: QuerySet[FlowRun]) -> list[QuerySet[FlowRun]]:
         """The filtered runs, as one queryset per state asked for (their union is the list; see keyset_page)."""
         data = self.cleaned_data
         queryset = self._filter_others(queryset, data)
+        if data.get("name") and not (data.get("recent") or data.get("since") or data.get("until")):
+            self.name_search_since = _name_search_window_start()
+            if self.name_search_since is not None:
+                queryset = queryset.filter(created__gte=self.name_search_since)
         branches = []
         for value in dict.fromkeys(data.get("state") or []):
             field = "state_type" if value in StateType.__members__ else "state_name"
@@ -189,6 +200,15 @@ class FlowRunFilterForm(forms.Form):
             label = "filters" if name == "__all__" else f"“{name}”"
             parts.append(f"{label}: {' '.join(errors)}")
         return "Bad filter " + "; ".join(parts)
+
+
+def _name_search_window_start() -> datetime.datetime | None:
+    """On SQLite, the creation time of the NAME_SEARCH_WINDOW-th newest run (one read of the creation index), or
+    None when there are fewer runs or the database has a trigram index for names (PostgreSQL)."""
+    if connection.vendor != "sqlite":
+        return None
+    window = FlowRun.objects.order_by("-created").values_list("created", flat=True)
+    return next(iter(window[NAME_SEARCH_WINDOW - 1 : NAME_SEARCH_WINDOW]), None)
 
 
 def run_rows_html(runs: list[FlowRun]) -> SafeString:
@@ -234,6 +254,12 @@ def flow_run_list(request: HttpRequest) -> HttpResponse:
         messages.error(request, form.error_text())
         status = 400
     else:
+        if form.name_search_since is not None:
+            messages.info(
+                request,
+                f"The name search looked through the newest {NAME_SEARCH_WINDOW:,} runs (created since "
+                f"{form.name_search_since:%Y-%m-%d %H:%M} UTC); give a time range to search older runs.",
+            )
         try:
             page = keyset_page(
                 queryset,
