@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.cli import orchestrator_env, run_orchestrator
+from tests.support.server import sqlite_pass_only
+
+# Profiles and help are files and text: no command here uses the suite's database.
+pytestmark = sqlite_pass_only
 
 API_URL = "ORCHESTRATOR_API_URL"
 

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import orchestrator_env, run_orchestrator
+from tests.support.server import sqlite_pass_only
+
+# Profiles and help are files and text: no command here uses the suite's database.
+pytestmark = sqlite_pass_only
 
 GROUPS = ["server", "config", "deploy", "deployment", "flow-run", "work-pool", "work-queue", "worker", "version"]
 

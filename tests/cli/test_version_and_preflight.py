@@ -12,6 +12,10 @@ import django
 
 import orchestrator
 from tests.support.cli import orchestrator_env, run_orchestrator
+from tests.support.server import sqlite_pass_only
+
+# Each command runs on a fresh home with its own settings: none uses the suite's database.
+pytestmark = sqlite_pass_only
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.server import sqlite_pass_only
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -88,6 +90,7 @@ def test_directives_are_known_and_every_skip_says_why() -> None:
             assert block.reason, f"README line {block.line}: a skipped block must say why"
 
 
+@sqlite_pass_only  # the README's commands run on a fresh home's SQLite: ORCHESTRATOR_* is not passed on
 def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     """Each shell and Python block, in order, in a fresh folder and ORCHESTRATOR_HOME, succeeds."""
     port = str(free_port())

@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 
 from tests.support.cli import orchestrator_env
+from tests.support.server import sqlite_pass_only
+
+# A fresh interpreter importing the SDK: no database involved.
+pytestmark = sqlite_pass_only
 
 PROBE = """
 import json, sys, time

@@ -55,6 +55,14 @@ def suite_database_url() -> str | None:
     return None if source == config.DEFAULT else value
 
 
+# For tests whose commands never use the suite's database (a fresh home's SQLite, or no database at all): the
+# PostgreSQL pass would repeat them exactly, so they run in the SQLite pass only.
+sqlite_pass_only = pytest.mark.skipif(
+    (suite_database_url() or "").startswith("postgres"),
+    reason="does not use the suite's database: the SQLite pass runs it",
+)
+
+
 def _psycopg_url(url: str, database: str) -> str:
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]  # postgresql+psycopg:// is Django's spelling, not libpq's
