@@ -80,6 +80,11 @@ def work_pool_delete(*, pool: WorkPool) -> None:
     """Delete the pool with its queues and workers; its runs keep the pool's name (and nothing polls them).
     Conflict when active deployments use it (apps/deployments/receivers.py): nothing is deleted then."""
     with transaction.atomic():  # a savepoint: a refusal leaves the caller's transaction usable
+        # Lock the pool's row first. A worker's first heartbeat inserts a row that references the pool; without the
+        # lock it could commit between the delete collecting the pool's workers and deleting the pool, and the
+        # delete would fail on the foreign key (seen on PostgreSQL as a 500). With it, an insert in flight commits
+        # before the collection, and a later one waits and then finds the pool gone (worker_heartbeat ignores it).
+        list(WorkPool.objects.select_for_update().filter(pk=pool.pk).values_list("pk", flat=True))
         pool.delete()
 
 
