@@ -106,6 +106,12 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("ORCHESTRATOR_API_KEY", None, "sent as Authorization: Bearer <key>"),
         Setting(
+            "ORCHESTRATOR_API_AUTH",
+            "on",
+            "on: the API requires a key (or a session); off: anyone may call it (loopback only, a warning at start)",
+            _validate_bool,
+        ),
+        Setting(
             "ORCHESTRATOR_CLIENT_RETRIES",
             "5",
             "times a client request is sent again after no answer, a 5xx or a 429 (the SDK, the CLI, workers)",
@@ -310,7 +316,11 @@ def _write_profiles(data: dict) -> None:
         lines.extend(f"{key} = {json.dumps(str(value))}" for key, value in sorted(values.items()))
         lines.append("")
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines))
+    # The profile may hold an API key: readable by its owner only, from the first byte written.
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write("\n".join(lines))
     tmp.replace(path)
 
 

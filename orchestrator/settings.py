@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served by the server itself: /api/docs/ needs no internet
     "apps.core",
+    "apps.accounts",
     "apps.events",
     "apps.orchestration",
     "apps.flows",
@@ -84,7 +85,6 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "apps.core.middleware.ApiCsrfExemptMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -165,8 +165,12 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.api.negotiation.SingleRendererNegotiation",
     "DEFAULT_PARSER_CLASSES": ["apps.core.api.parsers.StrictJSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # Who may call the API (apps/accounts/authentication.py, docs/security.md): keys, in-process calls, sessions.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.ApiKeyAuthentication",
+        "apps.accounts.authentication.ApiSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.authentication.ScopePermission"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -190,6 +194,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# API keys (docs/security.md): required unless ORCHESTRATOR_API_AUTH is off. An address whose key checks fail
+# API_AUTH_FAILURE_LIMIT times within the window gets 429 for its keyed requests until the window passes.
+API_AUTH = (_setting("ORCHESTRATOR_API_AUTH") or "on").lower() in ("1", "true", "yes", "on")
+API_AUTH_FAILURE_LIMIT = 20
+API_AUTH_FAILURE_WINDOW_SECONDS = 60.0
 
 LOG_LEVEL = (_setting("ORCHESTRATOR_LOGGING_LEVEL") or "INFO").upper()
 LOGGING = {

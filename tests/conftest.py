@@ -1,4 +1,10 @@
-"""Shared fixtures. The suite runs on the database ORCHESTRATOR_DATABASE_URL names (SQLite or PostgreSQL)."""
+"""Shared fixtures. The suite runs on the database ORCHESTRATOR_DATABASE_URL names (SQLite or PostgreSQL).
+
+The API requires keys (docs/security.md): `api` sends a `write` key, what a client, a worker or `deploy` has;
+`admin_api` an `admin` key; `key_client(scope)` any other.
+"""
+
+from collections.abc import Callable, Iterator
 
 import pytest
 from rest_framework.test import APIClient
@@ -6,6 +12,38 @@ from rest_framework.test import APIClient
 pytest_plugins = ["tests.support.server", "tests.support.browser"]
 
 
+def api_key_for(scope: str, name: str | None = None) -> str:
+    from apps.accounts.services import api_key_create
+
+    return api_key_create(name=name or f"test-{scope}", scope=scope)[1]
+
+
+def authenticated(client: APIClient, scope: str) -> APIClient:
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(scope)}")
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_auth_state() -> Iterator[None]:
+    """Each test starts with no failed key attempts and no cached key on record (both live in this process)."""
+    yield
+    from apps.accounts.authentication import failed_attempts, forget_cached_keys
+
+    failed_attempts.reset()
+    forget_cached_keys()
+
+
 @pytest.fixture
 def api(db) -> APIClient:
-    return APIClient()
+    return authenticated(APIClient(), "write")
+
+
+@pytest.fixture
+def admin_api(db) -> APIClient:
+    return authenticated(APIClient(), "admin")
+
+
+@pytest.fixture
+def key_client(db) -> Callable[[str], APIClient]:
+    """A new client sending a key of the given scope."""
+    return lambda scope: authenticated(APIClient(), scope)

@@ -7,10 +7,12 @@ from orchestrator.client.client import ClientSettings, OrchestratorClient, get_c
 from orchestrator.client.errors import (
     ClientError,
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     ServerError,
     ServerUnreachable,
+    Unauthorized,
     install_excepthook,
 )
 from orchestrator.client.models import RunInfo, StateResult
@@ -19,6 +21,7 @@ __all__ = [
     "ClientError",
     "ClientSettings",
     "Conflict",
+    "Forbidden",
     "InvalidInput",
     "NotFound",
     "OrchestratorClient",
@@ -26,6 +29,7 @@ __all__ = [
     "ServerError",
     "ServerUnreachable",
     "StateResult",
+    "Unauthorized",
     "get_client",
     "install_excepthook",
     "use_in_process_client",

@@ -23,10 +23,12 @@ from orchestrator import config
 from orchestrator.client.errors import (
     ClientError,
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     ServerError,
     ServerUnreachable,
+    Unauthorized,
 )
 from orchestrator.client.models import RunInfo, StateResult, recorded_state_body, state_body, with_transition_id
 from orchestrator.states import State
@@ -244,7 +246,7 @@ class OrchestratorClient:
             return ServerError(f"the server failed{tries}: {message}", status_code=status, request=where)
         if status == 404 and not isinstance(payload, dict):  # not the API's answer: a wrong URL, not a missing object
             return ClientError(message, status_code=status, request=where)
-        kind = {404: NotFound, 409: Conflict}.get(status, InvalidInput)
+        kind = {401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict}.get(status, InvalidInput)
         return kind(message, status_code=status, request=where)
 
     # -- flows and runs (the SDK's hot path) ------------------------------------------------------------------

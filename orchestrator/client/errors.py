@@ -44,6 +44,14 @@ class InvalidInput(ClientError):
     """400 / 422 and other refusals: the request's content is wrong."""
 
 
+class Unauthorized(ClientError):
+    """401: no key, or one the server does not accept (unknown, revoked, expired): check ORCHESTRATOR_API_KEY."""
+
+
+class Forbidden(ClientError):
+    """403: the key (or the user) is known, and its scope does not cover the request."""
+
+
 class ServerError(ClientError):
     """The server answered 5xx (or 429) on every attempt."""
 

@@ -13,6 +13,7 @@ from apps.flows.models import Flow
 from apps.flows.services import flow_get_or_create
 from apps.runs import services as run_services
 from apps.runs.models import FlowRun, TaskRun
+from tests.conftest import authenticated
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,7 @@ def api(db, _session_client) -> APIClient:
     """The shared `api` client, kept for the whole session: a new client reloads the middleware (and WhiteNoise
     rescans every static file) on its first request, which made each of these small tests ten times slower."""
     _session_client.cookies.clear()
-    return _session_client
+    return authenticated(_session_client, "write")
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def test_requests_after_postgresql_closed_the_connections_all_succeed(orchestrat
     api = orchestrator_server_process.api_url
 
     def list_flows(_: int) -> int:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, headers=orchestrator_server_process.headers) as client:
             return client.get(f"{api}/flows/").status_code
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -43,5 +43,7 @@ def test_requests_after_postgresql_closed_the_connections_all_succeed(orchestrat
     assert _terminate_server_connections(orchestrator_server_process) >= 1
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         assert list(pool.map(list_flows, range(40))) == [200] * 40
-    created = httpx.post(f"{api}/flows/", json={"name": "after-the-cut"}, timeout=30)
+    created = httpx.post(
+        f"{api}/flows/", json={"name": "after-the-cut"}, timeout=30, headers=orchestrator_server_process.headers
+    )
     assert created.status_code == 201, created.text

@@ -20,7 +20,7 @@ class Runs:
 
     def __init__(self, server: RunningServer) -> None:
         self.server = server
-        api = httpx.Client(base_url=server.api_url, timeout=10)
+        api = httpx.Client(base_url=server.api_url, timeout=10, headers=server.headers)
         etl = api.post("/flows/", json={"name": "etl"}).json()["id"]
         other = api.post("/flows/", json={"name": "other-flow"}).json()["id"]
         self.completed = api.post("/flow_runs/", json={"flow": etl, "name": "finished-run"}).json()

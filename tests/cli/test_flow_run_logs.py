@@ -24,7 +24,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def api(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.api_url, timeout=10) as client:
+    with httpx.Client(base_url=server.api_url, timeout=10, headers=server.headers) as client:
         yield client
 
 

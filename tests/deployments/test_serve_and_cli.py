@@ -118,11 +118,15 @@ def test_cli_deploy_and_deployment_run_watch_against_a_server(tmp_path: Path, fl
         )
         assert deployed.returncode == 0, deployed.stderr
         assert "Deployment 'greeter/nightly' created" in deployed.stdout
-        body = httpx.get(f"{server.api_url}/deployments/", params={"name": "nightly"}).json()["results"][0]
+        body = httpx.get(f"{server.api_url}/deployments/", params={"name": "nightly"}, headers=server.headers).json()[
+            "results"
+        ][0]
         assert body["entrypoint"] == "flows.py:greet" and body["parameters"] == {"times": 3}
         assert body["parameter_openapi_schema"]["properties"]["times"]["type"] == "integer"
         assert body["schedules"][0]["schedule"] == {"cron": "30 2 * * *", "timezone": "Europe/Berlin", "day_or": True}
-        upcoming = httpx.get(f"{server.api_url}/flow_runs/", params={"deployment": body["id"]}).json()["results"]
+        upcoming = httpx.get(
+            f"{server.api_url}/flow_runs/", params={"deployment": body["id"]}, headers=server.headers
+        ).json()["results"]
         assert len(upcoming) >= 3
 
         bad = run_orchestrator(*deploy, "--cron", "99 * * * *", env=env, cwd=flow_dir)

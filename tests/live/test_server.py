@@ -60,7 +60,7 @@ def test_a_run_moved_through_the_api_reaches_every_open_socket_once_in_order(ser
     running, cookie = server
     base = running.base_url
     headers = {"Cookie": cookie}
-    api = httpx.Client(base_url=running.api_url, timeout=10)
+    api = httpx.Client(base_url=running.api_url, timeout=10, headers=running.headers)
     flow = api.post("/flows/", json={"name": f"live-{uuid.uuid4().hex[:8]}"}).json()
 
     async def scenario() -> None:

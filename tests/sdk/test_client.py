@@ -194,7 +194,9 @@ def test_a_url_without_api_says_it_must_end_in_api(orchestrator_server_process: 
 @pytest.mark.django_db(transaction=True)
 def test_4xx_answers_are_the_apis_message_in_both_modes(orchestrator_server_process: RunningServer):
     """The in-process transport runs the API's own code: its refusals read exactly as the server's."""
-    over_http = OrchestratorClient(orchestrator_server_process.api_url, settings=FAST)
+    over_http = OrchestratorClient(
+        orchestrator_server_process.api_url, orchestrator_server_process.api_key, settings=FAST
+    )
     messages = {}
     for mode, client in (("http", over_http), ("in-process", None)):
         client = client or _in_process_client()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.sdk.tutorial import EXPECTED_RUNS, EXPECTED_SUMMARY, records_from_api, records_from_sqlite, run_script
@@ -19,13 +18,13 @@ def test_the_same_flow_file_gives_the_same_runs_with_and_without_a_server(
 ):
     """Pointing a flow file at a server changes where runs are recorded, never how they end."""
     client_home = tmp_path / "client-home"
-    http_env = orchestrator_env(client_home, ORCHESTRATOR_API_URL=orchestrator_server_process.api_url)
+    http_env = orchestrator_server_process.client_env(client_home)
     http_summary = run_script(http_env, server=orchestrator_server_process)
     ephemeral_home = tmp_path / "ephemeral-home"
     ephemeral_summary = run_script(orchestrator_env(ephemeral_home))
 
     assert http_summary == ephemeral_summary == EXPECTED_SUMMARY
-    over_http = records_from_api(orchestrator_server_process.api_url)
+    over_http = records_from_api(orchestrator_server_process.api_url, orchestrator_server_process.api_key)
     in_process = records_from_sqlite(ephemeral_home / "orchestrator.db")
     assert over_http == in_process == EXPECTED_RUNS
     # The client in HTTP mode wrote nothing locally: no database in its home.
@@ -35,9 +34,9 @@ def test_the_same_flow_file_gives_the_same_runs_with_and_without_a_server(
 @pytest.mark.e2e
 def test_http_mode_run_details_through_the_api(orchestrator_server_process: RunningServer, tmp_path: Path):
     """Runs made over HTTP carry their parameters, run counts and times, and their logs are filterable by run."""
-    env = orchestrator_env(tmp_path / "home", ORCHESTRATOR_API_URL=orchestrator_server_process.api_url)
+    env = orchestrator_server_process.client_env(tmp_path / "home")
     run_script(env, server=orchestrator_server_process)
-    api = httpx.Client(base_url=orchestrator_server_process.api_url + "/", timeout=30)
+    api = orchestrator_server_process.api_client()
     etl = api.get("flow_runs/", params={"flow_name": "tutorial-etl"}).json()["results"]
     assert len(etl) == 1
     run = etl[0]
@@ -119,7 +118,7 @@ def test_task_runs_finished_while_the_server_restarts_are_recorded_when_it_is_ba
 
     with throwaway_database(home) as database_url:
         with start_server(home=home, database_url=database_url, args=args) as server:
-            env = orchestrator_env(tmp_path / "client", ORCHESTRATOR_API_URL=server.api_url)
+            env = server.client_env(tmp_path / "client")
             flow = subprocess.Popen(
                 [sys.executable, str(script), str(signals)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
@@ -132,7 +131,7 @@ def test_task_runs_finished_while_the_server_restarts_are_recorded_when_it_is_ba
             output = flow.communicate(timeout=60)[0].decode()
             assert flow.returncode == 0, output
             assert "result 42" in output
-            api = httpx.Client(base_url=server.api_url + "/", timeout=30)
+            api = server.api_client()
             run = api.get("flow_runs/", params={"flow_name": "outlives-a-restart"}).json()["results"][0]
             assert run["state_name"] == "Completed"
             (task_run,) = api.get("task_runs/", params={"flow_run": run["id"]}).json()["results"]

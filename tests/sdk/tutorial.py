@@ -193,9 +193,10 @@ def _sqlite_history(connection: sqlite3.Connection, task_run: dict) -> list[str]
     return [row[0] for row in rows]
 
 
-def records_from_api(api_url: str) -> list[dict]:
+def records_from_api(api_url: str, api_key: str) -> list[dict]:
     """The description, read through the REST API of the server the script ran against."""
-    with httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30) as client:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30, headers=headers) as client:
 
         def get(path: str, **params: Any) -> Any:
             response = client.get(path, params=params)

@@ -8,7 +8,6 @@ import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.cli.test_server_start import alive, child_pids, command_line
@@ -40,7 +39,7 @@ def test_server_start_runs_the_services_within_seconds_and_stops_them_on_ctrl_c(
             " (a Celery worker with Beat on a thread, in server worker 1, embedded broker)"
         )
         assert banner in server.output()
-        api = httpx.Client(base_url=server.api_url + "/", timeout=30)
+        api = server.api_client()
         flow = api.post("flows/", json={"name": "etl"}).json()
         overdue = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
         run = api.post(

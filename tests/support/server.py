@@ -31,11 +31,13 @@ import signal
 import subprocess
 import threading
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -106,6 +108,26 @@ class RunningServer:
     @property
     def api_url(self) -> str:
         return f"{self.base_url}/api"
+
+    @property
+    def api_key(self) -> str:
+        """The admin key the server saved in its home's active profile at its first start (docs/security.md)."""
+        data = tomllib.loads((self.home / "profiles.toml").read_text())
+        return str(data["profiles"][data["active"]]["ORCHESTRATOR_API_KEY"])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a request to this server's API sends to be let in (with the admin key)."""
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def client_env(self, home: Path, **settings: str) -> dict[str, str]:
+        """The environment of a client on another machine (its own home): this server's URL and admin key."""
+        return orchestrator_env(home, ORCHESTRATOR_API_URL=self.api_url, ORCHESTRATOR_API_KEY=self.api_key, **settings)
+
+    def api_client(self, **kwargs: Any) -> httpx.Client:
+        """An httpx client for this server's API (base URL with a trailing slash), sending the admin key."""
+        kwargs.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.api_url + "/", headers=self.headers, **kwargs)
 
     def output(self) -> str:
         """Everything the server printed so far (stdout and stderr together)."""

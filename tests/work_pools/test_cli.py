@@ -25,7 +25,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def api(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.api_url + "/", timeout=30) as client:
+    with server.api_client() as client:
         yield client
 
 

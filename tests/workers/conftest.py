@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.support.cli import orchestrator_env, orchestrator_executable
+from tests.support.cli import orchestrator_executable
 from tests.support.server import RunningServer, start_server
 
 # Short intervals keep the tests fast: a run due now is picked up within a poll (0.2 s), a cancellation within
@@ -132,7 +131,7 @@ class Cluster:
         self.server = server
         self.flows_dir = flows_dir
         self.homes = homes
-        self.api = httpx.Client(base_url=server.api_url + "/", timeout=30)
+        self.api = server.api_client()
         self.workers: list[Worker] = []
 
     # -- the API ------------------------------------------------------------------------------------------
@@ -191,7 +190,7 @@ class Cluster:
     # -- workers ------------------------------------------------------------------------------------------
     def worker_env(self, **settings: str) -> dict[str, str]:
         home = self.homes / f"worker-{uuid.uuid4().hex[:8]}"  # its own home: no database, only the API
-        return orchestrator_env(home, ORCHESTRATOR_API_URL=self.server.api_url, **{**WORKER_SETTINGS, **settings})
+        return self.server.client_env(home, **{**WORKER_SETTINGS, **settings})
 
     def start_worker(self, *args: str, verb: str = "worker", wait: bool = True, **settings: str) -> Worker:
         process = subprocess.Popen(

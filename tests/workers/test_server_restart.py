@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.cli import orchestrator_env, orchestrator_executable
+from tests.support.cli import orchestrator_executable
 from tests.support.server import start_server, throwaway_database
 from tests.workers.conftest import FLOWS, SERVER_SETTINGS, WORKER_SETTINGS, Worker
 
@@ -45,7 +45,7 @@ def test_the_worker_survives_a_server_restart(tmp_path: Path) -> None:
     args = ["--no-services", "--port", str(port)]
     with throwaway_database(home) as database_url:
         with start_server(home=home, database_url=database_url, args=args, settings=SERVER_SETTINGS) as server:
-            api = httpx.Client(base_url=server.api_url + "/", timeout=10)
+            api = server.api_client(timeout=10)
             api.post("work_pools/", json={"name": "local", "type": "process"}).raise_for_status()
             deployment = api.post(
                 "deployments/",
@@ -57,7 +57,7 @@ def test_the_worker_survives_a_server_restart(tmp_path: Path) -> None:
                     "work_pool_name": "local",
                 },
             ).json()["id"]
-            env = orchestrator_env(tmp_path / "worker", ORCHESTRATOR_API_URL=server.api_url, **WORKER_SETTINGS)
+            env = server.client_env(tmp_path / "worker", **WORKER_SETTINGS)
             worker = Worker(
                 subprocess.Popen(
                     [orchestrator_executable(), "worker", "start", "--pool", "local"],
@@ -76,7 +76,7 @@ def test_the_worker_survives_a_server_restart(tmp_path: Path) -> None:
                 assert worker.output().count("retrying every") == 1, worker.output()
                 api.close()
                 with start_server(home=home, database_url=database_url, args=args, settings=SERVER_SETTINGS):
-                    api = httpx.Client(base_url=server.api_url + "/", timeout=10)
+                    api = server.api_client(timeout=10)
                     assert run_to_completion(api, deployment)["state_name"] == "Completed"
                     worker.wait_for_output("The API answers again")
                     assert worker.process.poll() is None

@@ -71,7 +71,9 @@ def exception_handler(exc, context) -> Response | None:
         detail = exc.detail if isinstance(exc.detail, str) else "; ".join(t for _, t in _flatten(exc.detail))
         response = Response(error_body(code, str(detail)), status=exc.status_code)
         if getattr(exc, "wait", None):
-            response["Retry-After"] = str(int(exc.wait))
+            response["Retry-After"] = str(max(1, int(exc.wait)))
+        if getattr(exc, "auth_header", None):
+            response["WWW-Authenticate"] = exc.auth_header
         return response
     return None
 

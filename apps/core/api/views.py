@@ -10,15 +10,18 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 import orchestrator
 
 
-@extend_schema(responses=dict)
+@extend_schema(responses=dict, auth=[])
 @api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
 def health(request: Request) -> Response:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")

@@ -8,6 +8,7 @@ Celery worker with Beat on a thread; orchestrator/server.py; design in docs/serv
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import secrets
 import sys
 import time
@@ -23,6 +24,9 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from apps.accounts.keys import key_hash
+from apps.accounts.models import ApiKey
+from apps.accounts.services import local_admin_key_ensure
 from apps.core.errors import NotFound
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand, database_label, mask_url_password
 from apps.server_services.database import database_holders, postgresql_database_create_if_missing
@@ -30,6 +34,7 @@ from apps.server_services.models import ServiceRun
 from apps.server_services.registry import service_get, services_all
 from apps.server_services.selectors import ServiceStatus, service_status, services_status
 from apps.server_services.services import service_run, service_schedules_sync
+from orchestrator import config
 from orchestrator.server import ServerError, SupervisorOptions, bind, exec_supervisor
 
 ADMIN_USERNAME = "admin"
@@ -104,6 +109,16 @@ def first_admin_create() -> str | None:
     return password
 
 
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def clock(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -159,6 +174,11 @@ class Command(OrchestratorCommand):
         )
         start.add_argument("--access-log", action="store_true", help="print one line per request (slower)")
         start.add_argument(
+            "--insecure",
+            action="store_true",
+            help="allow listening beyond loopback with ORCHESTRATOR_API_AUTH=off (anyone who reaches it runs code)",
+        )
+        start.add_argument(
             "--no-services",
             action="store_true",
             help="do not run the services (run Beat and workers with `celery -A orchestrator.celery ...`)",
@@ -185,6 +205,7 @@ class Command(OrchestratorCommand):
                 workers=options["workers"],
                 access_log=options["access_log"],
                 services=not options["no_services"],
+                insecure=options["insecure"],
             )
         elif action == "services":
             if options["services_action"] == "ls":
@@ -225,13 +246,52 @@ class Command(OrchestratorCommand):
                 f"  this password is shown only once; change it with `orchestrator changepassword {ADMIN_USERNAME}`"
             )
 
-    def start(self, *, host: str, port: int, workers: int, access_log: bool, services: bool) -> None:
+    def check_open_api(self, *, host: str, insecure: bool) -> None:
+        """With keys off, say so at every start; beyond loopback, refuse unless --insecure."""
+        if settings.API_AUTH:
+            return
+        if not is_loopback(host) and not insecure:
+            raise CommandError(
+                f"ORCHESTRATOR_API_AUTH is off and --host {host} is reachable from other machines: anyone could run "
+                "code on your workers; turn keys on, listen on 127.0.0.1, or pass --insecure"
+            )
+        self.say("warning: ORCHESTRATOR_API_AUTH is off: anyone who reaches this server may call its whole API")
+
+    def ensure_local_key(self) -> None:
+        """The machine's own admin key, in the home's active profile, so that the CLI, the SDK and workers here
+        work with no step (docs/security.md). A key from the environment is the caller's business: checked only."""
+        if not settings.API_AUTH:
+            return
+        key, source = config.resolve("ORCHESTRATOR_API_KEY")
+        if source == config.ENV:
+            if key and not ApiKey.objects.filter(key_hash=key_hash(key)).exists():
+                self.say(
+                    "warning: ORCHESTRATOR_API_KEY (environment) is not a key of this server; clients using it "
+                    "will get 401 (`orchestrator api-key create NAME` makes one)"
+                )
+            return
+        outcome = local_admin_key_ensure(key=key)
+        if outcome is None:
+            return
+        happened, secret = outcome
+        profile, _ = config.active_profile()
+        if happened == "created":
+            config.set_values({"ORCHESTRATOR_API_KEY": secret})
+            self.say(f"API keys are required: created an admin key for this machine in profile {profile!r}")
+            self.say(f"  ({config.profiles_path()}, readable by you only); the CLI, SDK and workers here use it")
+        else:
+            self.say(f"API keys are required: registered profile {profile!r}'s key as this database's admin key")
+        self.say("  elsewhere: `orchestrator api-key create NAME --scope write` and set ORCHESTRATOR_API_KEY there")
+
+    def start(self, *, host: str, port: int, workers: int, access_log: bool, services: bool, insecure: bool) -> None:
+        self.check_open_api(host=host, insecure=insecure)
         try:
             sock = bind(host, port)  # first, so a busy port fails before any other work
         except ServerError as exc:
             raise CommandError(str(exc)) from exc
         try:
             self.prepare_database()
+            self.ensure_local_key()
             service_schedules_sync()  # so the admin lists the services' Beat entries even with --no-services
         except BaseException:
             sock.close()
