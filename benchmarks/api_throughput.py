@@ -28,7 +28,7 @@ from common import LoadClient, database, environment, percentiles, server  # noq
 SEED_RUNS = 10_000
 
 
-def _load(api_url: str, clients: int, seconds: float, work) -> dict:
+def _load(api_url: str, api_key: str, clients: int, seconds: float, work) -> dict:
     latencies: list[float] = []
     errors = [0]
     transitions = [0]
@@ -39,7 +39,7 @@ def _load(api_url: str, clients: int, seconds: float, work) -> dict:
         local: list[float] = []
         local_errors = 0
         local_transitions = 0
-        with LoadClient(api_url) as client:
+        with LoadClient(api_url, api_key) as client:
             while time.monotonic() < stop_at:
                 try:
                     done = work(client, local)
@@ -103,12 +103,14 @@ def run_database(kind: str, seconds: float, server_args: list[str]) -> None:
                 env=environment(home, database_url),
                 check=True,
             )
-            flow_id = httpx.post(f"{running.api_url}/flows/", json={"name": "bench-writes"}).json()["id"]
+            flow_id = httpx.post(
+                f"{running.api_url}/flows/", json={"name": "bench-writes"}, headers=running.headers
+            ).json()["id"]
             # Warm up connections, caches and the query planner.
-            _load(running.api_url, 2, 1.0, read_work)
+            _load(running.api_url, running.api_key, 2, 1.0, read_work)
             for label, work in (("read", read_work), ("write", make_write_work(flow_id))):
                 for clients in (1, 16):
-                    figures = _load(running.api_url, clients, seconds, work)
+                    figures = _load(running.api_url, running.api_key, clients, seconds, work)
                     extra = f"  transitions/s {figures['transitions_per_second']:7.1f}" if label == "write" else ""
                     print(
                         f"{kind:10} {label:5} clients={clients:2}  req/s {figures['requests_per_second']:7.1f}"

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,15 @@ class Server:
     api_url: str
     env: dict[str, str]
 
+    @property
+    def api_key(self) -> str:
+        """The admin key the server saved in its home's profile at its first start (the API requires keys)."""
+        return profile_api_key(Path(self.env["ORCHESTRATOR_HOME"]))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
     def rss_megabytes(self) -> float:
         """Resident memory of the server's processes (the supervisor and its Daphne workers)."""
         pids = [self.process.pid, *_children(self.process.pid)]
@@ -43,6 +53,11 @@ class Server:
                     if line.startswith("VmRSS:"):
                         total_kb += int(line.split()[1])
         return total_kb / 1024
+
+
+def profile_api_key(home: Path) -> str:
+    data = tomllib.loads((home / "profiles.toml").read_text())
+    return str(data["profiles"][data["active"]]["ORCHESTRATOR_API_KEY"])
 
 
 def _children(pid: int) -> list[int]:
@@ -161,15 +176,16 @@ class LoadClient:
     httpx spends about 0.8 ms of CPU per request, http.client about 0.2 ms. The SDK keeps httpx (retries,
     timeouts, pooling); the benchmarks measure the server, as wrk or hey would."""
 
-    def __init__(self, api_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, api_url: str, api_key: str, timeout: float = 30.0) -> None:
         parts = urlsplit(api_url)
+        self.authorization = {"Authorization": f"Bearer {api_key}"}
         self.prefix = parts.path.rstrip("/") + "/"
         self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
     def request(self, method: str, path: str, *, json: dict | None = None, params: dict | None = None) -> Reply:
         url = self.prefix + path + (f"?{urlencode(params)}" if params else "")
         body = None if json is None else _json_dumps(json).encode()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {"Content-Type": "application/json", **self.authorization} if body is not None else self.authorization
         try:
             self.connection.request(method, url, body=body, headers=headers)
             response = self.connection.getresponse()

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import LoadClient, database, environment, percentiles, server  # noqa: E402
 
 
-def client_loop(api_url: str, flow_id: str, interval: float, stop_at: float, errors: list[int]) -> None:
+def client_loop(api_url: str, api_key: str, flow_id: str, interval: float, stop_at: float, errors: list[int]) -> None:
     """Three transitions per run (Pending at creation, Running, Completed), one every `interval` seconds."""
     next_at = time.monotonic()
-    with LoadClient(api_url) as client:
+    with LoadClient(api_url, api_key) as client:
         while time.monotonic() < stop_at:
             try:
                 run = client.request("POST", "flow_runs/", json={"flow": flow_id}).json()
@@ -70,12 +70,16 @@ def measure(kind: str, seconds: float, rate: float, clients: int) -> None:
             runner = EventRunner([Consumer(name="latency-probe", handler=record, durable=False)])
             runner.run_once()  # starts at the tail
             runner.start()
-            flow_id = httpx.post(f"{running.api_url}/flows/", json={"name": "bench-events"}).json()["id"]
+            flow_id = httpx.post(
+                f"{running.api_url}/flows/", json={"name": "bench-events"}, headers=running.headers
+            ).json()["id"]
             errors = [0]
             stop_at = time.monotonic() + seconds
             interval = clients / rate
             threads = [
-                threading.Thread(target=client_loop, args=(running.api_url, flow_id, interval, stop_at, errors))
+                threading.Thread(
+                    target=client_loop, args=(running.api_url, running.api_key, flow_id, interval, stop_at, errors)
+                )
                 for _ in range(clients)
             ]
             for thread in threads:

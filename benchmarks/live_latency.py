@@ -36,9 +36,16 @@ from tests.live.realtime import admin_credentials, admin_session_cookie, websock
 from tests.support.server import start_server  # noqa: E402
 
 
-def make_changes(api_url: str, transitions: int, interval: float, changed: dict[str, float], done: threading.Event):
+def make_changes(
+    api_url: str,
+    headers: dict[str, str],
+    transitions: int,
+    interval: float,
+    changed: dict[str, float],
+    done: threading.Event,
+):
     """Create runs and move them Running then Completed; note each new state's id with the time of the 2xx."""
-    with httpx.Client(base_url=api_url, timeout=30) as api:
+    with httpx.Client(base_url=api_url, timeout=30, headers=headers) as api:
         flow_id = api.post("/flows/", json={"name": "bench-live"}).json()["id"]
         made = 0
         run_id = None
@@ -83,7 +90,9 @@ async def watch(url: str, cookie: str, arrived: dict[str, float], ready: asyncio
                 arrived[message["data"]["state"]["id"]] = now
 
 
-async def measure(base_url: str, api_url: str, cookie: str, options: argparse.Namespace) -> None:
+async def measure(
+    base_url: str, api_url: str, headers: dict[str, str], cookie: str, options: argparse.Namespace
+) -> None:
     changed: dict[str, float] = {}
     done = threading.Event()
     arrivals: list[dict[str, float]] = [{} for _ in range(options.sockets)]
@@ -95,7 +104,7 @@ async def measure(base_url: str, api_url: str, cookie: str, options: argparse.Na
     ]
     await asyncio.gather(*(ready.wait() for ready in readies))
     changer = threading.Thread(
-        target=make_changes, args=(api_url, options.transitions, options.interval, changed, done), daemon=True
+        target=make_changes, args=(api_url, headers, options.transitions, options.interval, changed, done), daemon=True
     )
     changer.start()
     await asyncio.gather(*watchers)
@@ -139,7 +148,7 @@ def main() -> None:
             settings={"ORCHESTRATOR_REDIS_URL": options.redis_url} if options.redis_url else {},
         ) as running:
             cookie = admin_session_cookie(running.base_url, *admin_credentials(running.output()))
-            asyncio.run(measure(running.base_url, running.api_url, cookie, options))
+            asyncio.run(measure(running.base_url, running.api_url, running.headers, cookie, options))
 
 
 if __name__ == "__main__":

@@ -102,7 +102,12 @@ def main() -> None:
         with database(options.database) as (home, database_url):
             with server(home, database_url, "--no-services") as running:
                 client_home = Path(folder) / "client-home"
-                env = environment(client_home, database_url, ORCHESTRATOR_API_URL=running.api_url)
+                env = environment(
+                    client_home,
+                    database_url,
+                    ORCHESTRATOR_API_URL=running.api_url,
+                    ORCHESTRATOR_API_KEY=running.api_key,
+                )
                 env.pop("ORCHESTRATOR_DATABASE_URL")
                 measure("http", env, options.tasks, Path(folder))
 

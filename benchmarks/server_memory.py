@@ -63,9 +63,9 @@ def one_cycle(client: LoadClient, flow_id: str, number: int) -> int:
     return 10
 
 
-def send_load(api_url: str, requests: int, clients: int) -> tuple[int, int, float]:
+def send_load(api_url: str, api_key: str, requests: int, clients: int) -> tuple[int, int, float]:
     """Send about `requests` requests over `clients` connections; return (sent, errors, seconds)."""
-    with LoadClient(api_url) as client:
+    with LoadClient(api_url, api_key) as client:
         flow_id = _ok(client.request("POST", "flows/", json={"name": "bench-memory"}), "create flow")["id"]
         _ok(client.request("POST", "work_pools/", json={"name": POOL, "type": "process"}), "create pool")
     cycles = requests // 10
@@ -75,7 +75,7 @@ def send_load(api_url: str, requests: int, clients: int) -> tuple[int, int, floa
     errors = [0]
 
     def client_loop() -> None:
-        with LoadClient(api_url) as client:
+        with LoadClient(api_url, api_key) as client:
             while True:
                 with lock:
                     number = next(counter, None)
@@ -139,7 +139,7 @@ def main() -> None:
     options = parser.parse_args()
     with database("sqlite") as (home, database_url):
         with server(home, database_url) as running:
-            sent, errors, seconds = send_load(running.api_url, options.requests, options.clients)
+            sent, errors, seconds = send_load(running.api_url, running.api_key, options.requests, options.clients)
             print(f"sent {sent} requests in {seconds:.1f} s ({sent / seconds:.0f}/s), {errors} failed cycles")
             time.sleep(options.settle)
             memory_report(running.process.pid)

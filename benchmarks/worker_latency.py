@@ -33,7 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ORCHESTRATOR, database, environment, percentiles, server  # noqa: E402
+from common import ORCHESTRATOR, database, environment, percentiles, profile_api_key, server  # noqa: E402
 
 FLOW_FILE = textwrap.dedent(
     """
@@ -81,7 +81,8 @@ def run_celery_pool(api_url: str, env: dict[str, str], runs: int, spacing: float
 
 def _time_pool(api_url: str, pool: str, pool_type: str, worker_env: dict[str, str], runs: int, spacing: float):
     """Create the pool and a deployment of a flow that does nothing, start one worker, time `runs` runs."""
-    api = httpx.Client(base_url=api_url + "/", timeout=30)
+    key = profile_api_key(Path(worker_env["ORCHESTRATOR_HOME"]))
+    api = httpx.Client(base_url=api_url + "/", timeout=30, headers={"Authorization": f"Bearer {key}"})
     api.post("work_pools/", json={"name": pool, "type": pool_type}).raise_for_status()
     code_dir = Path(tempfile.mkdtemp(prefix="orch-bench-flows-"))
     (code_dir / "bench_flows.py").write_text(FLOW_FILE)

@@ -189,6 +189,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Flows, runs, states, logs and the orchestration engine's responses.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page are the API's: a key or a logged-in user with a role reads them.
+    "SERVE_PERMISSIONS": ["apps.accounts.authentication.ScopePermission"],
+    "SERVE_AUTHENTICATION": [
+        "apps.accounts.authentication.ApiKeyAuthentication",
+        "apps.accounts.authentication.ApiSessionAuthentication",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

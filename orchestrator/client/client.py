@@ -524,6 +524,23 @@ class OrchestratorClient:
     def delete_work_pool(self, name: str) -> None:
         self.request("DELETE", f"work_pools/{_quote(name)}/")
 
+    # -- API keys (admin scope) -------------------------------------------------------------------------------
+    def create_api_key(self, name: str, *, scope: str, expires_in_days: int | None = None) -> dict[str, Any]:
+        """A new key; the answer's `key` is the only time the server shows it."""
+        body: dict[str, Any] = {"name": name, "scope": scope}
+        if expires_in_days is not None:
+            body["expires_in_days"] = expires_in_days
+        return self._object("POST", "api_keys/", body)
+
+    def read_api_keys(self, *, active: bool | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if active is not None:
+            params["active"] = "true" if active else "false"
+        return self._results("GET", "api_keys/", params=params)
+
+    def revoke_api_key(self, name: str) -> None:
+        self.request("DELETE", f"api_keys/{_quote(name)}/")
+
     def read_work_queues(self, pool: str, *, limit: int = 1000) -> list[dict[str, Any]]:
         return self._results("GET", f"work_pools/{_quote(pool)}/queues/", params={"limit": limit})
 

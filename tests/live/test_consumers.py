@@ -20,6 +20,7 @@ from apps.events.runner import EventRunner, consumer_run_batch
 from apps.events.stream import stream_tail
 from apps.live import publish
 from apps.live.routing import websocket_application
+from tests.conftest import authenticated
 from tests.events.support import wait_readable
 from tests.live.support import LoopThread, session_cookie
 
@@ -120,7 +121,7 @@ def test_an_unknown_run_is_accepted_then_closed_with_4404_and_a_reason(loop) -> 
 def test_runs_task_runs_and_log_lines_arrive_in_the_rest_shape_in_order_once(loop, publisher) -> None:
     """What the live pages show is what the REST API says, in the order it was committed, never twice; one
     page's run gets nothing of another run's, and the publisher's reads do not grow with the batch."""
-    api = APIClient()
+    api = authenticated(APIClient(), "write")
     cookie = session_cookie()
     flow = post(api, "/api/flows/", {"name": "live-etl"})
     runs_list, connected, _ = connect(loop, "/ws/flow-runs/", cookie)
@@ -176,7 +177,7 @@ def test_runs_task_runs_and_log_lines_arrive_in_the_rest_shape_in_order_once(loo
 def test_the_durable_publisher_of_the_redis_mode_starts_at_the_tail() -> None:
     """With Redis one durable consumer publishes for every process; created on a stream with history, it must not
     push days of old changes to the pages."""
-    api = APIClient()
+    api = authenticated(APIClient(), "write")
     flow = post(api, "/api/flows/", {"name": "before-the-publisher"})
     post(api, "/api/flow_runs/", {"flow": flow["id"]})
     wait_readable()
