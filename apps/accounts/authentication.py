@@ -233,7 +233,7 @@ class ScopePermission(BasePermission):
         if user is None or not getattr(user, "is_authenticated", False):
             raise NotAuthenticated()
         scope = request_scope(request)
-        if scope is not None and SCOPE_RANK[Scope(scope)] >= SCOPE_RANK[Scope(needed)]:
+        if scope is not None and SCOPE_RANK[scope] >= SCOPE_RANK[needed]:
             if isinstance(request.auth, _CachedKey):
                 _note_use(request.auth)
             return True

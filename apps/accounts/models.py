@@ -10,10 +10,16 @@ from django.utils import timezone
 from apps.core.models import BaseModel
 
 
-class Scope(models.TextChoices):
-    READ = "read", "read (GET only)"
-    WRITE = "write", "write (runs, states, logs, flows, deployments, pools, limits)"
-    ADMIN = "admin", "admin (also keys, users, secrets, database operations)"
+class Scope:
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+    values = [READ, WRITE, ADMIN]
+    choices = [
+        (READ, "read (GET only)"),
+        (WRITE, "write (runs, states, logs, flows, deployments, pools, limits)"),
+        (ADMIN, "admin (also keys, users, secrets, database operations)"),
+    ]
 
 
 # What each scope includes: admin > write > read.

@@ -29,15 +29,13 @@ def role_of(user: AbstractBaseUser | AnonymousUser | None) -> str | None:
         return None
     if getattr(user, "is_superuser", False):
         return ADMIN
-    cached = getattr(user, "_orchestrator_role", False)
-    if cached is not False:
-        return cached
-    names = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
-    role = next((name for name in reversed(ROLES) if name in names), None)
-    if role is None and getattr(user, "is_staff", False):
-        role = VIEWER
-    user._orchestrator_role = role  # type: ignore[union-attr]
-    return role
+    if not hasattr(user, "_orchestrator_role"):
+        names = set(user.groups.values_list("name", flat=True))
+        role = next((name for name in reversed(ROLES) if name in names), None)
+        if role is None and getattr(user, "is_staff", False):
+            role = VIEWER
+        user._orchestrator_role = role
+    return user._orchestrator_role
 
 
 def role_allows(user: Any, needed: str) -> bool:

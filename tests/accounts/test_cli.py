@@ -69,7 +69,9 @@ def test_api_key_create_prints_the_key_last_and_a_read_key_cannot_deploy(server:
     elsewhere = orchestrator_env(tmp_path / "laptop", ORCHESTRATOR_API_URL=server.api_url, ORCHESTRATOR_API_KEY=key)
     assert run_orchestrator("flow-run", "ls", env=elsewhere).returncode == 0
     (tmp_path / "flows.py").write_text(FLOW.replace("print(main())", ""))
-    deployed = run_orchestrator("deploy", "flows.py:main", "--name", "nightly", "--pool", "local", env=elsewhere, cwd=tmp_path)
+    deployed = run_orchestrator(
+        "deploy", "flows.py:main", "--name", "nightly", "--pool", "local", env=elsewhere, cwd=tmp_path
+    )
     assert deployed.returncode == 1
     assert one_line(deployed.stderr).endswith("API key 'dashboard' has scope read; POST /api/deployments/ needs write")
     assert run_orchestrator("api-key", "create", "mine", "--scope", "admin", env=elsewhere).returncode == 1

@@ -36,7 +36,7 @@ class ApiKeyViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         owner = request.user if getattr(request.user, "pk", None) else None
         api_key, secret = services.api_key_create(owner=owner, **serializer.validated_data)
-        api_key.key = secret  # type: ignore[attr-defined]
+        api_key.key = secret
         return Response(s.ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, name: str) -> Response:
