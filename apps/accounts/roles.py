@@ -58,8 +58,9 @@ def roles_sync(sender: Any = None, **kwargs: Any) -> None:
     Runs once per migrate, after the last application's permissions exist."""
     from django.apps import apps
 
-    configs = list(apps.get_app_configs())
-    if sender is not None and sender is not configs[-1]:
+    # post_migrate comes once per application with models, in order: the last one comes after every permission.
+    last = [config for config in apps.get_app_configs() if config.models_module is not None][-1]
+    if sender is not None and sender is not last:
         return
     using = kwargs.get("using", "default")
     everything = Permission.objects.using(using).all()
