@@ -50,9 +50,9 @@ def forbidden(request: HttpRequest, needed: str) -> HttpResponse:
     """The 403 page: what the user lacks and which groups an admin can add them to."""
     role = role_of(request.user)
     if role is None:
-        reason = f"Your account {request.user.get_username()!r} has no role on these pages."
+        reason = f"Your account {request.user.get_username()} has no role on these pages."
     else:
-        reason = f"This needs the {needed} role or above; your account {request.user.get_username()!r} is a {role}."
+        reason = f"This needs the {needed} role or above; your account {request.user.get_username()} is a {role}."
     groups = ROLES[ROLES.index(needed) :] if role is not None else ROLES
     wanted = ", ".join(groups[:-1]) + f" or {groups[-1]}" if len(groups) > 1 else groups[0]
     response = render_page(
