@@ -11,6 +11,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
+from apps.accounts.authentication import failed_attempts
 from apps.accounts.models import ApiKey
 from apps.accounts.roles import ADMIN, OPERATOR, VIEWER
 from apps.accounts.services import api_key_create, api_key_revoke
@@ -91,3 +92,15 @@ def test_no_credentials_and_bad_keys_are_refused(loop) -> None:
 def test_with_api_auth_off_everyone_is_accepted(loop, settings) -> None:
     settings.API_AUTH = False
     assert all(opens(loop, path) for path in PATHS)
+
+
+def test_failed_key_checks_count_towards_the_apis_limit_per_address(loop, settings) -> None:
+    """Guessing keys through websockets is no faster than through the API: past the limit, even a valid key is
+    refused from that address until the window passes."""
+    settings.API_AUTH_FAILURE_LIMIT = 3
+    _, valid = api_key_create(name="valid", scope="read")
+    for _ in range(3):
+        assert not opens(loop, "/ws/flow-runs/", bearer("orch_" + "y" * 43))
+    assert not opens(loop, "/ws/flow-runs/", bearer(valid))
+    failed_attempts.reset()  # the window passed
+    assert opens(loop, "/ws/flow-runs/", bearer(valid))
