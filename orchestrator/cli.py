@@ -18,6 +18,8 @@ HELP_VERBS = {"help", "--help", "-h"}
 GROUP_ORDER = ["server", "config", "deploy", "deployment", "flow-run", "work-pool", "work-queue", "worker", "agent"]
 # Management commands of our apps that are not for users to call.
 HIDDEN_VERBS = {"orchestrator-version"}
+# Django's user commands: on a fresh home they need the schema first (as `server start` makes it).
+SCHEMA_VERBS = {"createsuperuser", "changepassword"}
 
 
 def own_commands() -> list[tuple[str, str]]:
@@ -99,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     elif verb == "django":
         argv = argv[1:] or ["help"]  # `orchestrator django` lists Django's commands
     try:
+        if argv[0] in SCHEMA_VERBS:
+            from django.core.management import call_command
+
+            call_command("migrate", interactive=False, verbosity=0)
         execute_from_command_line(["orchestrator", *argv])
     except KeyboardInterrupt:
         return 130

@@ -54,7 +54,7 @@ DEBUG = (_setting("ORCHESTRATOR_DEBUG") or "").lower() in ("1", "true", "yes", "
 ALLOWED_HOSTS = [host.strip() for host in (_setting("ORCHESTRATOR_ALLOWED_HOSTS") or "*").split(",") if host.strip()]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "apps.accounts.apps.AdminSiteConfig",  # django.contrib.admin, open to every role (apps/accounts/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -150,7 +150,7 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "ui:login"  # for every role (the admin's own login is the same form, at /admin/login/)
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = ORCHESTRATOR_HOME / "static"

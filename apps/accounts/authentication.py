@@ -106,12 +106,48 @@ def _key_record(digest: str) -> _CachedKey | None:
     return record
 
 
-def _note_use(record: _CachedKey) -> None:
+def key_use_note(record: _CachedKey) -> None:
     """Record when a key was last used (after its request was allowed: a refused request writes nothing)."""
     now = timezone.now()
     if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=record.key_id).update(last_used_at=now)
         record.last_used_at = now
+
+
+MALFORMED_HEADER = "malformed Authorization header: expected `Bearer <key>`"
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """What a raw key is worth: the principal it stands for (and what the database says of it), or why not."""
+
+    principal: Principal | None = None
+    record: _CachedKey | None = None
+    refused: str = ""
+
+
+def bearer_key(header: str) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header value (None: another scheme, or no key)."""
+    kind, _, key = header.partition(" ")
+    key = key.strip()
+    return key if kind.lower() == "bearer" and key else None
+
+
+def key_check(key: str) -> KeyCheck:
+    """Check a raw key (the API's Bearer header and the websockets' handshake both come here). Writes nothing: the
+    caller notes the key's use (`key_use_note`) once the request it came with is allowed."""
+    if not key_is_well_formed(key):
+        return KeyCheck(refused=MALFORMED_HEADER)
+    record = _key_record(key_hash(key))
+    if record is None:
+        return KeyCheck(refused="unknown API key: check ORCHESTRATOR_API_KEY")
+    if record.revoked:
+        return KeyCheck(refused=f"the API key {record.name!r} was revoked")
+    if record.expires_at is not None and record.expires_at <= timezone.now():
+        expired = record.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+        return KeyCheck(refused=f"the API key {record.name!r} expired on {expired}")
+    principal = Principal(name=f"API key {record.name!r}", scope=record.scope, key_id=record.key_id)
+    return KeyCheck(principal=principal, record=record)
 
 
 class FailedAttempts:
@@ -187,20 +223,11 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise
 
     def _check(self, header: str) -> tuple[Principal, Any]:
-        kind, _, key = header.partition(" ")
-        key = key.strip()
-        if kind.lower() != "bearer" or not key_is_well_formed(key):
-            raise exceptions.AuthenticationFailed("malformed Authorization header: expected `Bearer <key>`")
-        record = _key_record(key_hash(key))
-        if record is None:
-            raise exceptions.AuthenticationFailed("unknown API key: check ORCHESTRATOR_API_KEY")
-        if record.revoked:
-            raise exceptions.AuthenticationFailed(f"the API key {record.name!r} was revoked")
-        now = timezone.now()
-        if record.expires_at is not None and record.expires_at <= now:
-            expired = record.expires_at.strftime("%Y-%m-%d %H:%M UTC")
-            raise exceptions.AuthenticationFailed(f"the API key {record.name!r} expired on {expired}")
-        return Principal(name=f"API key {record.name!r}", scope=record.scope, key_id=record.key_id), record
+        key = bearer_key(header)
+        checked = key_check(key) if key is not None else KeyCheck(refused=MALFORMED_HEADER)
+        if checked.principal is None:
+            raise exceptions.AuthenticationFailed(checked.refused)
+        return checked.principal, checked.record
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="orchestrator"'
@@ -235,7 +262,7 @@ class ScopePermission(BasePermission):
         scope = request_scope(request)
         if scope is not None and SCOPE_RANK[scope] >= SCOPE_RANK[needed]:
             if isinstance(request.auth, _CachedKey):
-                _note_use(request.auth)
+                key_use_note(request.auth)
             return True
         who = str(user) if isinstance(user, Principal) else f"user {user.get_username()!r}"
         has = f"scope {scope}" if scope else "no role (add them to the Viewer, Operator or Admin group)"

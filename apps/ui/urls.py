@@ -2,12 +2,14 @@
 
 from django.urls import path
 
-from apps.ui.views import concurrency, dashboard, deployments, flows, runs, work_pools
+from apps.ui.views import concurrency, dashboard, deployments, flows, login, runs, work_pools
 
 app_name = "ui"
 
 urlpatterns: list = [
     path("", dashboard.dashboard, name="dashboard"),
+    path("login/", login.LoginView.as_view(), name="login"),
+    path("logout/", login.LogoutView.as_view(), name="logout"),
     # The flow run pages (apps/ui/views/runs.py).
     path("flow-runs/", runs.flow_run_list, name="flow-run-list"),
     path("flow-runs/rows/", runs.flow_run_rows, name="flow-run-rows"),

@@ -1,6 +1,6 @@
 """Helpers for the websocket tests: an event loop on a thread of its own (the consumers and the in-memory channel
 layer live there, while the test body, the API client and the publisher run in the test's thread, as the server's
-Daphne loop and its event runner thread do), and a staff session."""
+Daphne loop and its event runner thread do), and a session."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import Client
+
+from tests.support.users import user_with_role
 
 T = TypeVar("T")
 
@@ -44,9 +45,10 @@ class LoopThread:
         self.loop.close()
 
 
-def session_cookie(*, staff: bool = True, username: str = "watcher") -> bytes:
-    """A `Cookie` header value with the session of a (staff) user logged in through Django's auth."""
-    user = get_user_model().objects.create_user(username=username, password="a-long-password", is_staff=staff)
+def session_cookie(*, staff: bool = True, username: str = "watcher", role: str | None = None) -> bytes:
+    """A `Cookie` header value with the session of a user logged in through Django's auth: staff (a Viewer) by
+    default, or in the group `role`."""
+    user = user_with_role(username, role, is_staff=staff)
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}".encode()

@@ -20,7 +20,6 @@ from apps.events.runner import EventRunner, consumer_run_batch
 from apps.events.stream import stream_tail
 from apps.live import publish
 from apps.live.routing import websocket_application
-from tests.conftest import authenticated
 from tests.events.support import wait_readable
 from tests.live.support import LoopThread, session_cookie
 
@@ -118,10 +117,9 @@ def test_an_unknown_run_is_accepted_then_closed_with_4404_and_a_reason(loop) -> 
         assert closing == {"type": "websocket.close", "code": 4404, "reason": f"no flow run with id {run_id}"}
 
 
-def test_runs_task_runs_and_log_lines_arrive_in_the_rest_shape_in_order_once(loop, publisher) -> None:
+def test_runs_task_runs_and_log_lines_arrive_in_the_rest_shape_in_order_once(loop, publisher, api) -> None:
     """What the live pages show is what the REST API says, in the order it was committed, never twice; one
     page's run gets nothing of another run's, and the publisher's reads do not grow with the batch."""
-    api = authenticated(APIClient(), "write")
     cookie = session_cookie()
     flow = post(api, "/api/flows/", {"name": "live-etl"})
     runs_list, connected, _ = connect(loop, "/ws/flow-runs/", cookie)
@@ -174,10 +172,9 @@ def test_runs_task_runs_and_log_lines_arrive_in_the_rest_shape_in_order_once(loo
     close(loop, runs_list)
 
 
-def test_the_durable_publisher_of_the_redis_mode_starts_at_the_tail() -> None:
+def test_the_durable_publisher_of_the_redis_mode_starts_at_the_tail(api) -> None:
     """With Redis one durable consumer publishes for every process; created on a stream with history, it must not
     push days of old changes to the pages."""
-    api = authenticated(APIClient(), "write")
     flow = post(api, "/api/flows/", {"name": "before-the-publisher"})
     post(api, "/api/flow_runs/", {"flow": flow["id"]})
     wait_readable()

@@ -1,7 +1,7 @@
 """The live websockets of a real `orchestrator server start --workers 2`: embedded (each server process publishes
 to its own connections) and with the Redis channel layer (one publisher per event for all processes). A client
 logged in through the admin watches a run it moves through the API; one without a session is refused (403), an
-unknown run is closed with 4404 and its reason."""
+unknown run is closed with 4404 and its reason; a script watches with a key in the Authorization header."""
 
 from __future__ import annotations
 
@@ -120,3 +120,38 @@ async def _nothing_more(socket: ClientConnection) -> bool:
     except TimeoutError:
         return True
     return False
+
+
+def test_a_script_watches_with_a_read_key_in_the_header_and_other_keys_are_refused(server) -> None:
+    """What a script (no browser session) sends: `Authorization: Bearer <key>` in the handshake; a `read` key is
+    enough. No key, an unknown key, a key in the URL and a revoked key get 403."""
+    running, _ = server
+    base = running.base_url
+    api = httpx.Client(base_url=running.api_url, timeout=10, headers=running.headers)
+    name = f"watcher-{uuid.uuid4().hex[:8]}"
+    key = api.post("/api_keys/", json={"name": name, "scope": "read"}).json()["key"]
+    flow = api.post("/flows/", json={"name": f"keyed-{uuid.uuid4().hex[:8]}"}).json()
+    with_key = {"Authorization": f"Bearer {key}"}
+
+    async def status_of(path: str, headers: dict[str, str]) -> int:
+        try:
+            async with connect(websocket_url(base, path), additional_headers=headers):
+                return 101
+        except InvalidStatus as refused:
+            return refused.response.status_code
+
+    async def scenario() -> None:
+        async with connect(websocket_url(base, "/ws/flow-runs/"), additional_headers=with_key) as socket:
+            run = api.post("/flow_runs/", json={"flow": flow["id"]}).json()
+            assert await next_message(socket) == {"type": "flow_run", "data": run}
+        assert await status_of("/ws/flow-runs/", {}) == 403
+        assert await status_of("/ws/flow-runs/", {"Authorization": "Bearer orch_" + "x" * 43}) == 403
+        assert await status_of(f"/ws/flow-runs/?key={key}", {}) == 403
+        assert api.delete(f"/api_keys/{name}/").status_code == 204
+        deadline = time.monotonic() + 10  # each server process trusts what it read of a key for 2 seconds
+        while await status_of("/ws/flow-runs/", with_key) != 403:
+            assert time.monotonic() < deadline, "a revoked key still opens sockets"
+            await asyncio.sleep(0.5)
+
+    asyncio.run(scenario())
+    api.close()

@@ -34,7 +34,8 @@ def orchestrator_env(home: Path, **settings: str) -> dict[str, str]:
 def run_orchestrator(
     *args: str, env: dict[str, str], input: str = "", timeout: float = 60, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `orchestrator ARGS...`; stdin is `input` (empty by default, so prompts read end-of-file)."""
+    """Run `orchestrator ARGS...`; stdin is `input` (empty by default, so prompts read end-of-file). In a session of
+    its own, with no terminal: password prompts (getpass) read stdin too, never the terminal running the tests."""
     return subprocess.run(
         [orchestrator_executable(), *args],
         env=env,
@@ -43,4 +44,5 @@ def run_orchestrator(
         text=True,
         timeout=timeout,
         cwd=cwd,
+        start_new_session=True,
     )

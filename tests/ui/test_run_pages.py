@@ -1,4 +1,4 @@
-"""The flow run pages through Django's test client with a logged-in staff user: the list with its filters and
+"""The flow run pages through Django's test client with a logged-in Operator: the list with its filters and
 keyset pages, a run's page with its parts, the Cancel, Retry and Resume buttons acting through the engine, and
 who may see them. Rows are made through the services and moved through the engine, as clients do."""
 
@@ -9,12 +9,12 @@ import re
 import uuid
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from apps.accounts.roles import OPERATOR
 from apps.deployments.services import deployment_upsert
 from apps.flows.services import flow_get_or_create
 from apps.logs.services import logs_create
@@ -23,6 +23,7 @@ from apps.runs import services as run_services
 from apps.runs.models import FlowRun
 from apps.ui.views import runs as run_views
 from orchestrator.states import Completed, Paused, Running, Scheduled
+from tests.support.users import user_with_role
 
 INPUT_SCHEMA = {
     "type": "object",
@@ -43,7 +44,8 @@ def browser() -> Client:
 
 @pytest.fixture
 def staff(db, browser) -> Client:
-    user = get_user_model().objects.create_user("ops", is_staff=True)
+    """An Operator: sees the pages and may use the buttons."""
+    user = user_with_role("ops", OPERATOR)
     browser.force_login(user)
     yield browser
     browser.logout()
@@ -359,20 +361,19 @@ def test_resume_with_typed_input_validates_it_on_the_server(staff, world):
     assert "cannot be resumed" in response.content.decode()
 
 
-def test_only_staff_see_the_pages_and_buttons_need_csrf(db, world, browser):
-    """Anonymous users go to the admin login; a POST without the CSRF token is refused."""
+def test_only_users_with_a_role_see_the_pages_and_buttons_need_csrf(db, world, browser):
+    """Anonymous users go to the login page; a POST without the CSRF token is refused (tests/ui/test_roles.py
+    has every role)."""
     run = world["main"]
     for url in ("/ui/flow-runs/", f"/ui/flow-runs/{run.id}/", f"/ui/flow-runs/{run.id}/part/summary/"):
         response = browser.get(url)
-        assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), url
+        assert response.status_code == 302 and response["Location"].startswith("/ui/login/?next="), url
     response = browser.post(f"/ui/flow-runs/{run.id}/cancel/")
-    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
-    user = get_user_model().objects.create_user("viewer", is_staff=False)
-    browser.force_login(user)
-    assert browser.get("/ui/flow-runs/").status_code == 302
-    staff_user = get_user_model().objects.create_user("ops2", is_staff=True)
+    assert response.status_code == 302 and response["Location"].startswith("/ui/login/")
+    browser.force_login(user_with_role("nobody", None))
+    assert browser.get("/ui/flow-runs/").status_code == 403
     strict = Client(enforce_csrf_checks=True)
-    strict.force_login(staff_user)
+    strict.force_login(user_with_role("ops2", OPERATOR))
     assert strict.post(f"/ui/flow-runs/{run.id}/cancel/").status_code == 403
     run.refresh_from_db()
     assert run.state_name == "Running"

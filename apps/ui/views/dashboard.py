@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from apps.ui import overview
-from apps.ui.views.page import render_page
+from apps.ui.access import viewer_required
+from apps.ui.page import render_page
 
 CHART_WIDTH = 720
 CHART_HEIGHT = 180
@@ -92,7 +92,7 @@ def hourly_chart(counts: overview.HourlyCounts) -> Chart:
     )
 
 
-@staff_member_required
+@viewer_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     counts = overview.runs_by_hour(now=now)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -15,8 +14,9 @@ from apps.core.errors import OrchestratorError
 from apps.deployments import selectors, services
 from apps.deployments.models import Deployment
 from apps.ui import overview
+from apps.ui.access import can_operate, operator_required, viewer_required
 from apps.ui.forms import ParametersForm, RunOptionsForm
-from apps.ui.views.page import render_page
+from apps.ui.page import render_page
 
 
 def _deployment_or_404(deployment_id: uuid.UUID) -> Deployment:
@@ -26,7 +26,7 @@ def _deployment_or_404(deployment_id: uuid.UUID) -> Deployment:
     return deployment
 
 
-@staff_member_required
+@viewer_required
 @require_GET
 def deployments(request: HttpRequest) -> HttpResponse:
     return render_page(
@@ -59,20 +59,21 @@ def _detail(
             "parameters_form": parameters_form,
             "options_form": options_form,
             "now": now,
+            "can_operate": can_operate(request),
         },
     )
     response.status_code = status
     return response
 
 
-@staff_member_required
+@viewer_required
 @require_GET
 def deployment_detail(request: HttpRequest, deployment_id: uuid.UUID) -> HttpResponse:
     deployment = _deployment_or_404(deployment_id)
     return _detail(request, deployment, ParametersForm(deployment=deployment), RunOptionsForm())
 
 
-@staff_member_required
+@operator_required
 @require_POST
 def deployment_run(request: HttpRequest, deployment_id: uuid.UUID) -> HttpResponse:
     """The Run form: parse the fields, let the service check the parameters against the schema and create
@@ -100,7 +101,7 @@ def deployment_run(request: HttpRequest, deployment_id: uuid.UUID) -> HttpRespon
     return _detail(request, deployment, parameters_form, options_form, status=400)
 
 
-@staff_member_required
+@operator_required
 @require_POST
 def deployment_pause(request: HttpRequest, deployment_id: uuid.UUID) -> HttpResponse:
     deployment = services.deployment_pause(deployment=_deployment_or_404(deployment_id))
@@ -108,7 +109,7 @@ def deployment_pause(request: HttpRequest, deployment_id: uuid.UUID) -> HttpResp
     return HttpResponseRedirect(f"/ui/deployments/{deployment.id}/")
 
 
-@staff_member_required
+@operator_required
 @require_POST
 def deployment_resume(request: HttpRequest, deployment_id: uuid.UUID) -> HttpResponse:
     deployment = services.deployment_resume(deployment=_deployment_or_404(deployment_id))

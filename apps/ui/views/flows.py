@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 
 from apps.ui import overview
-from apps.ui.views.page import render_page
+from apps.ui.access import viewer_required
+from apps.ui.page import render_page
 
 
-@staff_member_required
+@viewer_required
 def flows(request: HttpRequest) -> HttpResponse:
     return render_page(
         request, "ui/flows/index.html", title="Flows", section="flows", context={"flows": overview.flows_overview()}

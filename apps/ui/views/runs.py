@@ -17,7 +17,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -36,9 +35,10 @@ from apps.runs import services as run_services
 from apps.runs.models import FlowRun, FlowRunState, TaskRun
 from apps.runs.selectors import filter_by_tags
 from apps.ui import graph as run_graph
+from apps.ui.access import can_operate, operator_required, viewer_required
+from apps.ui.page import render_page
 from apps.ui.paging import FORWARD, InvalidCursor, Page, encode_cursor, keyset_page, merge_rows
 from apps.ui.run_input import RunInputForm, input_schema
-from apps.ui.views.page import render_page
 from orchestrator.states import NAMED_STATES, TERMINAL_TYPES, Cancelling, StateType
 
 RUNS_PER_PAGE = 50
@@ -246,7 +246,7 @@ def _filtered_runs(request: HttpRequest) -> tuple[FlowRunFilterForm, list[QueryS
     return form, form.filter(_runs_queryset())
 
 
-@staff_member_required
+@viewer_required
 def flow_run_list(request: HttpRequest) -> HttpResponse:
     form, queryset = _filtered_runs(request)
     page, status = Page(), 200
@@ -292,7 +292,7 @@ def flow_run_list(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@staff_member_required
+@viewer_required
 def flow_run_rows(request: HttpRequest) -> HttpResponse:
     """Table rows for the live list: the runs named by `ids` that match the page's filters (new runs the
     websocket announced), or the first page again (after a reconnect)."""
@@ -324,18 +324,20 @@ def _get_run(run_id: uuid.UUID) -> FlowRun:
     return run
 
 
-def _summary_context(run: FlowRun, resume_form: RunInputForm | None = None) -> dict[str, Any]:
+def _summary_context(request: HttpRequest, run: FlowRun, resume_form: RunInputForm | None = None) -> dict[str, Any]:
+    """The summary part; its buttons only for users who may act (a Viewer sees the run, not the buttons)."""
     now = timezone.now()
-    schema = input_schema(run.state_details) if run.state_type == StateType.PAUSED else None
+    operate = can_operate(request)
+    schema = input_schema(run.state_details) if run.state_type == StateType.PAUSED and operate else None
     if schema is not None and resume_form is None:
         resume_form = RunInputForm(schema)
     return {
         "run": run,
         "duration_text": _duration(run, now),
         "states": list(FlowRunState.objects.filter(flow_run_id=run.id).order_by("timestamp", "created")),
-        "can_cancel": run.state_type not in TERMINAL_TYPES and run.state_type != StateType.CANCELLING,
-        "can_retry": run.deployment_id is not None and run.state_type in TERMINAL_TYPES,
-        "can_resume": run.state_type == StateType.PAUSED,
+        "can_cancel": operate and run.state_type not in TERMINAL_TYPES and run.state_type != StateType.CANCELLING,
+        "can_retry": operate and run.deployment_id is not None and run.state_type in TERMINAL_TYPES,
+        "can_resume": operate and run.state_type == StateType.PAUSED,
         "resume_form": resume_form,
         "result": _result_text(run),
     }
@@ -439,7 +441,7 @@ def _run_page(request: HttpRequest, run: FlowRun, *, resume_form: RunInputForm |
     graph = run_graph.flow_run_graph(run_id=run.id)
     subflows = [node for node in graph.nodes if node.href]
     context = {
-        **_summary_context(run, resume_form),
+        **_summary_context(request, run, resume_form),
         "task_runs": task_runs,
         "task_rows": task_rows_html(task_runs.rows),
         "logs": logs,
@@ -462,18 +464,18 @@ def _run_page(request: HttpRequest, run: FlowRun, *, resume_form: RunInputForm |
     return response
 
 
-@staff_member_required
+@viewer_required
 def flow_run_detail(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     return _run_page(request, _get_run(run_id))
 
 
-@staff_member_required
+@viewer_required
 def flow_run_part(request: HttpRequest, run_id: uuid.UUID, part: str) -> HttpResponse:
     """One part of the run page, rendered by the same template as the page: the scripts reload a part when a
     message says it changed, and every part after a reconnect, so nothing the socket missed stays missing."""
     run = _get_run(run_id)
     if part == "summary":
-        return render(request, "ui/flow_runs/_summary.html", _summary_context(run))
+        return render(request, "ui/flow_runs/_summary.html", _summary_context(request, run))
     if part == "task-runs":
         try:
             page = _task_runs_page(run, request.GET.get("task_cursor"))
@@ -511,7 +513,7 @@ def flow_run_part(request: HttpRequest, run_id: uuid.UUID, part: str) -> HttpRes
 
 
 @require_POST
-@staff_member_required
+@operator_required
 def flow_run_cancel(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """Propose Cancelling, as `POST /api/flow_runs/<id>/set_state/` does: a run nothing executes yet is
     Cancelled at once; a running one is Cancelling until its worker stops its process."""
@@ -530,7 +532,7 @@ def flow_run_cancel(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
-@staff_member_required
+@operator_required
 def flow_run_retry(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """A new run of the same deployment with the same parameters, as `POST /api/deployments/<id>/create_flow_run/`
     creates it."""
@@ -549,7 +551,7 @@ def flow_run_retry(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
-@staff_member_required
+@operator_required
 def flow_run_resume(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """Resume a paused run through `apps.runs.services.flow_run_resume` (the API's resume); when the pause asked
     for typed input, the form is validated first and shown again with its field errors."""
