@@ -116,12 +116,14 @@ def test_reset_refuses_while_another_process_uses_the_database(env: dict[str, st
     assert marker_groups(database_url) == 0
 
 
-def test_reset_creates_the_admin_user_again_and_prints_its_password(env: dict[str, str], database_url: str) -> None:
+def test_reset_creates_the_admin_user_again_and_says_where_its_password_is(
+    env: dict[str, str], database_url: str
+) -> None:
     """After a reset the admin user was missing until the next start: now the reset makes it and says how."""
     upgraded_with_data(env, database_url)
     result = run_orchestrator("server", "database", "reset", "--yes", env=env)
     assert result.returncode == 0, result.stderr
-    assert "created the admin user: username admin, password " in result.stdout
+    assert "created the admin user: username admin; its password is in " in result.stdout
     with connect(database_url) as connection:
         assert connection.execute("SELECT count(*) FROM auth_user WHERE is_superuser").fetchone()[0] == 1
 

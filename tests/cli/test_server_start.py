@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from tests.support.cli import orchestrator_env, run_orchestrator
 from tests.support.server import RunningServer, start_server, throwaway_database
 
-PASSWORD_LINE = re.compile(r"created the admin user: username admin, password (\S+)")
+PASSWORD_LINE = re.compile(r"created the admin user: username admin; its password is in (\S+) \(readable by you only\)")
 
 pytestmark = pytest.mark.e2e
 
@@ -82,22 +83,28 @@ def test_server_serves_api_admin_and_static_files_and_stops_on_sigint(
     assert "Traceback" not in server.output()
 
 
-def test_admin_password_is_printed_once_and_logs_in(tmp_path: Path) -> None:
-    """The first start's random password is the only way into the UI; a restart must not reset or reprint it."""
+def test_admin_password_is_saved_for_its_owner_never_printed_and_logs_in(tmp_path: Path) -> None:
+    """The first start's random password is the only way into the UI: it goes to a file only the home's owner
+    reads, never to the output (which ends in logs); a restart must not reset it."""
     with throwaway_database(tmp_path) as database_url:
         with start_server(home=tmp_path, database_url=database_url) as first:
             match = PASSWORD_LINE.search(first.output())
             assert match, first.output()
+            password_file = Path(match.group(1))
+            assert password_file == tmp_path / "admin_password"
+            assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+            password = password_file.read_text().strip()
+            assert len(password) >= 20 and password not in first.output()
             assert "orchestrator changepassword admin" in first.output()
             assert "database upgraded: applied" in first.output()
-            login = admin_login(first.base_url, match.group(1))
+            login = admin_login(first.base_url, password)
             assert login.status_code == 302 and login.headers["location"] == "/admin/"
             assert admin_login(first.base_url, "admin").status_code == 200  # no default password
             assert first.stop() == 0
         with start_server(home=tmp_path, database_url=database_url) as second:
             assert "password" not in second.output()
             assert "database up to date" in second.output()
-            assert admin_login(second.base_url, match.group(1)).status_code == 302
+            assert admin_login(second.base_url, password).status_code == 302
             assert second.stop() == 0
 
 

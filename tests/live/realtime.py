@@ -4,18 +4,19 @@ in through the admin's login form (the session cookie the live pages use) and op
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 
-ADMIN_PASSWORD_LINE = re.compile(r"created the admin user: username (\S+), password (\S+)")
+ADMIN_PASSWORD_LINE = re.compile(r"created the admin user: username (\S+); its password is in (\S+) ")
 
 
 def admin_credentials(server_output: str) -> tuple[str, str]:
-    """The admin user `server start` created (it prints the password once)."""
+    """The admin user `server start` created: its name, and its password from the file the server named."""
     match = ADMIN_PASSWORD_LINE.search(server_output)
     if match is None:
-        raise RuntimeError(f"the server printed no admin password:\n{server_output}")
-    return match.group(1), match.group(2)
+        raise RuntimeError(f"the server created no admin user:\n{server_output}")
+    return match.group(1), Path(match.group(2)).read_text().strip()
 
 
 def admin_session_cookie(base_url: str, username: str, password: str) -> str:

@@ -15,7 +15,7 @@ tests/conftest.py registers this module next to tests.support.server, so any tes
 - `page`: a fresh context (1280x800, its own cookies) and page per test. On failure it saves a full-page
   screenshot as test-artifacts/<test name>.png; an uncaught JavaScript error on the page fails the test.
 - `login(page, base_url, username, password)`: logs in through the admin's login form (the live pages share it).
-- `admin_password(server)`: the password a server printed on its first start.
+- `admin_password(server)`: the password a server saved (and named the file of) on its first start.
 
 Why the browser is stopped between tests that do not use it: Playwright's sync API runs an asyncio loop in a
 greenlet of the main thread, and while it is started that loop counts as running for every other test in the
@@ -47,7 +47,7 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1280, "height": 800}
 DEFAULT_TIMEOUT_MS = 10_000  # a missing element fails in seconds, not after Playwright's 30 s
-PASSWORD_LINE = re.compile(r"created the admin user: username (\S+), password (\S+)")
+PASSWORD_LINE = re.compile(r"created the admin user: username (\S+); its password is in (\S+) ")
 
 
 class _SharedBrowser:
@@ -156,10 +156,10 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 def admin_password(server: RunningServer) -> str:
-    """The admin password `server start` printed when it created the admin user (its first start)."""
+    """The admin password `server start` saved when it created the admin user (its first start)."""
     match = PASSWORD_LINE.search(server.output())
-    assert match, f"the server printed no admin password (not its first start?):\n{server.output()}"
-    return match.group(2)
+    assert match, f"the server created no admin user (not its first start?):\n{server.output()}"
+    return Path(match.group(2)).read_text().strip()
 
 
 def login(page: Any, base_url: str, username: str, password: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import secrets
 import sys
 import time
@@ -38,6 +39,8 @@ from orchestrator import config
 from orchestrator.server import ServerError, SupervisorOptions, bind, exec_supervisor
 
 ADMIN_USERNAME = "admin"
+# The first admin user's password, in the home (0600): `server start` says where it is, never what it is.
+ADMIN_PASSWORD_FILE = "admin_password"
 
 
 def port_number(value: str) -> int:
@@ -241,10 +244,18 @@ class Command(OrchestratorCommand):
         self.say(self.migrated_message(database_upgrade()))
         password = first_admin_create()
         if password:
-            self.say(f"created the admin user: username {ADMIN_USERNAME}, password {password}")
-            self.say(
-                f"  this password is shown only once; change it with `orchestrator changepassword {ADMIN_USERNAME}`"
-            )
+            self.say_admin_created(password)
+
+    def say_admin_created(self, password: str) -> None:
+        """Where the new admin user's password is: in a file of the home that only its owner reads, never in the
+        output (which ends in logs)."""
+        path = settings.ORCHESTRATOR_HOME / ADMIN_PASSWORD_FILE
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            os.fchmod(file.fileno(), 0o600)
+            file.write(password + "\n")
+        self.say(f"created the admin user: username {ADMIN_USERNAME}; its password is in {path} (readable by you only)")
+        self.say(f"  change it with `orchestrator changepassword {ADMIN_USERNAME}`, then delete that file")
 
     def check_open_api(self, *, host: str, insecure: bool) -> None:
         """With keys off, say so at every start; beyond loopback, refuse unless --insecure."""
@@ -397,4 +408,4 @@ class Command(OrchestratorCommand):
         self.say(f"database reset: {label}, applied {applied} migration{'s' if applied != 1 else ''}")
         password = first_admin_create()
         if password:
-            self.say(f"created the admin user: username {ADMIN_USERNAME}, password {password}")
+            self.say_admin_created(password)
