@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import orchestrator_env, run_orchestrator
-from tests.support.server import RunningServer, start_server, throwaway_database
+from tests.support.server import RunningServer, sqlite_pass_only, start_server, throwaway_database
 
 pytestmark = pytest.mark.e2e
 
@@ -103,6 +103,7 @@ def test_a_reset_database_takes_the_profile_key_again(tmp_path: Path):
             assert second.api_client().get("flows/").status_code == 200
 
 
+@sqlite_pass_only
 def test_checking_off_warns_at_start_and_refuses_to_listen_beyond_loopback(tmp_path: Path):
     env = orchestrator_env(tmp_path / "home", ORCHESTRATOR_API_AUTH="off")
     refused = run_orchestrator("server", "start", "--host", "0.0.0.0", "--port", "0", env=env)

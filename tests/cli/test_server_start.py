@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.cli import orchestrator_env, run_orchestrator
-from tests.support.server import RunningServer, start_server, throwaway_database
+from tests.support.server import RunningServer, sqlite_pass_only, start_server, throwaway_database
 
 PASSWORD_LINE = re.compile(r"created the admin user: username admin; its password is in (\S+) \(readable by you only\)")
 
@@ -108,6 +108,7 @@ def test_admin_password_is_saved_for_its_owner_never_printed_and_logs_in(tmp_pat
             assert second.stop() == 0
 
 
+@sqlite_pass_only
 def test_two_workers_serve_and_all_stop_on_sigterm(tmp_path: Path) -> None:
     """--workers N must really run N processes on the one port, and SIGTERM must leave none behind."""
     with start_server(home=tmp_path, args=["--workers", "2", "--access-log"]) as server:
@@ -126,6 +127,7 @@ def test_two_workers_serve_and_all_stop_on_sigterm(tmp_path: Path) -> None:
         assert not any(alive(pid) for pid in children)
 
 
+@sqlite_pass_only
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     """A SIGKILLed supervisor cannot clean up; its workers must notice and not hold the port forever."""
     with start_server(home=tmp_path) as server:
@@ -139,6 +141,7 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
         assert not any(alive(pid) for pid in workers)
 
 
+@sqlite_pass_only
 def test_an_ipv6_host_is_served_and_shown_as_a_url(tmp_path: Path) -> None:
     """`--host ::` listens on IPv6 and, on a dual-stack system, IPv4 too; URLs show the address in brackets."""
     with start_server(home=tmp_path, args=["--host", "::", "--no-services"]) as server:
@@ -150,6 +153,7 @@ def test_an_ipv6_host_is_served_and_shown_as_a_url(tmp_path: Path) -> None:
         assert server.stop(signal.SIGINT) == 0
 
 
+@sqlite_pass_only
 def test_a_host_that_does_not_resolve_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     result = run_orchestrator(
         "server", "start", "--host", "no-such-host.invalid", "--port", "0", env=orchestrator_env(tmp_path)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.support.cli import orchestrator_env, run_orchestrator
-from tests.support.server import start_server
+from tests.support.server import sqlite_pass_only, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -90,6 +90,7 @@ def flow_dir(tmp_path: Path) -> Path:
     return directory
 
 
+@sqlite_pass_only
 def test_serve_runs_its_scheduled_runs_until_ctrl_c(flow_dir: Path, tmp_path: Path) -> None:
     """With no server and no Beat, `serve` registers the deployment, runs each due run, and stops cleanly."""
     env = orchestrator_env(tmp_path / "home")
@@ -159,6 +160,7 @@ def test_cli_deploy_and_deployment_run_watch_against_a_server(tmp_path: Path, fl
         assert missing.returncode == 1 and "no deployment 'greeter/absent'" in missing.stderr
 
 
+@sqlite_pass_only
 def test_cli_deploy_and_run_on_the_local_database(tmp_path: Path, flow_dir: Path) -> None:
     """Without ORCHESTRATOR_API_URL the CLI writes the configured database directly, with the same checks."""
     env = orchestrator_env(tmp_path / "home")

@@ -29,7 +29,7 @@ from orchestrator.client import (
 )
 from orchestrator.states import Completed, Pending, Running
 from tests.support.cli import orchestrator_env, run_orchestrator
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, sqlite_pass_only
 
 FAST = ClientSettings(retries=2, timeout_seconds=5, connect_timeout_seconds=5, backoff_seconds=0.01)
 
@@ -89,6 +89,7 @@ def one_line(text: str) -> str:
 
 
 # -- failures: one line naming the URL and the cause ---------------------------------------------------------------
+@sqlite_pass_only
 def test_a_server_that_is_down_is_unreachable_after_the_retries():
     """The most common mistake (no server started) must say so, not print a connection traceback."""
     url = f"http://127.0.0.1:{free_port()}/api"
@@ -102,6 +103,7 @@ def test_a_server_that_is_down_is_unreachable_after_the_retries():
     )
 
 
+@sqlite_pass_only
 def test_a_host_name_that_does_not_resolve_names_the_setting_to_check():
     client = OrchestratorClient("http://no-such-host.invalid/api", settings=FAST)
     with pytest.raises(ServerUnreachable) as caught:
@@ -109,6 +111,7 @@ def test_a_host_name_that_does_not_resolve_names_the_setting_to_check():
     assert "the host name 'no-such-host.invalid' does not resolve; check ORCHESTRATOR_API_URL" in str(caught.value)
 
 
+@sqlite_pass_only
 def test_a_server_that_does_not_answer_in_time_times_out(canned):
     server = CannedServer(200, "{}", "application/json", delay=2.0)
     canned.append(server)
@@ -117,6 +120,7 @@ def test_a_server_that_does_not_answer_in_time_times_out(canned):
         OrchestratorClient(server.api_url, settings=settings).read_work_pools()
 
 
+@sqlite_pass_only
 def test_an_html_404_is_not_the_api(canned):
     """A proxy or another web server at the URL: not "not found", but a URL to check."""
     server = CannedServer(404, "<html><body><h1>Not Found</h1></body></html>")
@@ -131,6 +135,7 @@ def test_an_html_404_is_not_the_api(canned):
     assert server.requests == 1  # a refusal is not retried
 
 
+@sqlite_pass_only
 def test_a_5xx_is_retried_then_reported_in_one_line(canned):
     server = CannedServer(500, "<html><title>Server Error</title>\n<body>boom</body></html>")
     canned.append(server)
@@ -144,6 +149,7 @@ def test_a_5xx_is_retried_then_reported_in_one_line(canned):
     assert "\n" not in str(caught.value)
 
 
+@sqlite_pass_only
 def test_a_worker_poll_passes_fewer_retries(canned):
     server = CannedServer(503, "busy", "text/plain")
     canned.append(server)
@@ -162,6 +168,7 @@ def test_a_worker_poll_passes_fewer_retries(canned):
         ('"etl"', lambda client: client.ensure_flow("etl"), "POST flows/", "is a str, not a JSON object"),
     ],
 )
+@sqlite_pass_only
 def test_an_answer_of_the_wrong_shape_is_one_line_naming_the_request(canned, body, call, sent, problem):
     """Another JSON API at the URL: a ServerError naming the request, not a KeyError or TypeError later."""
     server = CannedServer(200, body, "application/json")
@@ -176,6 +183,7 @@ def test_an_answer_of_the_wrong_shape_is_one_line_naming_the_request(canned, bod
 
 
 @pytest.mark.e2e
+@sqlite_pass_only
 def test_a_url_without_api_says_it_must_end_in_api(orchestrator_server_process: RunningServer, tmp_path: Path):
     """`http://host:4200` instead of `http://host:4200/api`: the server answers its HTML 404 page."""
     base = orchestrator_server_process.base_url
@@ -223,6 +231,7 @@ def _in_process_client() -> OrchestratorClient:
 pytest_in_process = pytest.mark.django_db(transaction=True)
 
 
+@sqlite_pass_only
 def test_a_flow_script_whose_server_is_down_prints_one_line(tmp_path: Path):
     """`python flow.py` used to print a 69-line httpx.ConnectError."""
     script = tmp_path / "flow.py"
@@ -239,6 +248,7 @@ def test_a_flow_script_whose_server_is_down_prints_one_line(tmp_path: Path):
     )
 
 
+@sqlite_pass_only
 def test_a_flow_script_with_a_malformed_client_setting_prints_one_line(tmp_path: Path):
     script = tmp_path / "flow.py"
     script.write_text("from orchestrator import flow\n\n@flow\ndef hello():\n    return 1\n\nhello()\n")
@@ -248,6 +258,7 @@ def test_a_flow_script_with_a_malformed_client_setting_prints_one_line(tmp_path:
     assert one_line(result.stderr) == "error: ORCHESTRATOR_CLIENT_RETRIES (env): 'many' is not a whole number"
 
 
+@sqlite_pass_only
 def test_the_cli_with_its_server_down_prints_one_line(tmp_path: Path):
     url = f"http://127.0.0.1:{free_port()}/api"
     env = orchestrator_env(tmp_path, ORCHESTRATOR_API_URL=url, ORCHESTRATOR_CLIENT_RETRIES="0")

@@ -18,6 +18,7 @@ from tests.sdk.tutorial import (
     run_script,
 )
 from tests.support.cli import orchestrator_env
+from tests.support.server import sqlite_pass_only
 
 
 def _import_flow_file():
@@ -35,6 +36,7 @@ def test_tutorial_flows_in_process_record_the_expected_runs():
     assert records_from_models() == EXPECTED_RUNS
 
 
+@sqlite_pass_only
 def test_tutorial_flows_as_a_script_without_a_server_record_the_expected_runs(tmp_path: Path):
     """`python flow.py` with no server records into SQLite in ORCHESTRATOR_HOME, migrating it on first use."""
     home = tmp_path / "home"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.support.cli import run_orchestrator
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, sqlite_pass_only, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -110,6 +110,7 @@ def test_pools_and_queues_are_updated_and_a_pool_in_use_is_deleted_only_with_for
 
 
 @pytest.mark.parametrize("cli", [database, http], ids=["database", "http"])
+@sqlite_pass_only
 def test_mistakes_are_one_error_line_and_a_non_zero_exit(server, cli):
     """A script calling the CLI must be able to tell failure from success, and a person to read why."""
     cli(server, "work-pool", "create", f"taken-{cli.__name__}")
@@ -125,6 +126,7 @@ def test_mistakes_are_one_error_line_and_a_non_zero_exit(server, cli):
         assert message in result.stderr
 
 
+@sqlite_pass_only
 def test_bad_arguments_and_unknown_pools_are_one_error_line(server):
     result = database(server, "work-pool", "create", "x", "--type", "kubernetes")
     assert result.returncode == 2
