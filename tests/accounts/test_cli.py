@@ -114,3 +114,26 @@ def test_checking_off_warns_at_start_and_refuses_to_listen_beyond_loopback(tmp_p
         import httpx
 
         assert httpx.post(f"{server.api_url}/flows/", json={"name": "open"}).status_code == 201
+
+
+def test_a_worker_on_the_servers_machine_runs_a_deployment_with_no_key_step(server: RunningServer, tmp_path: Path):
+    """deploy, worker start and deployment run from the server's home, with only ORCHESTRATOR_API_URL set."""
+    env = {**server.env, "ORCHESTRATOR_API_URL": server.api_url, "ORCHESTRATOR_WORKER_POLL_SECONDS": "0.2"}
+    (tmp_path / "flows.py").write_text(FLOW.replace("print(main())", ""))
+    deployed = run_orchestrator("deploy", "flows.py:main", "--name", "keyless", "--pool", "home", env=env, cwd=tmp_path)
+    assert deployed.returncode == 0, deployed.stderr
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).with_name("orchestrator")), "worker", "start", "--pool", "home"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        ran = run_orchestrator("deployment", "run", "keys-check/keyless", "--watch", env=env, timeout=90)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert "Completed" in ran.stdout
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
