@@ -177,7 +177,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.KeysetPagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.api.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
     "STRICT_JSON": True,
     "COERCE_DECIMAL_TO_STRING": False,
@@ -193,6 +193,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets that two fields share a name with: named after what they are (`check --deploy` warns otherwise).
+    "ENUM_NAME_OVERRIDES": {
+        "ApiKeyScopeEnum": "apps.accounts.models.Scope",
+        "CollisionStrategyEnum": "apps.deployments.models.CollisionStrategy",
+        "CollisionStrategyValueEnum": "apps.deployments.models.CollisionStrategy.values",
+        "StateTypeValueEnum": "orchestrator.states.StateType",
+        "WorkPoolTypeEnum": "apps.work_pools.models.WorkPoolType",
+    },
 }
 
 # API keys (docs/security.md): required unless ORCHESTRATOR_API_AUTH is off. An address whose key checks fail
