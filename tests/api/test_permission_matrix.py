@@ -243,5 +243,11 @@ def test_matrix_covers_what_the_schema_endpoint_serves(client: APIClient, world:
     """The matrix is built from the generator; `/api/schema/` serves the same operations."""
     response = client.get("/api/schema/", {"format": "json"}, HTTP_AUTHORIZATION=world.authorization["admin key"])
     assert response.status_code == 200, response.content[:300]
-    served = schema_operations(json.loads(response.content))
-    assert sorted(map(str, served)) == sorted(map(str, OPERATIONS))
+    schema = json.loads(response.content)
+    assert sorted(map(str, schema_operations(schema))) == sorted(map(str, OPERATIONS))
+    # Swagger UI's Authorize button: the schema says how to send a key.
+    assert schema["components"]["securitySchemes"]["apiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an API key (`orchestrator api-key create NAME`); scopes read, write and admin",
+    }
