@@ -6,14 +6,19 @@ kept out of its output.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
+from tests.live.realtime import admin_credentials, admin_session_cookie, websocket_url
 from tests.support.cli import orchestrator_env, run_orchestrator
 from tests.support.server import RunningServer, sqlite_pass_only, start_server, suite_database_url
 
@@ -128,3 +133,43 @@ def test_the_https_profile_redirects_http_and_sends_hsts(tmp_path: Path) -> None
         assert proxied.headers["Strict-Transport-Security"].startswith("max-age=31536000"), proxied.headers
         result = run_orchestrator("flow-run", "ls", env=server.env)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_websocket_from_a_page_of_another_site_is_refused(server: RunningServer) -> None:
+    """A page on another site (or a DNS-rebound name) cannot open the live updates with its visitor's session; the
+    server's own pages can, and so can a client that is no browser (it sends no Origin)."""
+    cookie = admin_session_cookie(server.base_url, *admin_credentials(server.output()))
+    url = websocket_url(server.base_url, "/ws/flow-runs/")
+
+    async def handshake(origin: str | None) -> int:
+        headers = {"Cookie": cookie, **({"Origin": origin} if origin else {})}
+        try:
+            async with connect(url, additional_headers=headers):
+                return 101
+        except InvalidStatus as refused:
+            return refused.response.status_code
+
+    assert asyncio.run(handshake("http://evil.example")) == 403
+    assert asyncio.run(handshake(server.base_url)) == 101
+    assert asyncio.run(handshake(None)) == 101
+
+
+def health_status(server: RunningServer, host: str) -> int:
+    return httpx.get(f"{server.api_url}/health/", headers={"Host": host}).status_code
+
+
+def test_listening_on_every_address_also_answers_the_machine_names(tmp_path: Path) -> None:
+    """`--host 0.0.0.0` is for other machines, which use this one's name; other names stay refused."""
+    with start_server(home=tmp_path / "everywhere", args=["--host", "0.0.0.0"]) as server:
+        for host in (socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1"):
+            assert health_status(server, host) == 200, host
+        assert health_status(server, "evil.example") == 400
+
+
+def test_orchestrator_allowed_hosts_replaces_the_default_names(tmp_path: Path) -> None:
+    """Behind a proxy the public name is the one to answer; the setting lists every name, loopback included."""
+    settings = {"ORCHESTRATOR_ALLOWED_HOSTS": "127.0.0.1, orchestrator.example"}
+    with start_server(home=tmp_path / "named", settings=settings) as server:
+        assert health_status(server, "orchestrator.example") == 200
+        assert health_status(server, "127.0.0.1") == 200
+        assert health_status(server, "localhost") == 400
