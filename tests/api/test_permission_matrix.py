@@ -251,3 +251,11 @@ def test_matrix_covers_what_the_schema_endpoint_serves(client: APIClient, world:
         "scheme": "bearer",
         "description": "an API key (`orchestrator api-key create NAME`); scopes read, write and admin",
     }
+
+
+def test_what_answers_without_a_key(client: APIClient, db: None) -> None:
+    """Open without a key: the health check, and the schema and its docs page (they describe the API, hold no
+    data, and are not operations of the schema, so the matrix does not cover them)."""
+    assert client.get("/api/health/").status_code == 200
+    assert client.get("/api/schema/").status_code == 200
+    assert client.get("/api/docs/").status_code == 200
