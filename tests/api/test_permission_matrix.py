@@ -200,13 +200,9 @@ def send(client: APIClient, world: World, db: None) -> Callable[[Operation, str]
     def send(operation: Operation, credential: str) -> Any:
         header = world.authorization[credential]
         extra = {"HTTP_AUTHORIZATION": header} if header is not None else {}
-        data = {} if operation.has_body else None
+        body = "{}" if operation.has_body else None  # a 400 for most: enough to show the request was let in
         return client.generic(
-            operation.method,
-            concrete_path(operation, world),
-            data=None if data is None else "{}",
-            content_type="application/json",
-            **extra,
+            operation.method, concrete_path(operation, world), data=body, content_type="application/json", **extra
         )
 
     return send
@@ -227,7 +223,8 @@ def test_permission_matrix(
     body = assert_error(response, expected)
     if expected == 401:
         assert response.headers.get("WWW-Authenticate", "").startswith("Bearer"), response.headers
-    assert not any(secret in body["message"] for secret in world.secrets), body
+    # No key, nor a piece of one (the key with spaces is cut in two), in the answer.
+    assert not any(secret[5:20] in response.content.decode() for secret in world.secrets), body
     picture = database_picture()
     changed = sorted(
         table for table in picture.keys() | picture_before.keys() if picture.get(table) != picture_before.get(table)
