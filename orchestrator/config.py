@@ -161,7 +161,18 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("ORCHESTRATOR_DEBUG", "false", "Django debug mode (never in production)", _validate_bool),
         Setting("ORCHESTRATOR_SECRET_KEY", None, "Django secret key; generated into $ORCHESTRATOR_HOME when unset"),
-        Setting("ORCHESTRATOR_ALLOWED_HOSTS", "*", "comma-separated host names the server answers to"),
+        Setting(
+            "ORCHESTRATOR_ALLOWED_HOSTS",
+            None,
+            "comma-separated host names the server answers to; unset: localhost, 127.0.0.1, [::1] and the host "
+            "`server start` listens on (with 0.0.0.0 or ::, the machine's host name and FQDN)",
+        ),
+        Setting(
+            "ORCHESTRATOR_HTTPS",
+            "false",
+            "true behind a TLS proxy that sets X-Forwarded-Proto: secure cookies, HSTS, http redirected to https",
+            _validate_bool,
+        ),
         Setting(
             "ORCHESTRATOR_SQLITE_BUSY_TIMEOUT",
             "30",
@@ -290,6 +301,36 @@ def home() -> Path:
     return Path(raw).expanduser()
 
 
+# The home holds the database, the secret key and profiles with API keys: its owner's only.
+HOME_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+# `server start` tells its worker processes the host it listens on (their default ALLOWED_HOSTS) in this variable.
+LISTEN_HOST_VARIABLE = "ORCHESTRATOR_SERVER_LISTEN_HOST"
+
+
+def home_ensure() -> Path:
+    """ORCHESTRATOR_HOME, created (with its parents) readable by its owner only if it does not exist."""
+    path = home()
+    if not path.exists():
+        path.mkdir(mode=HOME_MODE, parents=True, exist_ok=True)
+    return path
+
+
+def private_file_write(path: Path, text: str) -> None:
+    """Write `path` readable by its owner only, from the first byte written (the file may hold a secret)."""
+    tmp = path.with_name(path.name + ".tmp")
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with os.fdopen(descriptor, "w") as file:
+        os.fchmod(file.fileno(), PRIVATE_FILE_MODE)  # the mode given to open() is only for a new file
+        file.write(text)
+    tmp.replace(path)
+
+
+def listen_host() -> str | None:
+    """The host `server start` listens on, in its worker processes (None elsewhere)."""
+    return os.environ.get(LISTEN_HOST_VARIABLE) or None
+
+
 def profiles_path() -> Path:
     return home() / "profiles.toml"
 
@@ -308,20 +349,14 @@ def _read_profiles() -> dict:
 
 
 def _write_profiles(data: dict) -> None:
+    home_ensure()
     path = profiles_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"active = {json.dumps(data['active'])}", ""]
     for profile, values in data["profiles"].items():
         lines.append(f"[profiles.{json.dumps(profile)}]")
         lines.extend(f"{key} = {json.dumps(str(value))}" for key, value in sorted(values.items()))
         lines.append("")
-    tmp = path.with_suffix(".tmp")
-    # The profile may hold an API key: readable by its owner only, from the first byte written.
-    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        os.fchmod(file.fileno(), 0o600)
-        file.write("\n".join(lines))
-    tmp.replace(path)
+    private_file_write(path, "\n".join(lines))  # the profile may hold an API key
 
 
 def active_profile() -> tuple[str, dict]:

@@ -7,6 +7,7 @@ A malformed value never raises here: it falls back to a safe value and is report
 from __future__ import annotations
 
 import secrets
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ def _setting(name: str) -> str | None:
     return value
 
 
-ORCHESTRATOR_HOME = config.home()
+ORCHESTRATOR_HOME = config.home_ensure()  # created 0700 (docs/security.md)
 
 
 def _secret_key() -> str:
@@ -40,10 +41,8 @@ def _secret_key() -> str:
     try:
         if path.exists():
             return path.read_text().strip()
-        ORCHESTRATOR_HOME.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(50)
-        path.write_text(key)
-        path.chmod(0o600)
+        config.private_file_write(path, key)
         return key
     except OSError:
         return secrets.token_urlsafe(50)
@@ -51,7 +50,46 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = (_setting("ORCHESTRATOR_DEBUG") or "").lower() in ("1", "true", "yes", "on")
-ALLOWED_HOSTS = [host.strip() for host in (_setting("ORCHESTRATOR_ALLOWED_HOSTS") or "*").split(",") if host.strip()]
+
+
+def _allowed_hosts() -> list[str]:
+    """The Host headers the server answers (others get 400: a DNS rebinding page cannot reach the API).
+    ORCHESTRATOR_ALLOWED_HOSTS, else the loopback names and the host `server start` listens on; listening on
+    every address (0.0.0.0, ::) adds the machine's host name and FQDN."""
+    configured = _setting("ORCHESTRATOR_ALLOWED_HOSTS")
+    if configured:
+        return [host.strip() for host in configured.split(",") if host.strip()]
+    hosts = ["localhost", "127.0.0.1", "[::1]"]
+    listening = (config.listen_host() or "").strip("[]").lower()
+    if listening in ("0.0.0.0", "::"):
+        hosts += [socket.gethostname().lower(), socket.getfqdn().lower()]
+    elif listening:
+        hosts.append(f"[{listening}]" if ":" in listening else listening)  # an IPv6 address as Host writes it
+    return list(dict.fromkeys(host for host in hosts if host))
+
+
+ALLOWED_HOSTS = _allowed_hosts()
+
+# Headers on every page and API answer: no MIME sniffing, no referrer beyond this site, no framing.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# ORCHESTRATOR_HTTPS: the server is reached through a TLS proxy that sets X-Forwarded-Proto (only such a proxy
+# must reach it: the header is trusted). Cookies are then sent over https only, browsers are told to use https
+# for a year (HSTS), and plain http is redirected, except the health check that load balancers call directly.
+# `manage.py check --deploy` is clean with it (and a secret key of your own).
+HTTPS = (_setting("ORCHESTRATOR_HTTPS") or "false").lower() in ("1", "true", "yes", "on")
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 365 * 86400
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Only says the site may be submitted to browsers' preload lists; nothing is submitted.
+    SECURE_HSTS_PRELOAD = True
 
 INSTALLED_APPS = [
     "apps.accounts.apps.AdminSiteConfig",  # django.contrib.admin, open to every role (apps/accounts/admin_site.py)
@@ -177,7 +215,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.KeysetPagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.api.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
     "STRICT_JSON": True,
     "COERCE_DECIMAL_TO_STRING": False,
@@ -199,6 +237,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets that two fields share a name with: named after what they are (`check --deploy` warns otherwise).
+    "ENUM_NAME_OVERRIDES": {
+        "ApiKeyScopeEnum": "apps.accounts.models.Scope",
+        "CollisionStrategyEnum": "apps.deployments.models.CollisionStrategy",
+        "CollisionStrategyValueEnum": "apps.deployments.models.CollisionStrategy.values",
+        "StateTypeValueEnum": "orchestrator.states.StateType",
+        "WorkPoolTypeEnum": "apps.work_pools.models.WorkPoolType",
+    },
 }
 
 # API keys (docs/security.md): required unless ORCHESTRATOR_API_AUTH is off. An address whose key checks fail

@@ -189,6 +189,7 @@ def _wsgi_application(identity: str) -> Callable[..., Any]:
     """Django's WSGI handler (what orchestrator/wsgi.py serves, without setting Django up a second time), with
     the caller's identity and an accepted Host in every request's environ; an exception in the API's code is
     raised to the caller, as a direct call would."""
+    from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
     from django.core.signals import got_request_exception
 
@@ -198,10 +199,13 @@ def _wsgi_application(identity: str) -> Callable[..., Any]:
         request_log.addFilter(_NotOnOrmThreads())
     handler = WSGIHandler()
     host = _host_header()
+    # With ORCHESTRATOR_HTTPS the API redirects plain http to https: a call inside this process is neither.
+    scheme = "https" if settings.SECURE_SSL_REDIRECT else "http"
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         environ[IDENTITY_KEY] = identity
         environ["HTTP_HOST"] = host
+        environ["wsgi.url_scheme"] = scheme
         response = handler(environ, start_response)
         exception = environ.get(EXCEPTION_KEY)
         if exception is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
@@ -78,10 +78,18 @@ def exception_handler(exc, context) -> Response | None:
     return None
 
 
+# Django's own message repeats the Host header; this one says what to do.
+DISALLOWED_HOST_MESSAGE = (
+    "this server does not answer to the host name in the request; add it to ORCHESTRATOR_ALLOWED_HOSTS"
+)
+
+
 def json_error_view(status: int, code: str, message: str):
     def view(request, exception=None, *args, **kwargs):
         if isinstance(exception, RequestDataTooBig):
             return JsonResponse(error_body("payload_too_large", "request body too large"), status=413)
+        if isinstance(exception, DisallowedHost):
+            return JsonResponse(error_body("bad_request", DISALLOWED_HOST_MESSAGE), status=400)
         if request.path.startswith("/api/") or status != 404:
             return JsonResponse(error_body(code, message), status=status)
         from django.views.defaults import page_not_found

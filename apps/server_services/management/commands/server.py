@@ -294,6 +294,23 @@ class Command(OrchestratorCommand):
             self.say(f"API keys are required: registered profile {profile!r}'s key as this database's admin key")
         self.say("  elsewhere: `orchestrator api-key create NAME --scope write` and set ORCHESTRATOR_API_KEY there")
 
+    def restrict_home(self) -> None:
+        """ORCHESTRATOR_HOME 0700; its SQLite database (SQLite gives a new -wal and -shm the database file's mode),
+        secret key and profiles 0600: another user of the machine reads no run, key or secret there."""
+        home = config.home_ensure()
+        private = [home / "secret_key", config.profiles_path()]
+        if connection.vendor == "sqlite":
+            database = str(connection.settings_dict["NAME"])
+            private += [Path(database + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+        for path, mode in [(home, config.HOME_MODE), *((path, config.PRIVATE_FILE_MODE) for path in private)]:
+            try:
+                if path.exists() and path.stat().st_mode & 0o777 != mode:
+                    path.chmod(mode)
+                    if path == home:  # a new database file is the usual case, not worth a line
+                        self.say(f"made {home} readable by its owner only (mode {mode:o})")
+            except OSError as exc:
+                self.say(f"warning: cannot make {path} readable by its owner only: {exc.strerror}")
+
     def start(self, *, host: str, port: int, workers: int, access_log: bool, services: bool, insecure: bool) -> None:
         self.check_open_api(host=host, insecure=insecure)
         try:
@@ -302,6 +319,7 @@ class Command(OrchestratorCommand):
             raise CommandError(str(exc)) from exc
         try:
             self.prepare_database()
+            self.restrict_home()
             self.ensure_local_key()
             service_schedules_sync()  # so the admin lists the services' Beat entries even with --no-services
         except BaseException:
@@ -324,6 +342,8 @@ class Command(OrchestratorCommand):
             self.services_line(services),
             "press Ctrl+C to stop",
         ]
+        # The workers answer the loopback names and this host (settings.ALLOWED_HOSTS); they inherit the environment.
+        os.environ[config.LISTEN_HOST_VARIABLE] = host
         # From here on the process holds no Django: it becomes the lean supervisor of the Daphne workers.
         options = SupervisorOptions(
             workers=workers,
