@@ -239,7 +239,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Choice sets that two fields share a name with: named after what they are (`check --deploy` warns otherwise).
     "ENUM_NAME_OVERRIDES": {
-        "ApiKeyScopeEnum": "apps.accounts.models.Scope",
+        "ApiKeyScopeEnum": "apps.accounts.models.Scope.choices",
         "CollisionStrategyEnum": "apps.deployments.models.CollisionStrategy",
         "CollisionStrategyValueEnum": "apps.deployments.models.CollisionStrategy.values",
         "StateTypeValueEnum": "orchestrator.states.StateType",

@@ -28,7 +28,7 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 
 class ApiKeyCreateSerializer(StrictSerializerMixin, serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    scope = serializers.ChoiceField(choices=Scope.values, default=Scope.WRITE)
+    scope = serializers.ChoiceField(choices=Scope.choices, default=Scope.WRITE)
     expires_in_days = serializers.IntegerField(min_value=1, max_value=MAX_EXPIRY_DAYS, required=False)
 
     def validate_name(self, value: str) -> str:
