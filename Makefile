@@ -33,18 +33,21 @@ browser:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
 
+# Two passes, each on PYTEST_WORKERS processes; `--dist worksteal` lets an idle process take tests queued on the
+# other, so the pass ends with the last test, not with one process's backlog (tests/conftest.py starts the slowest
+# files first).
 test: install services browser lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
 test-sqlite:
 	@echo "== test suite on SQLite"
-	ORCHESTRATOR_HOME=$$(mktemp -d) ORCHESTRATOR_DATABASE_URL= $(PY) -m pytest -n $(PYTEST_WORKERS) -q
+	ORCHESTRATOR_HOME=$$(mktemp -d) ORCHESTRATOR_DATABASE_URL= $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal -q
 
 test-postgres:
 	@echo "== test suite on PostgreSQL"
 	ORCHESTRATOR_HOME=$$(mktemp -d) ORCHESTRATOR_DATABASE_URL=$(PG_URL)/orch_ci_$$(date +%s)_$$$$ \
-		$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+		$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal -q
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,30 @@ from rest_framework.test import APIClient
 
 pytest_plugins = ["tests.support.server", "tests.support.browser"]
 
+# The slowest files (real servers, workers and CLI processes), started first: with `pytest -n 2` a long test that
+# starts last leaves the other core idle until it ends. Measured with `--durations`; the order within stays.
+SLOW_FIRST = [
+    "tests/docs/test_readme.py",
+    "tests/work_pools/test_cli.py",
+    "tests/workers/",
+    "tests/deployments/test_serve_and_cli.py",
+    "tests/cli/",
+    "tests/accounts/test_cli.py",
+    "tests/sdk/test_http_mode.py",
+    "tests/ui/test_browser.py",
+    "tests/sdk/test_client.py",
+    "tests/server_services/",
+    "tests/live/test_server.py",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next((index for index, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)), len(SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: the same order on every xdist worker
+
 
 def api_key_for(scope: str, name: str | None = None) -> str:
     from apps.accounts.services import api_key_create
