@@ -41,6 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         yield running
 
 
+@sqlite_pass_only
 def test_a_fresh_home_gets_an_admin_key_that_the_cli_and_sdk_use_with_no_step(server: RunningServer, tmp_path: Path):
     output = server.output()
     assert "API keys are required: created an admin key for this machine in profile 'default'" in output
@@ -57,6 +58,7 @@ def test_a_fresh_home_gets_an_admin_key_that_the_cli_and_sdk_use_with_no_step(se
     assert [run["state"]["type"] for run in runs] == ["COMPLETED"]
 
 
+@sqlite_pass_only
 def test_api_key_create_prints_the_key_last_and_a_read_key_cannot_deploy(server: RunningServer, tmp_path: Path):
     admin_env = {**server.env, "ORCHESTRATOR_API_URL": server.api_url}
     created = run_orchestrator("api-key", "create", "dashboard", "--scope", "read", env=admin_env)
@@ -82,6 +84,7 @@ def test_api_key_create_prints_the_key_last_and_a_read_key_cannot_deploy(server:
     assert refused.returncode == 1 and one_line(refused.stderr).endswith("the API key 'dashboard' was revoked")
 
 
+@sqlite_pass_only
 def test_a_client_without_a_key_is_told_how_to_get_one(server: RunningServer, tmp_path: Path):
     env = orchestrator_env(tmp_path / "other", ORCHESTRATOR_API_URL=server.api_url)
     refused = run_orchestrator("work-pool", "ls", env=env)
@@ -116,6 +119,7 @@ def test_checking_off_warns_at_start_and_refuses_to_listen_beyond_loopback(tmp_p
         assert httpx.post(f"{server.api_url}/flows/", json={"name": "open"}).status_code == 201
 
 
+@sqlite_pass_only
 def test_a_worker_on_the_servers_machine_runs_a_deployment_with_no_key_step(server: RunningServer, tmp_path: Path):
     """deploy, worker start and deployment run from the server's home, with only ORCHESTRATOR_API_URL set."""
     env = {**server.env, "ORCHESTRATOR_API_URL": server.api_url, "ORCHESTRATOR_WORKER_POLL_SECONDS": "0.2"}

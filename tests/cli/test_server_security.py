@@ -22,7 +22,8 @@ from tests.live.realtime import admin_credentials, admin_session_cookie, websock
 from tests.support.cli import orchestrator_env, run_orchestrator
 from tests.support.server import RunningServer, sqlite_pass_only, start_server, suite_database_url
 
-pytestmark = pytest.mark.e2e
+# Authorization and hardening are the same code on both databases: the SQLite pass runs these.
+pytestmark = [pytest.mark.e2e, sqlite_pass_only]
 
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"}
 

@@ -17,8 +17,10 @@ from apps.accounts.roles import ADMIN, OPERATOR, VIEWER
 from apps.accounts.services import api_key_create, api_key_revoke
 from apps.live.routing import websocket_application
 from tests.live.support import LoopThread, session_cookie
+from tests.support.server import sqlite_pass_only
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Authorization and hardening are the same code on both databases: the SQLite pass runs these.
+pytestmark = [pytest.mark.django_db(transaction=True), sqlite_pass_only]
 
 PATHS = ("/ws/flow-runs/", f"/ws/flow-runs/{uuid.uuid4()}/")
 

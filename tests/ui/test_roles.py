@@ -22,9 +22,11 @@ from apps.runs import services as run_services
 from apps.runs.models import FlowRun
 from apps.ui import urls as ui_urls
 from orchestrator.states import Completed, Paused, Running
+from tests.support.server import sqlite_pass_only
 from tests.support.users import user_with_role
 
-pytestmark = pytest.mark.django_db
+# Authorization and hardening are the same code on both databases: the SQLite pass runs these.
+pytestmark = [pytest.mark.django_db, sqlite_pass_only]
 
 # The live pages' URL names: what anyone with a role may open, what needs Operator, and the way in and out.
 PAGES = {
