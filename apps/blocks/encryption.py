@@ -13,13 +13,18 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 from apps.core.errors import OrchestratorError
 from orchestrator import config
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+# `cryptography` is imported on first use, not with the app: a server worker that never touches a secret stays
+# without it (7 MB; orchestrator/server.py, `_leave_out_unused_libraries`).
 
 KEY_FILE_NAME = "encryption_key"
 SETTING_NAME = "ORCHESTRATOR_ENCRYPTION_KEY"
@@ -53,6 +58,8 @@ def keys_source() -> str:
 
 def _file_keys() -> list[bytes]:
     """The key file's keys; the file is created with one new key, readable by its owner only, if missing."""
+    from cryptography.fernet import Fernet
+
     path = key_file_path()
     for _ in range(50):
         try:
@@ -83,6 +90,8 @@ def _keys() -> tuple[str, list[bytes]]:
 
 
 def _fernet(*, reload: bool = False) -> MultiFernet:
+    from cryptography.fernet import Fernet, MultiFernet
+
     global _cache
     with _lock:
         if _cache is not None and not reload:
@@ -122,6 +131,8 @@ def _undecryptable(document: str) -> CannotDecrypt:
 def _with_any_key(document: str, operation: Any) -> Any:
     """`operation(fernet)`; when no key opens the token and the keys are in the file, read the file once more
     (another process may have rotated them)."""
+    from cryptography.fernet import InvalidToken
+
     try:
         return operation(_fernet())
     except InvalidToken:
@@ -152,6 +163,8 @@ def rotate(token: str, *, document: str) -> str:
 
 def key_file_prepend_new() -> Path:
     """Put a new key first in the key file, keeping the others after it (running processes still decrypt)."""
+    from cryptography.fernet import Fernet
+
     with _lock:
         path = key_file_path()
         keys = _file_keys()
