@@ -3,6 +3,7 @@ never shown back and, left empty on a change, keep their value."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -114,3 +115,36 @@ def test_a_viewer_sees_the_block_masked_and_cannot_add(client: Client) -> None:
     page = client.get(change_url(document))
     assert page.status_code == 200 and SECRET not in page.content.decode()
     assert client.get(ADD_URL).status_code in (302, 403)
+
+
+@pytest.mark.parametrize("slug", ["secret", "json", "local-file-system", "remote-file-system", "webhook", "smtp"])
+def test_every_type_has_a_form_made_from_its_schema(admin_client: Client, slug: str) -> None:
+    """Strings, integers, booleans, enums and JSON each get their input; each secret field a password input."""
+    from orchestrator.block_types import BLOCK_TYPES
+
+    page = admin_client.get(f"{ADD_URL}?block_type={slug}")
+    assert page.status_code == 200
+    text = page.content.decode()
+    block_type = BLOCK_TYPES[slug]
+    for name in block_type.model_fields:
+        assert f'name="{name}"' in text, name
+    assert text.count('type="password"') == len(block_type.secret_fields())
+    if slug == "webhook":
+        assert '<select name="method"' in text
+    if slug == "smtp":
+        assert 'type="number" name="port"' in text and 'type="checkbox" name="tls"' in text
+
+
+def test_adding_a_remote_file_system_with_secret_settings(admin_client: Client) -> None:
+    """A secret mapping is typed as JSON into a password input, and stored encrypted."""
+    settings = {"key": "AKIA-admin", "client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}
+    saved = admin_client.post(
+        f"{ADD_URL}?block_type=remote-file-system",
+        {"name": "lake", "basepath": "s3://bucket/prefix", "settings": json.dumps(settings)},
+    )
+    assert saved.status_code == 302, saved.content.decode()[:3000]
+    document = BlockDocument.objects.get(name="lake")
+    assert "AKIA-admin" not in json.dumps(document.data)
+    assert selectors.block_document_data(document=document, include_secrets=True)["settings"] == settings
+    page = admin_client.get(change_url(document)).content.decode()
+    assert "AKIA-admin" not in page and "127.0.0.1:9000" not in page
