@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from orchestrator.client import release_database_connections
+from tests.support.s3 import S3Server, moto_server
 
 
 @pytest.fixture(autouse=True)
@@ -23,3 +24,16 @@ def sdk_connections_released(django_db_setup, django_db_blocker) -> Iterator[Non
     yield
     with django_db_blocker.unblock():
         release_database_connections()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Server]:
+    """moto's S3 server on loopback, started once for the session (tests/support/s3.py)."""
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_endpoint: S3Server) -> S3Server:
+    """The S3 server with a new, empty bucket for this test."""
+    return s3_endpoint.new_bucket()

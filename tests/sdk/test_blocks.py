@@ -1,0 +1,241 @@
+"""The SDK's blocks (orchestrator.blocks): file systems against a real S3 server and a real folder, the webhook and
+SMTP blocks against real receivers on loopback, and save/load through the API client, in-process and over HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.blocks import (
+    JSON,
+    SMTP,
+    BlockError,
+    BlockNotFound,
+    BlockStorageError,
+    LocalFileSystem,
+    RemoteFileSystem,
+    Secret,
+    Webhook,
+)
+from tests.support.cli import orchestrator_env
+from tests.support.s3 import S3Server, free_port
+
+# -- file systems -------------------------------------------------------------------------------------------------
+
+
+def test_remote_file_system_writes_and_reads_objects_in_s3(s3: S3Server):
+    """write_path puts an object under the basepath and returns its URL; read_path gets the same bytes back."""
+    lake = RemoteFileSystem(basepath=s3.url("lake"), settings=s3.settings)
+
+    url = lake.write_path("daily/report.csv", b"a,b\n1,2\n")
+
+    assert url == f"s3://{s3.bucket}/lake/daily/report.csv"
+    assert s3.keys() == ["lake/daily/report.csv"]
+    assert s3.read("lake/daily/report.csv") == b"a,b\n1,2\n"
+    assert lake.read_path("daily/report.csv") == b"a,b\n1,2\n"
+    assert lake.read_path("/daily/report.csv") == b"a,b\n1,2\n"  # a leading slash stays under the basepath
+
+
+def test_remote_file_system_errors_name_the_path_and_the_cause_in_one_line(s3: S3Server):
+    """A missing object or a missing bucket is one line naming the URL, not a botocore traceback."""
+    lake = RemoteFileSystem(basepath=s3.url("lake"), settings=s3.settings)
+    with pytest.raises(BlockStorageError) as missing:
+        lake.read_path("nothing-here")
+    assert str(missing.value).startswith(f"cannot read s3://{s3.bucket}/lake/nothing-here: FileNotFoundError")
+    assert "\n" not in str(missing.value)
+
+    no_bucket = RemoteFileSystem(basepath="s3://no-such-bucket-here/x", settings=s3.settings)
+    with pytest.raises(BlockStorageError, match=r"^cannot write s3://no-such-bucket-here/x/a: ") as refused:
+        no_bucket.write_path("a", b"1")
+    assert "\n" not in str(refused.value)
+
+
+def test_an_unreachable_remote_file_system_fails_with_the_storage_error():
+    """Nothing listens at the endpoint: the write fails with one line naming the URL (no hang, no traceback)."""
+    unreachable = RemoteFileSystem(basepath="s3://lake/results", settings=unreachable_settings())
+    with pytest.raises(BlockStorageError, match=r"^cannot write s3://lake/results/a: ") as failed:
+        unreachable.write_path("a", b"1")
+    assert "\n" not in str(failed.value)
+    assert "EndpointConnectionError: Could not connect to the endpoint URL" in str(failed.value)
+
+
+def unreachable_settings() -> dict[str, Any]:
+    """The storage options of an S3 endpoint where nothing listens, with botocore's retries cut short."""
+    return {
+        "key": "k",
+        "secret": "s",
+        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{free_port()}"},
+        "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}},
+    }
+
+
+def test_a_remote_file_system_with_an_unknown_scheme_says_so():
+    """A basepath whose scheme fsspec does not know is refused when the block is used, naming the basepath."""
+    odd = RemoteFileSystem(basepath="nosuchscheme://bucket/x")
+    with pytest.raises(BlockStorageError, match=r"^cannot open nosuchscheme://bucket/x: ValueError: "):
+        odd.write_path("a", b"1")
+
+
+def test_local_file_system_writes_through_a_temporary_file_and_reads_back(tmp_path: Path):
+    """A local write makes the folders, leaves no temporary file and returns the full path."""
+    folder = LocalFileSystem(basepath=str(tmp_path / "shared"))
+
+    written = folder.write_path("nested/out.bin", b"\x00\x01")
+
+    assert written == str(tmp_path / "shared" / "nested" / "out.bin")
+    assert sorted(path.name for path in (tmp_path / "shared" / "nested").iterdir()) == ["out.bin"]
+    assert folder.read_path("nested/out.bin") == b"\x00\x01"
+
+
+def test_local_file_system_errors_name_the_path(tmp_path: Path):
+    """A basepath that is a file cannot hold files: the error names the target path and the cause."""
+    (tmp_path / "a-file").write_text("x")
+    folder = LocalFileSystem(basepath=str(tmp_path / "a-file"))
+    with pytest.raises(BlockStorageError, match=rf"^cannot write {tmp_path}/a-file/out: (FileExistsError|NotADir)"):
+        folder.write_path("out", b"1")
+    with pytest.raises(BlockStorageError, match=rf"^cannot read {tmp_path}/missing: FileNotFoundError"):
+        LocalFileSystem(basepath=str(tmp_path)).read_path("missing")
+
+
+# -- webhook and SMTP against real receivers ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """An HTTP server on loopback that records each request and answers 202."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            received.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_PUT = do_POST
+
+        def log_message(self, *args: Any) -> None:  # keep the test output clean
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_webhook_call_sends_the_payload_as_json_with_the_headers(webhook_receiver):
+    """call() sends the JSON payload with the block's (secret) headers and returns the receiver's status."""
+    url, received = webhook_receiver
+    hook = Webhook(url=f"{url}/hooks/run", method="PUT", headers={"Authorization": "Bearer t0ken"})
+
+    assert hook.call({"flow_run": "etl", "state": "Failed"}) == 202
+
+    [request] = received
+    assert (request["method"], request["path"]) == ("PUT", "/hooks/run")
+    assert request["headers"]["Authorization"] == "Bearer t0ken"
+    assert json.loads(request["body"]) == {"flow_run": "etl", "state": "Failed"}
+
+
+def test_webhook_without_a_receiver_fails_in_one_line():
+    """Nothing listens: BlockError naming the method and URL."""
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    with pytest.raises(BlockError, match=rf"^webhook POST {url} failed: ConnectError"):
+        Webhook(url=url).call({"a": 1})
+
+
+@pytest.fixture
+def smtp_receiver() -> Iterator[tuple[int, list[Any]]]:
+    """aiosmtpd's SMTP server on loopback (no STARTTLS offered), keeping every message it receives."""
+    from aiosmtpd.controller import Controller
+
+    messages: list[Any] = []
+
+    class Keep:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            messages.append(envelope)
+            return "250 OK"
+
+    controller = Controller(Keep(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port, messages
+    finally:
+        controller.stop()
+
+
+def test_smtp_send_delivers_a_message(smtp_receiver):
+    """send() mails from the block's address to the recipients, with the subject and body."""
+    port, messages = smtp_receiver
+    mail = SMTP(host="127.0.0.1", port=port, tls=False, from_address="orchestrator@example.com")
+
+    mail.send(["ops@example.com", "dev@example.com"], "etl failed", "the etl flow failed at 03:00")
+
+    [envelope] = messages
+    assert envelope.mail_from == "orchestrator@example.com"
+    assert envelope.rcpt_tos == ["ops@example.com", "dev@example.com"]
+    text = envelope.content.decode()
+    assert "Subject: etl failed" in text
+    assert "the etl flow failed at 03:00" in text
+
+
+def test_smtp_with_tls_refuses_a_server_without_starttls(smtp_receiver):
+    """With tls=True the block never sends in clear: a server that offers no STARTTLS is a one-line error."""
+    port, messages = smtp_receiver
+    mail = SMTP(host="127.0.0.1", port=port, tls=True, from_address="orchestrator@example.com")
+    with pytest.raises(BlockError, match=rf"^cannot send mail through 127.0.0.1:{port}: SMTPNotSupportedError"):
+        mail.send("ops@example.com", "subject", "body")
+    assert messages == []
+
+
+# -- the classes themselves ---------------------------------------------------------------------------------------
+
+
+def test_blocks_validate_like_the_server_and_never_show_secrets_in_their_repr():
+    """The SDK classes are the shared block types: the same validation; a repr masks every secret value."""
+    secret = Secret(value="hunter2")
+    assert secret.get() == "hunter2"
+    assert "hunter2" not in repr(secret) and "********" in repr(secret)
+    lake = RemoteFileSystem(basepath="s3://b/p", settings={"key": "AKIA", "secret": "shh"})
+    assert "AKIA" not in repr(lake) and "shh" not in repr(lake)
+    assert JSON(value={"a": [1, 2]}).get() == {"a": [1, 2]}
+    with pytest.raises(ValueError, match="basepath"):
+        RemoteFileSystem(basepath="no-scheme/path")
+    with pytest.raises(ValueError, match="from_address"):
+        SMTP(host="mail", from_address="nobody")
+
+
+def test_importing_the_blocks_is_cheap(tmp_path: Path):
+    """`from orchestrator.blocks import ...` loads no fsspec, no httpx and no Django until a block is used."""
+    probe = (
+        "import json, sys\n"
+        "from orchestrator.blocks import Secret, JSON, LocalFileSystem, RemoteFileSystem, Webhook, SMTP\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'fsspec', 's3fs', 'httpx', 'django'})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=orchestrator_env(tmp_path), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_loading_an_unknown_slug_is_refused():
+    """block_load names what a slug must look like."""
+    from orchestrator.blocks import block_load
+
+    with pytest.raises(BlockError, match="does not name a block: use TYPE/NAME"):
+        block_load("bucket-of-results")
+    assert issubclass(BlockNotFound, BlockError)
