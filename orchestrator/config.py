@@ -94,6 +94,24 @@ def _validate_log_level(value: str) -> str | None:
     return None
 
 
+def _validate_fernet_keys(value: str) -> str | None:
+    """Each comma-separated key is 32 bytes in URL-safe base64 (what `Fernet.generate_key()` prints)."""
+    import base64
+    import binascii
+
+    keys = [key.strip() for key in value.split(",") if key.strip()]
+    if not keys:
+        return "no key given; `python -c 'import cryptography.fernet as f; print(f.Fernet.generate_key().decode())'`"
+    for position, key in enumerate(keys, start=1):
+        try:
+            raw = base64.urlsafe_b64decode(key.encode())
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            return f"key {position} is not a Fernet key (32 bytes in URL-safe base64)"
+    return None
+
+
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
@@ -161,6 +179,12 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("ORCHESTRATOR_DEBUG", "false", "Django debug mode (never in production)", _validate_bool),
         Setting("ORCHESTRATOR_SECRET_KEY", None, "Django secret key; generated into $ORCHESTRATOR_HOME when unset"),
+        Setting(
+            "ORCHESTRATOR_ENCRYPTION_KEY",
+            None,
+            "Fernet keys for block secrets, comma-separated, first encrypts; unset: $ORCHESTRATOR_HOME/encryption_key",
+            _validate_fernet_keys,
+        ),
         Setting(
             "ORCHESTRATOR_ALLOWED_HOSTS",
             None,

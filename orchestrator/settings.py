@@ -49,6 +49,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Keys of block secrets (apps/blocks/encryption.py): comma-separated, the first encrypts; None = the key file.
+ENCRYPTION_KEYS = _setting("ORCHESTRATOR_ENCRYPTION_KEY")
 DEBUG = (_setting("ORCHESTRATOR_DEBUG") or "").lower() in ("1", "true", "yes", "on")
 
 
@@ -112,6 +114,7 @@ INSTALLED_APPS = [
     "apps.concurrency",
     "apps.deployments",
     "apps.work_pools",
+    "apps.blocks",
     "django_celery_beat",
     "apps.server_services",
     "apps.ui",

@@ -541,6 +541,40 @@ class OrchestratorClient:
     def revoke_api_key(self, name: str) -> None:
         self.request("DELETE", f"api_keys/{_quote(name)}/")
 
+    # -- blocks -----------------------------------------------------------------------------------------------
+    def read_block_types(self) -> list[dict[str, Any]]:
+        """Every block type: slug, version, description and schema (with `secret_fields`)."""
+        return self._results("GET", "block_types/")
+
+    def create_block_document(
+        self, block_type: str, name: str, data: dict[str, Any], *, overwrite: bool = False
+    ) -> dict[str, Any]:
+        """Save a block document (Conflict if the name is taken for this type, unless `overwrite`); the answer's
+        secret values are masked."""
+        body = {"block_type": block_type, "name": name, "data": data, "overwrite": overwrite}
+        return self._object("POST", "block_documents/", body)
+
+    def read_block_document(self, block_type: str, name: str, *, include_secrets: bool = False) -> dict[str, Any]:
+        """A block document by its type's slug and its name (NotFound if none); secrets in clear when asked
+        (admin scope: Forbidden otherwise)."""
+        params = {"include_secrets": "true"} if include_secrets else None
+        return self._object("GET", f"block_documents/{_quote(block_type)}/{_quote(name)}/", params=params)
+
+    def read_block_documents(self, *, block_type: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Block documents (secrets masked), by type then name."""
+        params: dict[str, Any] = {"limit": limit}
+        if block_type is not None:
+            params["block_type"] = block_type
+        return self._results("GET", "block_documents/", params=params)
+
+    def update_block_document(self, document_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Replace a document's data (validated in full); a secret sent as ******** keeps its stored value."""
+        return self._object("PATCH", f"block_documents/{_quote(str(document_id))}/", {"data": data})
+
+    def delete_block_document(self, document_id: str) -> None:
+        """Delete a document (Conflict naming the deployments whose storage it is)."""
+        self.request("DELETE", f"block_documents/{_quote(str(document_id))}/")
+
     def read_work_queues(self, pool: str, *, limit: int = 1000) -> list[dict[str, Any]]:
         return self._results("GET", f"work_pools/{_quote(pool)}/queues/", params={"limit": limit})
 

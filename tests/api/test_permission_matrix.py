@@ -30,6 +30,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import ApiKey, Scope
 from apps.accounts.services import api_key_create, api_key_revoke
+from apps.blocks.services import block_document_create
 from apps.concurrency.services import concurrency_limit_create
 from apps.deployments.services import deployment_schedule_create, deployment_upsert
 from apps.flows.services import flow_get_or_create
@@ -94,6 +95,7 @@ def _make_world() -> World:
     schedule = deployment_schedule_create(deployment=deployment, schedule={"interval": 3600.0, "timezone": "UTC"})
     limit = concurrency_limit_create(tag="matrix-tag", limit=1)
     spare_key = api_key_create(name="matrix-spare", scope=Scope.READ)[0]
+    block = block_document_create(block_type="secret", name="matrix-secret", data={"value": "matrix"})[0]
 
     keys = {f"{scope} key": api_key_create(name=f"matrix-{scope}", scope=scope)[1] for scope in SCOPES}
     revoked = api_key_create(name="matrix-revoked", scope=Scope.ADMIN)[1]
@@ -113,6 +115,10 @@ def _make_world() -> World:
     }
     path_values = {
         ("api_keys", "name"): spare_key.name,
+        ("block_documents", "id"): str(block.id),
+        ("block_documents", "block_type"): block.block_type,
+        ("block_documents", "name"): block.name,
+        ("block_types", "slug"): "secret",
         ("concurrency_limits", "tag"): limit.tag,
         ("deployments", "id"): str(deployment.id),
         ("deployments", "schedule_id"): str(schedule.id),
