@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
@@ -42,6 +43,7 @@ __all__ = [
     "BlockError",
     "BlockNotFound",
     "BlockStorageError",
+    "FileSystem",
     "LocalFileSystem",
     "RemoteFileSystem",
     "Secret",
@@ -143,9 +145,7 @@ class FileSystem(Block):
 class LocalFileSystem(FileSystem, LocalFileSystemBlock):
     """A folder on the machine that runs the flow; a path is relative to `basepath`."""
 
-    def _resolve(self, path: str) -> Any:
-        from pathlib import Path
-
+    def _resolve(self, path: str) -> Path:
         return Path(self.basepath).expanduser() / path.lstrip("/")
 
     def write_path(self, path: str, content: bytes) -> str:
