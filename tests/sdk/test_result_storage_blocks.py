@@ -78,6 +78,32 @@ def test_a_task_result_goes_to_a_block_instance_as_json(s3: S3Server, tmp_path: 
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_cache_hit_reads_the_cached_result_from_the_block(s3: S3Server):
+    """A cached task's result lives in the block: a later run's cache hit reads it from S3, not from memory."""
+    RemoteFileSystem(basepath=s3.url("cache"), settings=s3.settings).save("cache")
+    calls: list[int] = []
+
+    @task(cache_key_fn=lambda context, arguments: "block-cache-key", result_storage="remote-file-system/cache")
+    def expensive() -> list[int]:
+        calls.append(1)
+        return [1, 2, 3]
+
+    @flow(name="cached-in-a-block")
+    def cached() -> list[int]:
+        return expensive()
+
+    assert cached() == [1, 2, 3]
+    assert cached() == [1, 2, 3]
+    assert calls == [1]
+    first, second = (
+        task_runs_of(run)[0] for run in FlowRun.objects.filter(flow__name="cached-in-a-block").order_by("created")
+    )
+    assert (first.state_name, second.state_name) == ("Completed", "Cached")
+    assert second.state_data["block"] == "remote-file-system/cache"
+    assert s3.keys() == [f"cache/{first.state_data['path']}"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_unreachable_storage_fails_the_run_with_the_storage_error_and_records_no_result():
     """The write fails, so the run is Failed with the storage's one-line error and no state holds a reference."""
     RemoteFileSystem(basepath="s3://lake/results", settings=unreachable_settings()).save("down")
