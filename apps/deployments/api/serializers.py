@@ -6,7 +6,14 @@ from datetime import UTC
 
 from rest_framework import serializers
 
-from apps.core.api.serializers import JSONObjectField, NameField, StrictSerializerMixin, TagsField, UUIDStringField
+from apps.core.api.serializers import (
+    JSONObjectField,
+    NameField,
+    StrictSerializerMixin,
+    TagsField,
+    UUIDStringField,
+    validate_name,
+)
 from apps.deployments import schedules, services
 from apps.deployments.models import CollisionStrategy, Deployment, DeploymentSchedule
 from apps.runs.api.serializers import EmpiricalPolicySerializer
@@ -77,6 +84,15 @@ class ScheduleUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     active = serializers.BooleanField(required=False)
 
 
+def validate_block_slug(value: str) -> str:
+    """A block named as `type/name`, e.g. `remote-file-system/code` (apps/blocks)."""
+    block_type, slash, name = value.partition("/")
+    if not slash or not block_type.strip():
+        raise serializers.ValidationError("must name a block as TYPE/NAME, e.g. remote-file-system/code")
+    validate_name(name)
+    return value
+
+
 def _text(max_length: int) -> serializers.CharField:
     return serializers.CharField(max_length=max_length, required=False, allow_null=True, allow_blank=True)
 
@@ -88,7 +104,9 @@ class DeploymentFieldsSerializer(StrictSerializerMixin, serializers.Serializer):
     version = _text(200)
     entrypoint = _text(1000)
     path = _text(1000)
-    storage_block = NameField(required=False, allow_null=True)
+    storage_block = serializers.CharField(
+        max_length=200, required=False, allow_null=True, validators=[validate_block_slug]
+    )
     parameters = JSONObjectField(required=False)
     parameter_openapi_schema = JSONObjectField(required=False, allow_null=True)
     tags = TagsField(required=False, default=None)

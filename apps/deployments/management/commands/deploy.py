@@ -15,7 +15,8 @@ from django.core.management.base import CommandError, CommandParser
 from apps.core.management.base import OrchestratorCommand
 from apps.deployments.cli import parse_params
 from apps.deployments.schedules import describe
-from orchestrator.client import get_client
+from orchestrator.client import OrchestratorClient, get_client
+from orchestrator.client.errors import NotFound
 
 
 def load_flow(target: str) -> Any:
@@ -45,6 +46,20 @@ def load_flow(target: str) -> Any:
     if not isinstance(found, Flow):
         raise CommandError(f"{attribute!r} in {path} is not a flow (decorate it with @flow)")
     return found
+
+
+def storage_block_check(client: OrchestratorClient, slug: str) -> None:
+    """The storage block exists (the code upload comes later); a CommandError naming it otherwise."""
+    block_type, slash, name = slug.partition("/")
+    if not slash or not block_type or not name:
+        raise CommandError(f"--storage {slug!r}: name a block as TYPE/NAME, e.g. remote-file-system/code")
+    try:
+        client.read_block_document(block_type, name)
+    except NotFound:
+        raise CommandError(
+            f"no block {slug!r}; create it first (in the admin under Blocks, or from Python with the block's "
+            f"class and .save({name!r}))"
+        ) from None
 
 
 class Command(OrchestratorCommand):
@@ -104,6 +119,8 @@ class Command(OrchestratorCommand):
         except (TypeError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         client = get_client()
+        if options["storage"]:
+            storage_block_check(client, options["storage"])
         pool_existed = client.work_pool_exists(options["pool"])
         deployment, created = client.upsert_deployment(body)
         reference = f"{deployment['flow_name']}/{deployment['name']}"
