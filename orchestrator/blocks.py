@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from orchestrator.block_types import (
     JSONBlock,
@@ -65,6 +65,7 @@ class Block(BaseModel):
     """
 
     slug: ClassVar[str]
+    version: ClassVar[int]
     _block_name: str | None = PrivateAttr(default=None)
     _block_id: str | None = PrivateAttr(default=None)
 
@@ -107,7 +108,15 @@ class Block(BaseModel):
             ) from None
         except Forbidden as exc:
             raise BlockError(f"cannot load block '{where}': {exc.message}") from None
-        block = cls.model_validate(document["data"])
+        try:
+            block = cls.model_validate(document["data"])
+        except ValidationError as exc:  # a document saved by a newer type version than this SDK's
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "data"
+            raise BlockError(
+                f"block '{where}' (type version {document.get('block_type_version')}) does not fit this SDK's "
+                f"{cls.__name__} (version {cls.version}): {field}: {first['msg']}"
+            ) from None
         block._block_name = name
         block._block_id = str(document["id"])
         return block

@@ -201,6 +201,89 @@ def test_smtp_with_tls_refuses_a_server_without_starttls(smtp_receiver):
     assert messages == []
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM files), made with cryptography for this test only."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "smtp.crt", folder / "smtp.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+def test_smtp_with_tls_starts_tls_then_logs_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """tls=True upgrades the connection before the login: the server (which refuses a login in clear) accepts the
+    credentials and the message. The client trusts the test certificate through SSL_CERT_FILE, as a real one would
+    be trusted through the system's store."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert_file, key_file = self_signed_certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    logins: list[tuple[str, str, bool]] = []
+    messages: list[Any] = []
+
+    class Keep:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            messages.append(envelope)
+            return "250 OK"
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        login = (data.login.decode(), data.password.decode(), session.ssl is not None)
+        logins.append(login)
+        return AuthResult(success=login == ("bot", "p4ss", True))
+
+    controller = Controller(
+        Keep(),
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=authenticate,
+        auth_require_tls=True,
+    )
+    controller.start()
+    try:
+        mail = SMTP(
+            host="127.0.0.1", port=controller.port, username="bot", password="p4ss", from_address="bot@example.com"
+        )
+        mail.send("ops@example.com", "over tls", "sent after STARTTLS")
+    finally:
+        controller.stop()
+
+    assert logins == [("bot", "p4ss", True)]
+    [envelope] = messages
+    assert "sent after STARTTLS" in envelope.content.decode()
+
+
 # -- the classes themselves ---------------------------------------------------------------------------------------
 
 
@@ -285,6 +368,22 @@ def test_saving_a_taken_name_needs_overwrite():
     assert str(taken.value).endswith("; pass overwrite=True to replace it")
     assert Secret(value="two").save("token", overwrite=True) == first
     assert Secret.load("token").get() == "two"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_document_that_does_not_fit_the_sdk_type_is_one_line():
+    """A document written by a newer type version (a field this SDK does not know) fails the load naming the
+    field, not with pydantic's multi-line report."""
+    from apps.blocks.models import BlockDocument
+
+    JSON(value=1).save("future")
+    BlockDocument.objects.filter(block_type="json", name="future").update(data={"value": 1, "schema": 2})
+    with pytest.raises(BlockError) as unfit:
+        JSON.load("future")
+    assert str(unfit.value) == (
+        "block 'json/future' (type version 1) does not fit this SDK's JSON (version 1): schema: "
+        "Extra inputs are not permitted"
+    )
 
 
 @pytest.mark.django_db(transaction=True)
