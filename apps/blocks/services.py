@@ -75,21 +75,27 @@ def block_document_create(
     """A new document (409 if the name is taken for this type), or, with `overwrite`, the existing one with its
     data replaced; returns (document, created)."""
     kind = _block_type(block_type)
+    try:
+        return _create_or_overwrite(kind, name, data, overwrite)
+    except IntegrityError:
+        if not overwrite:
+            raise Conflict(f"a block {block_type}/{name} already exists", field="name") from None
+    # A concurrent request created it between the lookup and the insert: overwrite that one.
+    return _create_or_overwrite(kind, name, data, overwrite)
+
+
+def _create_or_overwrite(kind: type[BlockData], name: str, data: Any, overwrite: bool) -> tuple[BlockDocument, bool]:
     with transaction.atomic():
-        existing = BlockDocument.objects.select_for_update().filter(block_type=block_type, name=name).first()
+        existing = BlockDocument.objects.select_for_update().filter(block_type=kind.slug, name=name).first()
         if existing is not None and not overwrite:
             raise Conflict(
-                f"a block {block_type}/{name} already exists; send overwrite: true to replace its data", field="name"
+                f"a block {kind.slug}/{name} already exists; send overwrite: true to replace its data", field="name"
             )
         stored = selectors.block_document_secrets(document=existing) if existing is not None else {}
         validated = _validated(kind, data, stored)
-        document = existing or BlockDocument(block_type=block_type, name=name)
+        document = existing or BlockDocument(block_type=kind.slug, name=name)
         _store(document, kind, validated)
-        try:
-            with transaction.atomic():
-                document.save()
-        except IntegrityError:
-            raise Conflict(f"a block {block_type}/{name} already exists", field="name") from None
+        document.save()
     return document, existing is None
 
 

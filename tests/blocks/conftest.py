@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from orchestrator.client import release_database_connections
+
 
 @pytest.fixture(autouse=True)
 def key_home(settings: Any, tmp_path: Path) -> Iterator[Path]:
@@ -20,3 +22,12 @@ def key_home(settings: Any, tmp_path: Path) -> Iterator[Path]:
     encryption.forget_keys()
     yield home
     encryption.forget_keys()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def in_process_connections_released(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """The in-process client's ORM threads (the CLI tests) keep connections to the test database; PostgreSQL
+    refuses to drop a database that has sessions, so they are closed before pytest-django drops it."""
+    yield
+    with django_db_blocker.unblock():
+        release_database_connections()
