@@ -16,12 +16,14 @@ from __future__ import annotations
 import contextlib
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, PrivateAttr, ValidationError
+from pydantic import PrivateAttr, ValidationError
 
 from orchestrator.block_types import (
+    MASK,
+    BlockData,
     JSONBlock,
     LocalFileSystemBlock,
     RemoteFileSystemBlock,
@@ -58,14 +60,19 @@ def _cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-class Block(BaseModel):
+def _holds_mask(value: Any) -> bool:
+    """Whether masked data hides a value (a secret that is set), so it cannot stand in for the real data."""
+    if isinstance(value, dict):
+        return any(_holds_mask(item) for item in value.values())
+    return isinstance(value, str) and value == MASK
+
+
+class Block(BlockData):
     """What every SDK block adds to its type's fields: a name, `save` and `load`.
 
     A subclass lists `Block` first and its type from `orchestrator.block_types` second; the type gives `slug`.
     """
 
-    slug: ClassVar[str]
-    version: ClassVar[int]
     _block_name: str | None = PrivateAttr(default=None)
     _block_id: str | None = PrivateAttr(default=None)
 
@@ -98,10 +105,17 @@ class Block(BaseModel):
 
     @classmethod
     def load(cls, name: str) -> Self:
-        """The block saved as `name`, with the real values of its secret fields (that needs an admin-scoped key)."""
+        """The block saved as `name`, with the real values of its secret fields. Reading secret values needs an
+        admin-scoped key; another key still loads a block whose secret fields are empty (or a type without any)."""
         where = f"{cls.slug}/{name}"
+        client = get_client()
         try:
-            document = get_client().read_block_document(cls.slug, name, include_secrets=True)
+            try:
+                document = client.read_block_document(cls.slug, name, include_secrets=bool(cls.secret_fields()))
+            except Forbidden as refused:
+                document = client.read_block_document(cls.slug, name)
+                if any(_holds_mask(document["data"].get(field)) for field in cls.secret_fields()):
+                    raise BlockError(f"cannot load block '{where}': {refused.message}") from None
         except NotFound:
             raise BlockNotFound(
                 f"no block '{where}'; create it with {cls.__name__}(...).save({name!r}) or in the admin"

@@ -409,7 +409,8 @@ def test_every_block_type_saves_and_loads_over_http(server_client, orchestrator_
 
 @pytest.mark.e2e
 def test_a_write_key_saves_blocks_but_loading_a_secret_gets_the_403_message(server_client):
-    """Reading secret values needs admin scope: a write key's load fails with the server's reason, in one line."""
+    """Reading secret values needs admin scope: a write key's load of a block holding one fails with the server's
+    reason, in one line; a block with no secret set loads."""
     server_client("write")
     Secret(value="hunter2").save("db-password")
     with pytest.raises(BlockError) as refused:
@@ -418,3 +419,13 @@ def test_a_write_key_saves_blocks_but_loading_a_secret_gets_the_403_message(serv
         "cannot load block 'secret/db-password': include_secrets=true needs admin scope (this caller has write); "
         "without it, secret values read as ********"
     )
+    # Blocks whose secrets are empty (or that have none) load with any key: nothing is hidden from it.
+    JSON(value={"limit": 3}).save("settings")
+    RemoteFileSystem(basepath="s3://lake/by-role").save("role-lake")  # credentials from the machine's role
+    SMTP(host="relay.internal", tls=False, from_address="bot@example.com").save("relay")
+    assert JSON.load("settings").get() == {"limit": 3}
+    assert RemoteFileSystem.load("role-lake").settings == {}
+    assert SMTP.load("relay").password is None
+    SMTP(host="relay.internal", password="p4ss", from_address="bot@example.com").save("relay", overwrite=True)
+    with pytest.raises(BlockError, match=r"^cannot load block 'smtp/relay': include_secrets=true needs admin scope"):
+        SMTP.load("relay")
