@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import connection
 
+from apps.blocks.models import BlockDocument
 from apps.concurrency.models import ConcurrencyLimit
 from apps.events.models import Event
 from apps.flows.models import Flow
@@ -11,7 +12,7 @@ from apps.logs.models import Log
 from apps.orchestration.models import CacheEntry
 from apps.runs.models import FlowRun, FlowRunState, TaskRun, TaskRunState
 
-MODELS = [Flow, FlowRun, TaskRun, FlowRunState, TaskRunState, Log, ConcurrencyLimit, Event, CacheEntry]
+MODELS = [Flow, FlowRun, TaskRun, FlowRunState, TaskRunState, Log, ConcurrencyLimit, Event, CacheEntry, BlockDocument]
 
 
 def snapshot() -> list[tuple]:

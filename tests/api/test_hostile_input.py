@@ -332,6 +332,24 @@ ENDPOINTS = [
         free="limit",
         bad={"limit": int_bad(0, 1_000_000), "tag": ["renamed"]},
     ),
+    Endpoint(
+        "block-document-create",
+        "POST",
+        "/api/block_documents/",
+        lambda w: {"block_type": "smtp", "name": "mail", "data": {"host": "h", "from_address": "a@b.c", "tls": True}},
+        free="data.host",
+        bad={
+            "block_type": [None, "", "nope", 5, True, [], {}, "x" * 100_000],
+            "name": NAME_BAD,
+            "data": [None, "x", 5, True, []],
+            "data.host": ["", 5, [], {}, None],
+            "data.port": ["ten", 1.5, [], {}, 0, 65536],
+            "data.tls": ["maybe", [], {}],
+            "data.from_address": ["nobody", 5, None],
+            "data.bogus": [1],
+            "overwrite": ["maybe", [], {}, None],
+        },
+    ),
 ]
 
 
