@@ -45,3 +45,15 @@ class ResultPersistenceError(OrchestratorSDKError):
 
 class MissingResult(OrchestratorSDKError):
     """The state has no result to return (it was not persisted and is not held in memory)."""
+
+
+class BlockError(OrchestratorSDKError):
+    """A block could not be saved, loaded or used (one line naming the block and the cause)."""
+
+
+class BlockNotFound(BlockError, LookupError):
+    """No block document has this type and name."""
+
+
+class BlockStorageError(BlockError, OSError):
+    """A file-system block could not read or write a path (the message names the path and the cause)."""

@@ -68,12 +68,30 @@ def check_serializer(serializer: Any) -> str | None:
     return serializer
 
 
-def check_storage(storage: Any) -> str | None:
+def check_storage(storage: Any) -> Any:
+    """A local path, a storage block's `"type/name"` slug (checked when a result is written: the block may not
+    exist yet), or a file-system block instance. A block made in code must be saved first, so that another process
+    can load it by name; a `LocalFileSystem` that was not saved is its folder."""
     if storage is None:
         return None
     if isinstance(storage, str | os.PathLike):
         return os.fspath(storage)
-    raise TypeError(f"result_storage must be a local path, got {storage!r}")
+    if hasattr(storage, "write_path"):  # only a block has it; importing orchestrator.blocks here is not free
+        from orchestrator.blocks import FileSystem, LocalFileSystem
+
+        if isinstance(storage, FileSystem):
+            if storage.block_slug is not None:
+                return storage
+            if isinstance(storage, LocalFileSystem):
+                return storage.basepath
+            raise ValueError(
+                f"result_storage: save the {type(storage).__name__} block first (.save(NAME)) and pass it or its "
+                f"slug '{storage.slug}/NAME', so that other processes can load it"
+            )
+    raise TypeError(
+        f"result_storage must be a local path, a 'local-file-system/NAME' or 'remote-file-system/NAME' slug, or a "
+        f"file-system block, got {storage!r}"
+    )
 
 
 def check_tags(tags: Any) -> list[str]:
