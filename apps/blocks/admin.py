@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -20,7 +20,7 @@ from pydantic import ValidationError as DataValidationError
 
 from apps.blocks import selectors, services
 from apps.blocks.models import BlockDocument
-from apps.core.errors import Conflict, OrchestratorError
+from apps.core.admin import RefusedDeleteAdminMixin
 from orchestrator.block_types import BLOCK_TYPES, BlockData, data_validate
 
 KEEP_HELP = "Secret: never shown. Left empty, the stored value is kept."
@@ -131,7 +131,8 @@ def block_form_class(block_type: type[BlockData], *, editing: bool) -> type[Bloc
 
 
 @admin.register(BlockDocument)
-class BlockDocumentAdmin(admin.ModelAdmin):
+class BlockDocumentAdmin(RefusedDeleteAdminMixin, admin.ModelAdmin):
+    # Deleting a block a deployment uses is refused with the reason.
     list_display = ["name", "block_type", "block_type_version", "updated"]
     list_filter = ["block_type"]
     search_fields = ["name"]
@@ -211,16 +212,3 @@ class BlockDocumentAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: BlockDocument) -> None:
         services.block_document_delete(document=obj)
-
-    def get_actions(self, request: HttpRequest) -> dict:
-        # One block at a time, from its page: deleting one a deployment uses is refused with the reason.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except (Conflict, OrchestratorError) as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:blocks_blockdocument_change", args=[object_id]))

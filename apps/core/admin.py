@@ -161,3 +161,27 @@ class LargeTableAdmin(admin.ModelAdmin):
             obj.pk,
             obj,
         )
+
+
+class RefusedDeleteAdminMixin:
+    """Deleting happens one object at a time, from its page; a delete the domain refuses (an OrchestratorError,
+    e.g. a Conflict naming what still uses the object) goes back to the object's page with the reason."""
+
+    def get_actions(self, request: Any) -> dict:
+        actions = super().get_actions(request)  # type: ignore[misc]
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(self, request: Any, object_id: str, extra_context: dict | None = None) -> Any:
+        from django.contrib import messages
+        from django.http import HttpResponseRedirect
+        from django.urls import reverse
+
+        from apps.core.errors import OrchestratorError
+
+        try:
+            return super().delete_view(request, object_id, extra_context)  # type: ignore[misc]
+        except OrchestratorError as exc:
+            self.message_user(request, exc.message, messages.ERROR)  # type: ignore[attr-defined]
+            meta = self.model._meta  # type: ignore[attr-defined]
+            return HttpResponseRedirect(reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[object_id]))

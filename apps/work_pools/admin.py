@@ -1,14 +1,12 @@
 """Admin for work pools: a pool's page shows its queues and the command that starts a worker for it; workers
 are read-only (they write their own rows by heartbeating)."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
 from django.utils.html import format_html
 
-from apps.core.errors import Conflict
+from apps.core.admin import RefusedDeleteAdminMixin
 from apps.work_pools.models import DEFAULT_QUEUE_NAME, Worker, WorkPool, WorkQueue
 
 
@@ -46,7 +44,8 @@ class WorkerInline(admin.TabularInline):
 
 
 @admin.register(WorkPool)
-class WorkPoolAdmin(admin.ModelAdmin):
+class WorkPoolAdmin(RefusedDeleteAdminMixin, admin.ModelAdmin):
+    # Deleting a pool that active deployments use is refused with the reason (apps/deployments/receivers.py).
     list_display = ["name", "type", "concurrency_limit", "paused", "updated"]
     list_filter = ["type", "paused"]
     search_fields = ["name"]
@@ -68,19 +67,6 @@ class WorkPoolAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         # Every pool has its default queue, as the API and the CLI create it.
         WorkQueue.objects.get_or_create(pool=form.instance, name=DEFAULT_QUEUE_NAME)
-
-    def get_actions(self, request: HttpRequest) -> dict:
-        # One pool at a time, from its page: deleting one that active deployments use is refused with the reason.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except Conflict as exc:  # active deployments use the pool (apps/deployments/receivers.py)
-            self.message_user(request, exc.message, messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:work_pools_workpool_change", args=[object_id]))
 
 
 @admin.register(Worker)

@@ -250,10 +250,7 @@ class Command(OrchestratorCommand):
         """Where the new admin user's password is: in a file of the home that only its owner reads, never in the
         output (which ends in logs)."""
         path = settings.ORCHESTRATOR_HOME / ADMIN_PASSWORD_FILE
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            os.fchmod(file.fileno(), 0o600)
-            file.write(password + "\n")
+        config.private_file_write(path, password + "\n")
         self.say(f"created the admin user: username {ADMIN_USERNAME}; its password is in {path} (readable by you only)")
         self.say(f"  change it with `orchestrator changepassword {ADMIN_USERNAME}`, then delete that file")
 
