@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
 from apps.events.consumers import Consumer, consumers_registered
+from apps.events.models import Event
 from apps.events.stream import (
     Position,
     cursor_advance,
@@ -43,14 +45,17 @@ class BatchOutcome:
     result: Any = None  # what the handler returned
 
 
-def consumer_run_batch(*, consumer: Consumer, after: Position | None = None) -> BatchOutcome | None:
+def consumer_run_batch(
+    *, consumer: Consumer, after: Position | None = None, read: Callable[..., list[Event]] = stream_read
+) -> BatchOutcome | None:
     """Hand the next batch of events after the consumer's position to its handler. A durable consumer's cursor is
     locked, read and advanced in the handler's transaction (None when another process holds it); a failing handler
-    raises and moves nothing. A per-process consumer gives its position as `after`."""
+    raises and moves nothing. A per-process consumer gives its position as `after`. `read` reads the stream (a
+    runner shares one read among its consumers at the same position)."""
     if not consumer.durable:
         if after is None:
             raise ValueError(f"consumer {consumer.name!r} is not durable: give the position to read after")
-        events = stream_read(after=after, limit=consumer.batch_size)
+        events = read(after=after, limit=consumer.batch_size)
         if not events:
             return BatchOutcome(0, after)
         result = consumer.handler(events)
@@ -60,7 +65,7 @@ def consumer_run_batch(*, consumer: Consumer, after: Position | None = None) -> 
         cursor = cursor_lock(name=consumer.name)
         if cursor is None:
             return None
-        events = stream_read(after=cursor.position, limit=consumer.batch_size)
+        events = read(after=cursor.position, limit=consumer.batch_size)
         if not events:
             return BatchOutcome(0, cursor.position)
         result = consumer.handler(events)
@@ -87,6 +92,8 @@ class EventRunner:
         self._saved_at: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
+        # The stream reads of the current pass: consumers at the same position (the usual case) share one.
+        self._reads: dict[tuple[Position, int], list[Event]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -94,33 +101,44 @@ class EventRunner:
         """One pass over the consumers; returns how many events were handled."""
         handled = 0
         now = time.monotonic()
-        for consumer in self.consumers:
-            if self._retry_at.get(consumer.name, 0.0) > now:
-                continue
-            try:
-                handled += self._run_consumer(consumer)
-            except Exception as exc:  # the handler or the database failed: retry from the same position later
-                self._failed(consumer, exc)
-            else:
-                self._failures.pop(consumer.name, None)
-                self._retry_at.pop(consumer.name, None)
+        try:
+            for consumer in self.consumers:
+                if self._retry_at.get(consumer.name, 0.0) > now:
+                    continue
+                try:
+                    handled += self._run_consumer(consumer)
+                except Exception as exc:  # the handler or the database failed: retry from the same position later
+                    self._failed(consumer, exc)
+                else:
+                    self._failures.pop(consumer.name, None)
+                    self._retry_at.pop(consumer.name, None)
+        finally:
+            self._reads.clear()
         return handled
+
+    def _read(self, *, after: Position, limit: int) -> list[Event]:
+        """The committed events after `after`, read once per pass: events never change once committed, and one
+        read that a later read would find longer is still a prefix of it."""
+        events = self._reads.get((after, limit))
+        if events is None:
+            events = self._reads[(after, limit)] = stream_read(after=after, limit=limit)
+        return events
 
     def _run_consumer(self, consumer: Consumer) -> int:
         if not consumer.durable:
             if consumer.name not in self.positions:
                 self.positions[consumer.name] = stream_tail()
-            outcome = consumer_run_batch(consumer=consumer, after=self.positions[consumer.name])
+            outcome = consumer_run_batch(consumer=consumer, after=self.positions[consumer.name], read=self._read)
         else:
             known = self.positions.get(consumer.name)
             if known is not None:
-                events = stream_read(after=known, limit=consumer.batch_size)
+                events = self._read(after=known, limit=consumer.batch_size)
                 if not events:
                     self._save_stepped_over(consumer, force=False)
                     return 0
                 if consumer.wants is not None and not any(consumer.wants(event) for event in events):
                     return self._step_over(consumer, events)
-            outcome = consumer_run_batch(consumer=consumer)
+            outcome = consumer_run_batch(consumer=consumer, read=self._read)
             self._stepped_over.pop(consumer.name, None)
         if outcome is None:  # another process is handling this consumer's batch
             return 0

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection, connections, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.events.consumers import Consumer
@@ -229,6 +230,29 @@ class TestPerProcessConsumer:
     def test_a_position_is_required(self):
         with pytest.raises(ValueError, match="not durable"):
             consumer_run_batch(consumer=consumer("test-live", Recorder(), durable=False))
+
+
+class TestConsumersShareReads:
+    def test_consumers_at_one_position_read_the_stream_once_per_pass(self):
+        """The server runs every consumer in one thread per process: reading each batch once for all of them
+        keeps the runner's share of a busy server small."""
+        write_event("before")
+        wait_readable()
+        live, other = Recorder(), Recorder()
+        runner = EventRunner(
+            [consumer("test-live-a", live, durable=False), consumer("test-live-b", other, durable=False)]
+        )
+        assert runner.run_once() == 0
+        write_event("shared-1")
+        write_event("shared-2")
+        wait_readable()
+        with CaptureQueriesContext(connection) as queries:
+            assert runner.run_once() == 4
+        reads = [
+            query["sql"] for query in queries.captured_queries if "FROM events_event" in query["sql"].replace('"', "")
+        ]
+        assert len(reads) == 1, reads
+        assert live.seen == other.seen == ["shared-1", "shared-2"]
 
 
 class TestRetention:
