@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from apps.events.models import Event
+from apps.events.stream import StreamEvent
 
 BATCH_SIZE = 500
 
@@ -27,10 +27,10 @@ class Consumer:
     for the past)."""
 
     name: str
-    handler: Callable[[list[Event]], Any]
+    handler: Callable[[list[StreamEvent]], Any]
     durable: bool = True
     batch_size: int = BATCH_SIZE
-    wants: Callable[[Event], bool] | None = None
+    wants: Callable[[StreamEvent], bool] | None = None
     start_at_tail: bool = False
 
 
@@ -40,10 +40,10 @@ _registry: dict[str, Consumer] = {}
 def consumer_register(
     *,
     name: str,
-    handler: Callable[[list[Event]], Any],
+    handler: Callable[[list[StreamEvent]], Any],
     durable: bool = True,
     batch_size: int = BATCH_SIZE,
-    wants: Callable[[Event], bool] | None = None,
+    wants: Callable[[StreamEvent], bool] | None = None,
     start_at_tail: bool = False,
 ) -> Consumer:
     """Register (or replace) the consumer called `name`."""

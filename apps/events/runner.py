@@ -15,9 +15,9 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
 from apps.events.consumers import Consumer, consumers_registered
-from apps.events.models import Event
 from apps.events.stream import (
     Position,
+    StreamEvent,
     cursor_advance,
     cursor_ensure,
     cursor_lock,
@@ -46,7 +46,7 @@ class BatchOutcome:
 
 
 def consumer_run_batch(
-    *, consumer: Consumer, after: Position | None = None, read: Callable[..., list[Event]] = stream_read
+    *, consumer: Consumer, after: Position | None = None, read: Callable[..., list[StreamEvent]] = stream_read
 ) -> BatchOutcome | None:
     """Hand the next batch of events after the consumer's position to its handler. A durable consumer's cursor is
     locked, read and advanced in the handler's transaction (None when another process holds it); a failing handler
@@ -93,7 +93,7 @@ class EventRunner:
         self._failures: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
         # The stream reads of the current pass: consumers at the same position (the usual case) share one.
-        self._reads: dict[tuple[Position, int], list[Event]] = {}
+        self._reads: dict[tuple[Position, int], list[StreamEvent]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -116,7 +116,7 @@ class EventRunner:
             self._reads.clear()
         return handled
 
-    def _read(self, *, after: Position, limit: int) -> list[Event]:
+    def _read(self, *, after: Position, limit: int) -> list[StreamEvent]:
         """The committed events after `after`, read once per pass: events never change once committed, and one
         read that a later read would find longer is still a prefix of it."""
         events = self._reads.get((after, limit))

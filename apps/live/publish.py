@@ -23,7 +23,8 @@ from django.conf import settings
 from django.db.models import Q
 from rest_framework.utils.encoders import JSONEncoder
 
-from apps.events.models import ConsumerCursor, Event
+from apps.events.models import ConsumerCursor
+from apps.events.stream import StreamEvent
 from apps.live.layer import FLOW_RUNS_GROUP, MESSAGE_TYPE, PUBLISHER_NAME, flow_run_group, publishing_loop
 from apps.logs.api.serializers import LogSerializer
 from apps.logs.models import Log
@@ -58,7 +59,7 @@ def _forget_the_redis_publisher_cursor() -> None:
         _redis_cursor_checked = True
 
 
-def live_events_publish(events: list[Event]) -> int:
+def live_events_publish(events: list[StreamEvent]) -> int:
     """Publish a batch of events to the websocket groups with members; returns how many messages were sent."""
     if settings.LIVE_REDIS_URL is None:
         _forget_the_redis_publisher_cursor()
@@ -74,7 +75,7 @@ def live_events_publish(events: list[Event]) -> int:
         return 0
     flow_runs: dict[str, int] = {}  # flow run id -> position of its last event in the batch
     task_runs: dict[str, tuple[int, str]] = {}  # task run id -> (position of its last event, its flow run id)
-    log_batches: list[tuple[int, Event]] = []
+    log_batches: list[tuple[int, StreamEvent]] = []
     for position, event in enumerate(events):
         if event.name == FLOW_RUN_CHANGED:
             flow_runs[str(event.resource_id)] = position
@@ -137,7 +138,7 @@ def _task_run_messages(task_runs: dict[str, tuple[int, str]], watched: set[str])
     return messages
 
 
-def _log_messages(log_batches: list[tuple[int, Event]], watched: set[str]) -> list[Message]:
+def _log_messages(log_batches: list[tuple[int, StreamEvent]], watched: set[str]) -> list[Message]:
     """The new lines of watched runs, read by the id ranges of their batches (apps/logs/services.py)."""
     batches = []  # (first id, last id, position, watched flow run ids)
     for position, event in log_batches:

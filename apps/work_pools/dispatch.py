@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from apps.events.models import Event
+from apps.events.stream import StreamEvent
 from apps.runs.models import FlowRun
 from apps.work_pools.models import WorkPool, WorkPoolType, WorkQueue
 from apps.work_pools.selectors import in_queue, queue_of_run
@@ -88,12 +88,12 @@ def _sent_long_enough_ago(scheduled: datetime, dispatched_at: datetime, now: dat
     return since_sent >= max(settings.ORCHESTRATOR_CELERY_REDISPATCH_SECONDS, late_when_sent)
 
 
-def made_a_flow_run_scheduled(event: Event) -> bool:
+def made_a_flow_run_scheduled(event: StreamEvent) -> bool:
     """The events the celery_dispatch consumer acts on: a flow run's state change to SCHEDULED."""
     return event.resource_type == "flow_run" and (event.payload.get("state") or {}).get("type") == StateType.SCHEDULED
 
 
-def flow_runs_dispatch_scheduled(events: list[Event]) -> int:
+def flow_runs_dispatch_scheduled(events: list[StreamEvent]) -> int:
     """The `celery_dispatch` event consumer: send the celery pools' runs that these events made Scheduled (see the
     module docstring). Idempotent: a run is sent only by the UPDATE that sets its `dispatched_at`. Returns how many
     runs were sent."""

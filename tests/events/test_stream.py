@@ -232,6 +232,22 @@ class TestPerProcessConsumer:
             consumer_run_batch(consumer=consumer("test-live", Recorder(), durable=False))
 
 
+def test_a_read_event_has_the_values_of_its_row():
+    """Consumers get StreamEvents (converted on first use), with the same values as the model's."""
+    written = write_event("values")
+    wait_readable()
+    (read,) = [event for event in stream_read(after=START, limit=1000) if event.id == written.id]
+    row = Event.objects.get(pk=written.pk)
+    assert (read.name, read.resource_type, read.resource_id, read.payload, read.occurred) == (
+        row.name,
+        row.resource_type,
+        row.resource_id,
+        row.payload,
+        row.occurred,
+    )
+    assert isinstance(read.resource_id, uuid.UUID) and read.occurred.utcoffset() is not None
+
+
 class TestConsumersShareReads:
     def test_consumers_at_one_position_read_the_stream_once_per_pass(self):
         """The server runs every consumer in one thread per process: reading each batch once for all of them
