@@ -2,6 +2,7 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -9,6 +10,7 @@ from apps.concurrency import services
 from apps.concurrency.models import ConcurrencyLimit
 from apps.core.api.routers import ApiRouter
 from apps.core.api.serializers import StrictSerializerMixin, TagField
+from apps.core.errors import NotFound
 
 
 class ConcurrencyLimitSerializer(serializers.ModelSerializer):
@@ -45,6 +47,14 @@ class ConcurrencyLimitViewSet(
     # Control characters (NUL above all) can never be part of a tag; refusing them here keeps them from the database.
     lookup_value_regex = "[^/\\x00-\\x1f\\x7f]+"
 
+    def get_object(self) -> ConcurrencyLimit:
+        tag = self.kwargs["tag"]
+        limit = ConcurrencyLimit.objects.filter(tag=tag).first()
+        if limit is None:
+            raise NotFound(f"no concurrency limit for tag {tag[:200]!r}")
+        self.check_object_permissions(self.request, limit)
+        return limit
+
     @extend_schema(request=ConcurrencyLimitWriteSerializer, responses=ConcurrencyLimitSerializer)
     def create(self, request: Request) -> Response:
         serializer = ConcurrencyLimitWriteSerializer(data=request.data)
@@ -58,6 +68,13 @@ class ConcurrencyLimitViewSet(
         serializer = ConcurrencyLimitUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         limit = services.concurrency_limit_update(limit=limit, value=serializer.validated_data["limit"])
+        return Response(ConcurrencyLimitSerializer(limit).data)
+
+    @extend_schema(request=None, responses=ConcurrencyLimitSerializer)
+    @action(detail=True, methods=["post"])
+    def reset(self, request: Request, tag=None) -> Response:
+        """Free every slot of the limit."""
+        limit = services.concurrency_limit_reset(limit=self.get_object())
         return Response(ConcurrencyLimitSerializer(limit).data)
 
 

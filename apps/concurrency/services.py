@@ -22,6 +22,16 @@ def concurrency_limit_update(*, limit: ConcurrencyLimit, value: int) -> Concurre
     return limit
 
 
+def concurrency_limit_reset(*, limit: ConcurrencyLimit) -> ConcurrencyLimit:
+    """Free every slot of the limit (runs stuck holding one after their process died); waiting task runs take
+    the freed slots on their next try."""
+    with transaction.atomic():
+        limit = ConcurrencyLimit.objects.select_for_update().get(pk=limit.pk)
+        limit.active_slots = []
+        limit.save(update_fields=["active_slots", "updated"])
+    return limit
+
+
 def concurrency_slots_release(*, task_run_ids: set[str], tags: set[str]) -> None:
     """Free the slots these task runs hold on these tags (for runs deleted while RUNNING: no state change
     will ever release them)."""

@@ -524,6 +524,24 @@ class OrchestratorClient:
     def delete_work_pool(self, name: str) -> None:
         self.request("DELETE", f"work_pools/{_quote(name)}/")
 
+    # -- tag concurrency limits ---------------------------------------------------------------------------------
+    def create_concurrency_limit(self, tag: str, limit: int) -> dict[str, Any]:
+        return self._object("POST", "concurrency_limits/", {"tag": tag, "limit": limit})
+
+    def read_concurrency_limits(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._results("GET", "concurrency_limits/", params={"limit": limit})
+
+    def read_concurrency_limit(self, tag: str) -> dict[str, Any]:
+        """A tag's limit (NotFound if none)."""
+        return self._object("GET", f"concurrency_limits/{_quote(tag)}/")
+
+    def reset_concurrency_limit(self, tag: str) -> dict[str, Any]:
+        """Free every slot of a tag's limit."""
+        return self._object("POST", f"concurrency_limits/{_quote(tag)}/reset/")
+
+    def delete_concurrency_limit(self, tag: str) -> None:
+        self.request("DELETE", f"concurrency_limits/{_quote(tag)}/")
+
     # -- API keys (admin scope) -------------------------------------------------------------------------------
     def create_api_key(self, name: str, *, scope: str, expires_in_days: int | None = None) -> dict[str, Any]:
         """A new key; the answer's `key` is the only time the server shows it."""

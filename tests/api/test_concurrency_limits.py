@@ -60,3 +60,18 @@ def test_list_is_ordered_by_tag(api, db):
     body = api.get("/api/concurrency_limits/").json()
     assert [row["tag"] for row in body["results"]] == ["a", "b", "c"]
     assert body["next"] is None
+
+
+def test_reset_frees_every_slot(api, concurrency_limit):
+    """Slots held by runs whose process died come back at once with a reset (`concurrency-limit reset TAG`)."""
+    concurrency_limit.active_slots = ["a1", "b2"]
+    concurrency_limit.save()
+    body = assert_json(api.post("/api/concurrency_limits/database/reset/"))
+    assert (body["active_slots"], body["limit"]) == ([], 2)
+    assert ConcurrencyLimit.objects.get().active_slots == []
+
+
+def test_reset_or_read_of_an_unknown_tag_names_it(api, db):
+    for response in (api.post("/api/concurrency_limits/nope/reset/"), api.get("/api/concurrency_limits/nope/")):
+        assert_error(response, 404, code="not_found")
+        assert response.json()["message"] == "no concurrency limit for tag 'nope'"
