@@ -20,6 +20,8 @@ from apps.runs.api.serializers import EmpiricalPolicySerializer
 
 MAX_SCHEDULES = 100
 MAX_DESCRIPTION = 20_000
+# A code prefix in a storage block (orchestrator/sdk/code_storage.py): a worker makes it a folder name.
+STORAGE_PATH_PATTERN = r"^[0-9a-f]{16,64}$"
 
 
 class DeploymentScheduleSerializer(serializers.ModelSerializer):
@@ -45,6 +47,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "entrypoint",
             "path",
             "storage_block",
+            "storage_path",
             "parameters",
             "parameter_openapi_schema",
             "tags",
@@ -106,6 +109,13 @@ class DeploymentFieldsSerializer(StrictSerializerMixin, serializers.Serializer):
     path = _text(1000)
     storage_block = serializers.CharField(
         max_length=200, required=False, allow_null=True, validators=[validate_block_slug]
+    )
+    storage_path = serializers.RegexField(
+        STORAGE_PATH_PATTERN,
+        max_length=64,
+        required=False,
+        allow_null=True,
+        error_messages={"invalid": "must be the hex digits of a content hash (what `deploy --storage` records)"},
     )
     parameters = JSONObjectField(required=False)
     parameter_openapi_schema = JSONObjectField(required=False, allow_null=True)
