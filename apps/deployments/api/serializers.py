@@ -136,6 +136,10 @@ class DeploymentFieldsSerializer(StrictSerializerMixin, serializers.Serializer):
             services.parameters_check_schema(schema=schema)
         if schema is not None and "parameters" in attrs:
             services.parameters_validate(parameters=attrs["parameters"], schema=schema, require_all=False)
+        if attrs.get("storage_path") and not attrs.get("storage_block"):
+            raise serializers.ValidationError(
+                {"storage_path": ["a code prefix is sent with the storage block that holds it (storage_block)"]}
+            )
         return attrs
 
     def values(self) -> dict:
