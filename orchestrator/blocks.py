@@ -71,12 +71,8 @@ def _without_masks(value: Any) -> Any:
     """`value` with every masked secret left out (inside mappings too); a field that is only a mask becomes its
     default (left out of the data)."""
     if isinstance(value, dict):
-        return {key: _without_masks(item) for key, item in value.items() if not _holds_mask_only(item)}
+        return {key: _without_masks(item) for key, item in value.items() if item != MASK}
     return value
-
-
-def _holds_mask_only(value: Any) -> bool:
-    return isinstance(value, str) and value == MASK
 
 
 class Block(BlockData):

@@ -73,7 +73,8 @@ def storage_block_load(slug: str) -> FileSystem:
             f"{', '.join(STORAGE_BLOCK_TYPES)}, e.g. remote-file-system/code"
         )
     block = block_load(slug, secrets_optional=True)
-    assert isinstance(block, FileSystem)
+    if not isinstance(block, FileSystem):  # the types above are file systems; a guard for a future type list
+        raise CodeStorageError(f"block '{slug}' is not a file system")
     return block
 
 
@@ -175,9 +176,10 @@ def _checked_manifest(raw: bytes, prefix: str) -> dict[str, str]:
     try:
         manifest = json.loads(raw)
         files = manifest["files"]
-        assert isinstance(files, dict) and all(isinstance(digest, str) for digest in files.values())
-    except (ValueError, KeyError, TypeError, AssertionError):
-        raise CodeStorageError(f"the manifest of prefix {prefix} is not a code manifest") from None
+    except (ValueError, KeyError, TypeError):
+        files = None
+    if not isinstance(files, dict) or not all(isinstance(digest, str) for digest in files.values()):
+        raise CodeStorageError(f"the manifest of prefix {prefix} is not a code manifest")
     for path in files:
         parts = PurePosixPath(path).parts
         if not parts or PurePosixPath(path).is_absolute() or ".." in parts:
