@@ -67,6 +67,14 @@ def _holds_mask(value: Any) -> bool:
     return isinstance(value, str) and value == MASK
 
 
+def _without_masks(value: Any) -> Any:
+    """`value` with every masked secret left out (inside mappings too); a field that is only a mask becomes its
+    default (left out of the data)."""
+    if isinstance(value, dict):
+        return {key: _without_masks(item) for key, item in value.items() if item != MASK}
+    return value
+
+
 class Block(BlockData):
     """What every SDK block adds to its type's fields: a name, `save` and `load`.
 
@@ -75,6 +83,7 @@ class Block(BlockData):
 
     _block_name: str | None = PrivateAttr(default=None)
     _block_id: str | None = PrivateAttr(default=None)
+    _secrets_withheld: bool = PrivateAttr(default=False)
 
     @property
     def block_name(self) -> str | None:
@@ -103,19 +112,33 @@ class Block(BlockData):
         self._block_id = str(document["id"])
         return self._block_id
 
+    @property
+    def secrets_withheld(self) -> bool:
+        """True when this block was loaded with `secrets_optional=True` by a key that may not read its secrets:
+        its secret values were left out (see `load`)."""
+        return self._secrets_withheld
+
     @classmethod
-    def load(cls, name: str) -> Self:
+    def load(cls, name: str, *, secrets_optional: bool = False) -> Self:
         """The block saved as `name`, with the real values of its secret fields. Reading secret values needs an
-        admin-scoped key; another key still loads a block whose secret fields are empty (or a type without any)."""
+        admin-scoped key; another key still loads a block whose secret fields are empty (or a type without any).
+
+        With `secrets_optional=True` a key that may not read the secrets loads the block without them: every
+        masked value is left out (a `remote-file-system` block then takes its credentials from the environment,
+        as fsspec does) and `secrets_withheld` is True, so an error can say why the storage refused."""
         where = f"{cls.slug}/{name}"
         client = get_client()
+        withheld = False
         try:
             try:
                 document = client.read_block_document(cls.slug, name, include_secrets=bool(cls.secret_fields()))
             except Forbidden as refused:
                 document = client.read_block_document(cls.slug, name)
                 if any(_holds_mask(document["data"].get(field)) for field in cls.secret_fields()):
-                    raise BlockError(f"cannot load block '{where}': {refused.message}") from None
+                    if not secrets_optional:
+                        raise BlockError(f"cannot load block '{where}': {refused.message}") from None
+                    document = {**document, "data": _without_masks(document["data"])}
+                    withheld = True
         except NotFound:
             raise BlockNotFound(
                 f"no block '{where}'; create it with {cls.__name__}(...).save({name!r}) or in the admin"
@@ -133,6 +156,7 @@ class Block(BlockData):
             ) from None
         block._block_name = name
         block._block_id = str(document["id"])
+        block._secrets_withheld = withheld
         return block
 
     def __repr_args__(self) -> Any:
@@ -164,6 +188,9 @@ class FileSystem(Block):
     def read_path(self, path: str) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def exists(self, path: str) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
 
 class LocalFileSystem(FileSystem, LocalFileSystemBlock):
     """A folder on the machine that runs the flow; a path is relative to `basepath`."""
@@ -192,6 +219,9 @@ class LocalFileSystem(FileSystem, LocalFileSystemBlock):
             return target.read_bytes()
         except OSError as exc:
             raise BlockStorageError(f"cannot read {target}: {_cause(exc)}") from exc
+
+    def exists(self, path: str) -> bool:
+        return self._resolve(path).is_file()
 
 
 class RemoteFileSystem(FileSystem, RemoteFileSystemBlock):
@@ -229,6 +259,18 @@ class RemoteFileSystem(FileSystem, RemoteFileSystemBlock):
             return bytes(filesystem.cat_file(url))
         except Exception as exc:
             raise BlockStorageError(f"cannot read {url}: {_cause(exc)}") from exc
+
+    def exists(self, path: str) -> bool:
+        """Whether an object is stored at `basepath/path` (BlockStorageError when the storage cannot tell)."""
+        url = self._url(path)
+        filesystem = self.filesystem()
+        try:
+            filesystem.info(url)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise BlockStorageError(f"cannot look for {url}: {_cause(exc)}") from exc
+        return True
 
 
 class Webhook(Block, WebhookBlock):
@@ -283,9 +325,9 @@ SDK_BLOCKS: dict[str, type[Block]] = {
 }
 
 
-def block_load(slug: str) -> Block:
-    """The block named by `type/name`, e.g. `remote-file-system/lake`."""
+def block_load(slug: str, *, secrets_optional: bool = False) -> Block:
+    """The block named by `type/name`, e.g. `remote-file-system/lake` (`secrets_optional`: see `Block.load`)."""
     block_type, _, name = slug.partition("/")
     if not name or block_type not in SDK_BLOCKS:
         raise BlockError(f"{slug!r} does not name a block: use TYPE/NAME with a type among {', '.join(SDK_BLOCKS)}")
-    return SDK_BLOCKS[block_type].load(name)
+    return SDK_BLOCKS[block_type].load(name, secrets_optional=secrets_optional)

@@ -132,7 +132,7 @@ def block_form_class(block_type: type[BlockData], *, editing: bool) -> type[Bloc
 
 @admin.register(BlockDocument)
 class BlockDocumentAdmin(RefusedDeleteAdminMixin, admin.ModelAdmin):
-    # Deleting a block a deployment uses is refused with the reason.
+    # Deleting a block a deployment or a run's result uses is refused with the reason.
     list_display = ["name", "block_type", "block_type_version", "updated"]
     list_filter = ["block_type"]
     search_fields = ["name"]
@@ -150,7 +150,16 @@ class BlockDocumentAdmin(RefusedDeleteAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is None:
             return []
-        return ["name", "block_type", "block_type_version", "masked_data", "used_by", "created", "updated"]
+        return [
+            "name",
+            "block_type",
+            "block_type_version",
+            "masked_data",
+            "used_by",
+            "results_of",
+            "created",
+            "updated",
+        ]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         form = self.get_form(request, obj)
@@ -165,6 +174,11 @@ class BlockDocumentAdmin(RefusedDeleteAdminMixin, admin.ModelAdmin):
     @admin.display(description="Storage of deployments")
     def used_by(self, document: BlockDocument) -> str:
         return ", ".join(selectors.deployments_using(document=document)) or "none"
+
+    @admin.display(description="Holds results of")
+    def results_of(self, document: BlockDocument) -> str:
+        runs, more = selectors.runs_with_results_in(document=document)
+        return ", ".join(runs) + (" and more" if more else "") if runs else "none"
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
         block_type = self._block_type(request, None)

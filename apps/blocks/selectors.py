@@ -11,6 +11,7 @@ from apps.blocks import encryption
 from apps.blocks.models import BlockDocument
 from apps.core.errors import NotFound
 from apps.deployments.models import Deployment
+from apps.runs.models import FlowRun, FlowRunState, TaskRun, TaskRunState
 from orchestrator.block_types import BLOCK_TYPES, MASK, BlockData, block_type_get, data_masked
 
 
@@ -84,3 +85,24 @@ def deployments_using(*, document: BlockDocument) -> list[str]:
     """`flow/deployment` of each deployment whose storage is this block."""
     deployments = Deployment.objects.filter(storage_block=document.slug).select_related("flow")
     return [str(deployment) for deployment in deployments.order_by("flow__name", "name")]
+
+
+def runs_with_results_in(*, document: BlockDocument, limit: int = 3) -> tuple[list[str], bool]:
+    """(up to `limit` runs, as "flow run 'name'" / "task run 'name'", that hold a result stored in this block;
+    whether there are more). A state keeps the reference `{"storage": "block", "block": "type/name", ...}` in
+    its data (orchestrator/sdk/results.py); every state is looked at, so a result an older state still names (a
+    cache, a retried run's earlier completion) counts too. A JSON key lookup, the same on SQLite and PostgreSQL;
+    it scans the states, which is fine for a delete (it stops at the first `limit + 1` runs)."""
+    reference = {"data__storage": "block", "data__block": document.slug}
+    found: list[str] = []
+    for kind, states, runs, column in (
+        ("flow run", FlowRunState.objects, FlowRun.objects, "flow_run_id"),
+        ("task run", TaskRunState.objects, TaskRun.objects, "task_run_id"),
+    ):
+        wanted = limit + 1 - len(found)
+        if wanted <= 0:
+            break
+        ids = list(states.filter(**reference).order_by().values_list(column, flat=True).distinct()[:wanted])
+        names = runs.filter(pk__in=ids).order_by("name").values_list("name", flat=True)
+        found += [f"{kind} {name!r}" for name in names]
+    return found[:limit], len(found) > limit

@@ -111,12 +111,19 @@ def block_document_update(*, document: BlockDocument, data: Any) -> BlockDocumen
 
 
 def block_document_delete(*, document: BlockDocument) -> None:
-    """Delete the document; 409 naming the deployments whose storage it is."""
+    """Delete the document; 409 naming the deployments whose storage it is, or the runs whose results it holds."""
     using = selectors.deployments_using(document=document)
     if using:
         raise Conflict(
             f"block {document.slug} is the storage of deployment{'s' if len(using) > 1 else ''} "
             f"{', '.join(using)}; change or delete {'them' if len(using) > 1 else 'it'} first"
+        )
+    runs, more = selectors.runs_with_results_in(document=document)
+    if runs:
+        named = ", ".join(runs) + (" and more" if more else "")
+        raise Conflict(
+            f"block {document.slug} holds the results of {named}; their results could not be read without it: "
+            "delete those runs first"
         )
     document.delete()
 

@@ -23,7 +23,17 @@ class DeploymentAdmin(admin.ModelAdmin):
     list_display = ["name", "flow", "work_pool_name", "paused", "updated"]
     list_filter = ["paused", "work_pool_name"]
     search_fields = ["name", "flow__name"]
-    readonly_fields = ["flow", "name", "paused", "parameters", "parameter_openapi_schema", "created", "updated"]
+    # The code prefix is what `deploy --storage` uploaded: edited by hand it would name code that is not there.
+    readonly_fields = [
+        "flow",
+        "name",
+        "paused",
+        "storage_path",
+        "parameters",
+        "parameter_openapi_schema",
+        "created",
+        "updated",
+    ]
     inlines = [DeploymentScheduleInline]
     actions = ["pause_deployments", "resume_deployments"]
 

@@ -22,6 +22,10 @@ class Deployment(BaseModel):
     entrypoint = models.CharField(max_length=1000, null=True, blank=True, help_text="path/to/file.py:function")
     path = models.CharField(max_length=1000, null=True, blank=True, help_text="directory the entrypoint is under")
     storage_block = models.CharField(max_length=200, null=True, blank=True)
+    # Where the code is in the storage block: the content-hash prefix `deploy --storage` uploaded it under.
+    storage_path = models.CharField(
+        max_length=64, null=True, blank=True, help_text="content-hash prefix of the code in the storage block"
+    )
     parameters = models.JSONField(default=dict, blank=True, help_text="default parameters of every run")
     parameter_openapi_schema = models.JSONField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)

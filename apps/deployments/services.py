@@ -40,6 +40,7 @@ EDITABLE_FIELDS = (
     "entrypoint",
     "path",
     "storage_block",
+    "storage_path",
     "parameters",
     "parameter_openapi_schema",
     "tags",
@@ -164,6 +165,9 @@ def _apply_values(deployment: Deployment, values: dict[str, Any]) -> set[str]:
     if "parameter_openapi_schema" in values:
         parameters_check_schema(schema=schema)
     parameters_validate(parameters=merged_parameters or {}, schema=schema, require_all=False)
+    storage_block = values.get("storage_block", deployment.storage_block)
+    if values.get("storage_path", deployment.storage_path) and not storage_block:
+        raise InvalidInput("a code prefix needs the storage block that holds it (storage_block)", field="storage_path")
     changed = set()
     for field, value in values.items():
         if getattr(deployment, field) != value:

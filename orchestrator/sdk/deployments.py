@@ -79,9 +79,14 @@ def parameter_schema(fn: Any) -> dict[str, Any]:
     return result
 
 
+def source_file_of(fn: Any) -> Path:
+    """The file that defines `fn`, resolved."""
+    return Path(inspect.getsourcefile(fn) or inspect.getfile(fn)).resolve()
+
+
 def entrypoint_of(fn: Any) -> tuple[str, str]:
     """(entrypoint, path): `file.py:function` relative to the working directory when the file is under it."""
-    source = Path(inspect.getsourcefile(fn) or inspect.getfile(fn)).resolve()
+    source = source_file_of(fn)
     base = Path.cwd().resolve()
     try:
         relative = source.relative_to(base)
@@ -136,14 +141,20 @@ def deployment_body(
     entrypoint: str | None = None,
     path: str | None = None,
     storage_block: str | None = None,
+    storage_path: str | None = None,
 ) -> dict[str, Any]:
-    """The API body registering `flow` as deployment `name`: a redeploy states the whole deployment."""
+    """The API body registering `flow` as deployment `name`: a redeploy states the whole deployment.
+
+    With `storage_path` (the prefix `code_upload` put the flow's folder under) the entrypoint is relative to that
+    folder and there is no local `path`: a worker runs the code from its copy of the prefix."""
     derived_entrypoint, derived_path = entrypoint_of(flow.fn)
+    if storage_path:
+        derived_entrypoint, derived_path = f"{source_file_of(flow.fn).name}:{flow.fn.__name__}", ""
     body: dict[str, Any] = {
         "flow_name": flow.name,
         "name": name,
         "entrypoint": entrypoint or derived_entrypoint,
-        "path": path or derived_path,
+        "path": path or derived_path or None,
         "parameters": jsonable(parameters or {}),
         "parameter_openapi_schema": parameter_schema(flow.fn),
         "tags": list(tags or []),
@@ -154,6 +165,7 @@ def deployment_body(
         "paused": paused,
         "concurrency_limit": concurrency_limit,
         "storage_block": storage_block,
+        "storage_path": storage_path,
         "schedules": schedules or [],
         # The flow's retries apply to the deployment's runs too (the engine reads them from each run).
         "empirical_policy": {"retries": flow.retries or 0, "retry_delay": flow.retry_delay_seconds or 0},
@@ -175,8 +187,15 @@ def deploy(
     anchor_date: datetime | str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Register (or update) the deployment for workers of `work_pool_name`; returns it as the API shows it."""
+    """Register (or update) the deployment for workers of `work_pool_name`; returns it as the API shows it.
+
+    With `storage_block="remote-file-system/code"` the flow's folder is uploaded there first (code_storage)."""
     schedules = schedules_body(cron=cron, interval=interval, rrule=rrule, timezone=timezone, anchor_date=anchor_date)
+    if options.get("storage_block") and not options.get("storage_path"):
+        from orchestrator.sdk.code_storage import code_upload, storage_block_load
+
+        block = storage_block_load(options["storage_block"])
+        options["storage_path"] = code_upload(block=block, folder=source_file_of(flow.fn).parent).prefix
     body = deployment_body(flow, name=name, work_pool_name=work_pool_name, schedules=schedules, **options)
     return get_client().create_deployment(body)
 

@@ -57,3 +57,8 @@ class BlockNotFound(BlockError, LookupError):
 
 class BlockStorageError(BlockError, OSError):
     """A file-system block could not read or write a path (the message names the path and the cause)."""
+
+
+class CodeStorageError(OrchestratorSDKError):
+    """A deployment's code could not be uploaded to or fetched from its storage block (one line naming the block
+    and the cause)."""

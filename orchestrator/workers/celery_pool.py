@@ -13,7 +13,8 @@ when the run is due; its body is `execute_flow_run` here:
    concurrency limit) sends the task again after the delay;
 3. the run is executed in a child forked from the Celery process (warm: Django, the SDK and pydantic are loaded;
    nothing to start), in a session of its own: the child loads the flow from the deployment's path and
-   entrypoint (orchestrator/workers/loading.py; a broken entrypoint fails the run naming it) and runs it against
+   entrypoint, or from its storage block's code fetched into the cache (orchestrator/workers/loading.py; a broken
+   entrypoint or an unreachable storage fails the run naming it) and runs it against
    the run through the SDK's in-process client, straight into the database. The user's code never runs in the
    Celery process itself, so whatever it imports, changes (the working directory) or crashes stays in the child;
 4. while the child runs, the task heartbeats and reads the run's state every ORCHESTRATOR_WORKER_HEARTBEAT_SECONDS:
@@ -38,6 +39,7 @@ from typing import NoReturn
 
 from orchestrator import config
 from orchestrator.workers.execute import exit_description, run_forked_child
+from orchestrator.workers.loading import CodeLocation
 
 logger = logging.getLogger("orchestrator.worker")
 
@@ -226,7 +228,7 @@ def _run(run, pool, worker_name: str) -> Outcome:
     try:
         # Read here, where the connection is warm; the child inherits the values.
         deployment = Deployment.objects.filter(pk=run.deployment_id) if run.deployment_id else Deployment.objects.none()
-        code_location = deployment.values_list("entrypoint", "path").first()
+        code_location = _code_location(deployment.values("entrypoint", "path", "storage_block", "storage_path").first())
         connections.close_all()  # the child opens its own connections; it inherits none of ours
         sys.stdout.flush()
         sys.stderr.flush()
@@ -350,7 +352,7 @@ def _settle(
 
 
 # -- the run's process --------------------------------------------------------------------------------------------
-def _child(flow_run_id: str, code_location: tuple[str | None, str | None] | None, parent_pid: int) -> NoReturn:
+def _child(flow_run_id: str, code_location: CodeLocation | None, parent_pid: int) -> NoReturn:
     """The body of the forked child: become the run's process, run the flow, exit (never returns)."""
 
     def body() -> int:
@@ -377,14 +379,18 @@ def _child(flow_run_id: str, code_location: tuple[str | None, str | None] | None
     run_forked_child(body)
 
 
-def run_in_process(flow_run_id: str, code_location: tuple[str | None, str | None] | None) -> int:
-    """Load the run's flow from its deployment's (entrypoint, path) (None: the run has no deployment) and run it
+def _code_location(fields: dict | None) -> CodeLocation | None:
+    return CodeLocation.of(fields) if fields is not None else None
+
+
+def run_in_process(flow_run_id: str, code_location: CodeLocation | None) -> int:
+    """Load the run's flow from its deployment's code location (None: the run has no deployment) and run it
     against the run, recording through the database in this process; returns the exit code of
     orchestrator.workers.execute (0 ran, 1 could not be loaded)."""
     from orchestrator.client import use_in_process_client
     from orchestrator.states import Failed
     from orchestrator.workers.execute import LOAD_FAILED_EXIT_CODE, run_flow
-    from orchestrator.workers.loading import FlowLoadError, load_flow
+    from orchestrator.workers.loading import FlowLoadError, deployment_flow_load
 
     client = use_in_process_client()
     try:
@@ -392,16 +398,15 @@ def run_in_process(flow_run_id: str, code_location: tuple[str | None, str | None
             message = f"flow run {flow_run_id} has no deployment: nothing says which code to run"
             client.set_flow_run_state(flow_run_id, Failed(message=message))
             return LOAD_FAILED_EXIT_CODE
-        entrypoint, path = code_location[0] or "", code_location[1]
         run = client.read_flow_run(flow_run_id)
         try:
-            flow = load_flow(entrypoint, path)
+            flow, folder = deployment_flow_load(code_location)
         except FlowLoadError as exc:
             sys.stderr.write(f"error: {exc}\n")
             client.set_flow_run_state(flow_run_id, Failed(message=str(exc)))
             return LOAD_FAILED_EXIT_CODE
-        if path and os.path.isdir(os.path.expanduser(path)):
-            os.chdir(os.path.expanduser(path))  # the flow's relative paths mean what they meant where it was deployed
+        if folder:
+            os.chdir(folder)  # the flow's relative paths mean what they meant where it was deployed
         run_flow(flow, run)
         return 0
     finally:

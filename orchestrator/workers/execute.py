@@ -52,7 +52,7 @@ def execute(flow_run_id: str) -> int:
     """Load and run the flow of `flow_run_id`; returns the process's exit code (see the module docstring)."""
     from orchestrator import config
     from orchestrator.client import get_client
-    from orchestrator.workers.loading import FlowLoadError, load_flow
+    from orchestrator.workers.loading import CodeLocation, FlowLoadError, deployment_flow_load
 
     if not config.get("ORCHESTRATOR_API_URL"):
         sys.stderr.write("error: ORCHESTRATOR_API_URL is not set; a worker's runs talk to the server\n")
@@ -63,14 +63,13 @@ def execute(flow_run_id: str) -> int:
         _fail(client, flow_run_id, f"flow run {flow_run_id} has no deployment: nothing says which code to run")
         return LOAD_FAILED_EXIT_CODE
     deployment = client.read_deployment(run.deployment_id)
-    entrypoint, path = deployment.get("entrypoint") or "", deployment.get("path")
     try:
-        flow = load_flow(entrypoint, path)
+        flow, folder = deployment_flow_load(CodeLocation.of(deployment))
     except FlowLoadError as exc:
         _fail(client, flow_run_id, str(exc))
         return LOAD_FAILED_EXIT_CODE
-    if path and os.path.isdir(os.path.expanduser(path)):
-        os.chdir(os.path.expanduser(path))  # the flow's relative paths mean what they meant where it was deployed
+    if folder:
+        os.chdir(folder)  # the flow's relative paths mean what they meant where it was deployed
     run_flow(flow, run)
     return 0
 

@@ -1,5 +1,7 @@
 """Load a deployment's flow object from its code: `path` (a directory) and `entrypoint` (`file.py:function`,
-relative to `path`, or an absolute file path).
+relative to `path`, or an absolute file path). A deployment whose code is in a storage block (`storage_block`,
+`storage_path`) has its code fetched into this machine's cache first, and `path` is that folder
+(`deployment_flow_load`; orchestrator/sdk/code_storage.py).
 
 The file is imported by path under a unique module name (so two deployments with a `flows.py` never share a
 module), with `path` first on `sys.path` so that the file's own imports of its neighbours work. Every failure
@@ -11,14 +13,53 @@ is a `FlowLoadError` whose message names the entrypoint and the error, e.g.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
 class FlowLoadError(Exception):
     """The deployment's flow cannot be loaded; the message is one line naming the entrypoint and the cause."""
+
+
+@dataclass(frozen=True)
+class CodeLocation:
+    """Where a deployment's code is: the fields of the deployment that say so."""
+
+    entrypoint: str
+    path: str | None = None
+    storage_block: str | None = None
+    storage_path: str | None = None
+
+    @classmethod
+    def of(cls, deployment: dict[str, Any]) -> CodeLocation:
+        """From a deployment as the API shows it."""
+        return cls(
+            entrypoint=deployment.get("entrypoint") or "",
+            path=deployment.get("path"),
+            storage_block=deployment.get("storage_block"),
+            storage_path=deployment.get("storage_path"),
+        )
+
+
+def deployment_flow_load(location: CodeLocation) -> tuple[Any, str | None]:
+    """(the flow, the folder to run it in): the code fetched from its storage block when it is stored there (a
+    failure is a FlowLoadError naming the block and the cause), then loaded from the entrypoint."""
+    path = location.path
+    if location.storage_block and location.storage_path:
+        from orchestrator.sdk.code_storage import code_fetch
+        from orchestrator.sdk.exceptions import CodeStorageError
+
+        try:
+            path = str(code_fetch(storage_block=location.storage_block, prefix=location.storage_path))
+        except CodeStorageError as exc:
+            raise FlowLoadError(str(exc)) from None
+    flow = load_flow(location.entrypoint, path)
+    folder = os.path.expanduser(path) if path else None
+    return flow, folder if folder and os.path.isdir(folder) else None
 
 
 def entrypoint_file(entrypoint: str, path: str | None) -> tuple[Path, str]:

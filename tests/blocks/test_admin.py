@@ -14,6 +14,7 @@ from apps.blocks import selectors, services
 from apps.blocks.models import BlockDocument
 from apps.deployments.services import deployment_upsert
 from apps.flows.services import flow_get_or_create
+from tests.blocks.support import flow_run_with_result_in
 
 pytestmark = pytest.mark.django_db
 
@@ -100,6 +101,18 @@ def test_deleting_a_block_a_deployment_uses_is_refused_with_the_reason(admin_cli
     deployment_upsert(flow=flow_get_or_create(name="etl")[0], name="nightly", values={"storage_block": document.slug})
     response = admin_client.post(f"/admin/blocks/blockdocument/{document.pk}/delete/", {"post": "yes"}, follow=True)
     assert "etl/nightly" in response.content.decode()
+    assert BlockDocument.objects.filter(pk=document.pk).exists()
+
+
+def test_deleting_a_block_that_holds_results_is_refused_naming_the_runs(admin_client: Client) -> None:
+    document = services.block_document_create(
+        block_type="remote-file-system", name="lake", data={"basepath": "s3://bucket/results"}
+    )[0]
+    flow_run_with_result_in(document.slug, "nightly-load")
+    page = admin_client.get(change_url(document)).content.decode()
+    assert "Holds results of" in page and "flow run &#x27;nightly-load&#x27;" in page
+    response = admin_client.post(f"/admin/blocks/blockdocument/{document.pk}/delete/", {"post": "yes"}, follow=True)
+    assert "holds the results of flow run &#x27;nightly-load&#x27;" in response.content.decode()
     assert BlockDocument.objects.filter(pk=document.pk).exists()
 
 

@@ -12,6 +12,7 @@ from apps.deployments.services import deployment_upsert
 from apps.flows.services import flow_get_or_create
 from orchestrator.block_types import MASK
 from tests.api.support import assert_error
+from tests.blocks.support import flow_run_with_result_in, task_run_with_result_in
 
 pytestmark = pytest.mark.django_db
 
@@ -179,6 +180,29 @@ def test_delete_is_204_and_409_naming_the_deployments_that_use_the_block(api: AP
     assert api.delete(f"/api/block_documents/{spare['id']}/").status_code == 204
     assert api.get(f"/api/block_documents/{spare['id']}/").status_code == 404
     assert api.get(f"/api/block_documents/{used['id']}/").status_code == 200
+
+
+def test_delete_is_409_naming_the_runs_whose_results_the_block_holds(api: APIClient) -> None:
+    """A persisted result is read back through its block: deleting the block would lose it. The reference is found
+    in any state's JSON data (SQLite and PostgreSQL alike); a result in another block does not count."""
+    lake = create(api, "remote-file-system", "lake", {"basepath": "s3://bucket/results"}).json()
+    other = create(api, "local-file-system", "lake", {"basepath": "/tmp/results"}).json()
+    flow_run_with_result_in("remote-file-system/lake", "nightly-load")
+    task_run_with_result_in("remote-file-system/lake", "load-orders")
+    flow_run_with_result_in("local-file-system/elsewhere", "unrelated")
+    refused = assert_error(api.delete(f"/api/block_documents/{lake['id']}/"), 409, code="conflict")
+    message = refused["message"]
+    assert message.startswith("block remote-file-system/lake holds the results of flow run 'nightly-load', task run")
+    assert "'load-orders'" in message and "unrelated" not in message
+    assert api.delete(f"/api/block_documents/{other['id']}/").status_code == 204
+
+
+def test_the_refusal_names_the_first_runs_and_says_there_are_more(api: APIClient) -> None:
+    lake = create(api, "remote-file-system", "lake", {"basepath": "s3://bucket/results"}).json()
+    for number in range(5):
+        flow_run_with_result_in("remote-file-system/lake", f"run-{number}")
+    message = assert_error(api.delete(f"/api/block_documents/{lake['id']}/"), 409)["message"]
+    assert message.count("flow run 'run-") == 3 and " and more;" in message
 
 
 def test_read_keys_cannot_write_blocks(key_client: Any) -> None:

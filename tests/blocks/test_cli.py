@@ -59,21 +59,23 @@ FLOW_FILE = textwrap.dedent(
 )
 
 CREATE_BLOCK = (
-    "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'orchestrator.settings'; django.setup(); "
+    "import django, os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'orchestrator.settings'; django.setup(); "
     "from orchestrator.client import get_client; "
-    "get_client().create_block_document('remote-file-system', 'code', {'basepath': 's3://bucket/code'})"
+    "get_client().create_block_document('local-file-system', 'code', {'basepath': sys.argv[1]})"
 )
 
 READ_STORAGE = (
     "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'orchestrator.settings'; django.setup(); "
     "from orchestrator.client import get_client; "
-    "print(get_client().read_deployment('greeter/stored')['storage_block'])"
+    "deployment = get_client().read_deployment('greeter/stored'); "
+    "print(deployment['storage_block'], deployment['storage_path'])"
 )
 
 
 @sqlite_pass_only
 def test_cli_errors_are_one_line_and_deploy_checks_its_storage_block(tmp_path: Path) -> None:
-    """An unknown block (inspect, delete, deploy --storage) is one line naming it; once it exists deploy records it."""
+    """An unknown block (inspect, delete, deploy --storage) is one line naming it; once it exists deploy uploads the
+    flow's folder to it and records it."""
     import subprocess
     import sys
 
@@ -86,18 +88,25 @@ def test_cli_errors_are_one_line_and_deploy_checks_its_storage_block(tmp_path: P
     project = tmp_path / "project"
     project.mkdir()
     (project / "flows.py").write_text(FLOW_FILE)
-    deploy = ("deploy", "flows.py:greet", "--name", "stored", "--pool", "local", "--storage", "remote-file-system/code")
+    deploy = ("deploy", "flows.py:greet", "--name", "stored", "--pool", "local", "--storage", "local-file-system/code")
     refused = run_orchestrator(*deploy, env=env, cwd=project)
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
-    assert refused.stderr.startswith("error: no block 'remote-file-system/code'; create it"), refused.stderr
+    assert refused.stderr.startswith("error: no block 'local-file-system/code'; create it"), refused.stderr
     assert "greeter/stored" not in run_orchestrator("deployment", "ls", env=env).stdout
-    created = subprocess.run([sys.executable, "-c", CREATE_BLOCK], env=env, capture_output=True, text=True, cwd=project)
+    store = tmp_path / "store"
+    created = subprocess.run(
+        [sys.executable, "-c", CREATE_BLOCK, str(store)], env=env, capture_output=True, text=True, cwd=project
+    )
     assert created.returncode == 0, created.stderr
     deployed = run_orchestrator(*deploy, env=env, cwd=project)
     assert deployed.returncode == 0, deployed.stderr
     recorded = subprocess.run([sys.executable, "-c", READ_STORAGE], env=env, capture_output=True, text=True)
-    assert recorded.stdout.strip() == "remote-file-system/code", recorded.stderr
-    in_use = run_orchestrator("block", "delete", "remote-file-system/code", env=env)
+    block, prefix = recorded.stdout.split()
+    assert block == "local-file-system/code", recorded.stderr
+    assert (store / prefix / "flows.py").read_text() == FLOW_FILE
+    inspected = run_orchestrator("deployment", "inspect", "greeter/stored", env=env)
+    assert "local-file-system/code" in inspected.stdout and prefix in inspected.stdout, inspected.stderr
+    in_use = run_orchestrator("block", "delete", "local-file-system/code", env=env)
     assert in_use.returncode == 1 and "greeter/stored" in in_use.stderr and in_use.stderr.count("\n") == 1
     types = run_orchestrator("block", "type", "ls", env=env)
     assert types.returncode == 0 and "remote-file-system" in types.stdout

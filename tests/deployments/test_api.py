@@ -103,6 +103,8 @@ def test_bad_schedules_are_a_400_naming_the_field(api, schedule, field) -> None:
         ({"empirical_policy": {"retries": -1}}, "empirical_policy.retries"),
         ({"empirical_policy": {"retry_delay": "soon"}}, "empirical_policy.retry_delay"),
         ({"surprise": True}, "surprise"),
+        ({"storage_block": "remote-file-system/code", "storage_path": "../../etc"}, "storage_path"),
+        ({"storage_path": "0123456789abcdef"}, "storage_path"),  # a code prefix names no storage without its block
     ],
 )
 def test_bad_deployment_fields_are_a_400_naming_the_field(api, changes, field) -> None:

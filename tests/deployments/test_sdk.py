@@ -3,10 +3,12 @@ executing a deployment's existing run (what `serve` and workers do)."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Literal
 
 import pydantic
@@ -86,6 +88,33 @@ def test_flow_deploy_registers_a_deployment_with_entrypoint_schema_and_schedule(
     assert FlowRun.objects.filter(deployment=stored, auto_scheduled=True).count() >= 3
     again = report.deploy(name="daily", work_pool_name="other")
     assert again["id"] == deployment["id"] and again["schedules"] == []  # a redeploy states the whole deployment
+
+
+def test_flow_deploy_with_a_storage_block_uploads_its_folder_and_a_worker_loads_it_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`storage_block=` uploads the flow's folder; the loading every pool uses (process and celery) fetches the
+    prefix into ORCHESTRATOR_HOME/code and runs from there once the original folder is gone."""
+    from orchestrator.blocks import LocalFileSystem
+    from orchestrator.workers.loading import CodeLocation, deployment_flow_load, load_flow
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "flows.py").write_text(
+        "from orchestrator import flow\n\n\n@flow(name='packed')\ndef packed(x: int = 1) -> int:\n    return x + 1\n"
+    )
+    LocalFileSystem(basepath=str(tmp_path / "store")).save("code")
+    packed = load_flow("flows.py:packed", str(project))
+    deployment = packed.deploy(name="stored", work_pool_name="local", storage_block="local-file-system/code")
+    prefix = deployment["storage_path"]
+    assert (deployment["entrypoint"], deployment["path"]) == ("flows.py:packed", None)
+    assert (tmp_path / "store" / prefix / "flows.py").is_file()
+    shutil.rmtree(project)
+    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path / "worker-home"))
+    loaded, folder = deployment_flow_load(CodeLocation.of(deployment))
+    assert folder == str(tmp_path / "worker-home" / "code" / prefix)
+    assert loaded.fn(2) == 3
+    assert deployment_flow_load(CodeLocation.of(deployment))[1] == folder  # the cache is reused
 
 
 def test_run_deployment_without_waiting_returns_the_scheduled_run() -> None:

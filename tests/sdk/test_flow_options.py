@@ -183,11 +183,12 @@ def test_log_prints_sends_print_to_the_run_log(capsys):
 
 
 @pytest.mark.parametrize(
-    ("serializer", "decode"),
-    [("pickle", pickle.loads), ("json", lambda blob: json.loads(blob.decode()))],
+    ("serializer", "recorded", "decode"),
+    [("pickle", "cloudpickle", pickle.loads), ("json", "json", lambda blob: json.loads(blob.decode()))],
 )
-def test_persisted_results_are_written_to_the_result_storage(tmp_path: Path, serializer, decode):
-    """persist_result=True writes the result to result_storage so another process can read it back."""
+def test_persisted_results_are_written_to_the_result_storage(tmp_path: Path, serializer, recorded, decode):
+    """persist_result=True writes the result to result_storage so another process can read it back; "pickle" is
+    cloudpickle (a dependency), recorded as such."""
 
     @task(persist_result=True, result_storage=tmp_path / "tasks", result_serializer=serializer)
     def count_rows() -> dict:
@@ -200,7 +201,7 @@ def test_persisted_results_are_written_to_the_result_storage(tmp_path: Path, ser
     assert persisting() == {"total": 3}
     run = flow_run_named(f"persisting-{serializer}")
     reference = run.state_data
-    assert reference["serializer"] == serializer
+    assert reference["serializer"] == recorded
     assert Path(reference["path"]).parent == tmp_path
     assert decode(Path(reference["path"]).read_bytes()) == {"total": 3}
     # A state read back from the database (as another process would) loads the result from storage.

@@ -42,7 +42,7 @@ def test_a_flow_result_goes_to_a_remote_file_system_block_named_by_its_slug(s3: 
         "storage": "block",
         "block": "remote-file-system/lake",
         "path": reference["path"],
-        "serializer": "pickle",
+        "serializer": "cloudpickle",
     }
     assert s3.keys() == [f"results/{reference['path']}"]
     assert pickle.loads(s3.read(f"results/{reference['path']}")) == {"rows": 3, "tables": ["a", "b"]}
@@ -159,8 +159,12 @@ from orchestrator.sdk.context import get_run_context
 
 @flow(name="writes-to-the-lake", persist_result=True, result_storage="remote-file-system/lake")
 def writes(source: str) -> dict:
+    class Point:  # a local class and a lambda: plain pickle refuses both, cloudpickle stores them by value
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
     print(json.dumps({"flow_run": get_run_context().flow_run.id}))
-    return {"rows": 42, "source": source}
+    return {"rows": 42, "source": source, "point": Point(3, 4), "double": lambda n: n * 2}
 
 writes(sys.argv[1])
 """
@@ -171,7 +175,9 @@ import orchestrator.sdk.results  # State.result() reads persisted results throug
 from orchestrator.client import get_client
 
 state = get_client().read_flow_run(sys.argv[1]).state
-print(json.dumps({"reference": state.data, "result": state.result()}))
+result = state.result()
+point, double = result.pop("point"), result.pop("double")
+print(json.dumps({"reference": state.data, "result": result, "point": [point.x, point.y], "doubled": double(21)}))
 """
 
 
@@ -187,7 +193,7 @@ def test_another_process_reads_a_result_persisted_to_a_remote_block(
     server_client, orchestrator_server_process: RunningServer, s3: S3Server, tmp_path: Path
 ):
     """One process runs the flow against a server; another, with its own home, loads the block from the server and
-    the result from S3 through the run's state."""
+    the result from S3 through the run's state; cloudpickle carries a local class and a lambda across."""
     RemoteFileSystem(basepath=s3.url("runs"), settings=s3.settings).save("lake")  # over HTTP, as admin
     server = orchestrator_server_process
 
@@ -195,6 +201,7 @@ def test_another_process_reads_a_result_persisted_to_a_remote_block(
     read = run_python(READER, written["flow_run"], env=server.client_env(tmp_path / "reader-home"), server=server)
 
     assert read["result"] == {"rows": 42, "source": "crm"}
+    assert (read["point"], read["doubled"], read["reference"]["serializer"]) == ([3, 4], 42, "cloudpickle")
     assert read["reference"]["block"] == "remote-file-system/lake"
     assert s3.keys() == [f"runs/{read['reference']['path']}"]
     assert not (tmp_path / "writer-home" / "storage").exists()  # nothing went to the local default storage

@@ -129,6 +129,42 @@ def test_deployment_run_completes_on_the_celery_worker_exactly_once(
     assert run["worker_name"] in names
 
 
+def test_a_deployment_with_code_storage_runs_on_the_celery_worker_from_its_cache(
+    celery: CeleryCluster, shared_pool: str, tmp_path: Path
+) -> None:
+    """The celery pool's run process fetches a stored deployment's code as the process pool does (a folder block
+    here; S3 is tests/workers/test_code_storage.py) and runs it with the original folder gone."""
+    import shutil
+
+    from orchestrator.blocks import LocalFileSystem
+    from orchestrator.sdk.code_storage import code_upload
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "flows.py").write_text(FLOWS)
+    store = tmp_path / "store"
+    prefix = code_upload(block=LocalFileSystem(basepath=str(store)), folder=project).prefix
+    shutil.rmtree(project)
+    name = f"stored-{uuid.uuid4().hex[:6]}"
+    data = {"basepath": str(store)}
+    celery.call("POST", "block_documents/", json={"block_type": "local-file-system", "name": name, "data": data})
+    body = {
+        "flow_name": "record",
+        "name": name,
+        "entrypoint": "flows.py:record",
+        "work_pool_name": shared_pool,
+        "storage_block": f"local-file-system/{name}",
+        "storage_path": prefix,
+    }
+    deployment = celery.call("POST", "deployments/", json=body)["id"]
+    log = tmp_path / "executions.log"
+    run = celery.create_run(deployment, log=str(log))
+    [finished] = celery.wait_final([run["id"]], timeout=20)
+    assert finished["state_name"] == "Completed", (finished["state"], celery.worker_output())
+    assert log.read_text().split() == [run["id"]]
+    assert (celery.server.home / "code" / prefix / "flows.py").read_text() == FLOWS
+
+
 def test_a_scheduled_run_starts_within_a_second_of_its_time(celery: CeleryCluster, shared_pool: str) -> None:
     """The message's ETA is the run's start time: a run due in 2 s is Running within 1 s of it, never before."""
     deployment = celery.deployment(shared_pool, "flows.py:nap")

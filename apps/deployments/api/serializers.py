@@ -20,6 +20,8 @@ from apps.runs.api.serializers import EmpiricalPolicySerializer
 
 MAX_SCHEDULES = 100
 MAX_DESCRIPTION = 20_000
+# A code prefix in a storage block (orchestrator/sdk/code_storage.py): a worker makes it a folder name.
+STORAGE_PATH_PATTERN = r"^[0-9a-f]{16,64}$"
 
 
 class DeploymentScheduleSerializer(serializers.ModelSerializer):
@@ -45,6 +47,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "entrypoint",
             "path",
             "storage_block",
+            "storage_path",
             "parameters",
             "parameter_openapi_schema",
             "tags",
@@ -107,6 +110,13 @@ class DeploymentFieldsSerializer(StrictSerializerMixin, serializers.Serializer):
     storage_block = serializers.CharField(
         max_length=200, required=False, allow_null=True, validators=[validate_block_slug]
     )
+    storage_path = serializers.RegexField(
+        STORAGE_PATH_PATTERN,
+        max_length=64,
+        required=False,
+        allow_null=True,
+        error_messages={"invalid": "must be the hex digits of a content hash (what `deploy --storage` records)"},
+    )
     parameters = JSONObjectField(required=False)
     parameter_openapi_schema = JSONObjectField(required=False, allow_null=True)
     tags = TagsField(required=False, default=None)
@@ -126,6 +136,10 @@ class DeploymentFieldsSerializer(StrictSerializerMixin, serializers.Serializer):
             services.parameters_check_schema(schema=schema)
         if schema is not None and "parameters" in attrs:
             services.parameters_validate(parameters=attrs["parameters"], schema=schema, require_all=False)
+        if attrs.get("storage_path") and not attrs.get("storage_block"):
+            raise serializers.ValidationError(
+                {"storage_path": ["a code prefix is sent with the storage block that holds it (storage_block)"]}
+            )
         return attrs
 
     def values(self) -> dict:

@@ -1,5 +1,7 @@
 """`orchestrator deploy PATH.py:FLOW_FN --name N --pool P [--cron | --interval | --rrule] ...`: register a
-deployment of a flow for workers (an upsert: deploying again updates it and reschedules what changed)."""
+deployment of a flow for workers (an upsert: deploying again updates it and reschedules what changed). With
+`--storage TYPE/NAME` the flow's folder is uploaded to that file-system block first (orchestrator/sdk/code_storage.py)
+and workers run the code from there."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from django.core.management.base import CommandError, CommandParser
 from apps.core.management.base import OrchestratorCommand
 from apps.deployments.cli import parse_params
 from apps.deployments.schedules import describe
-from orchestrator.client import OrchestratorClient, get_client
-from orchestrator.client.errors import NotFound
+from orchestrator.client import get_client
+from orchestrator.sdk.code_storage import CodeUpload
+from orchestrator.sdk.exceptions import BlockError, BlockNotFound, CodeStorageError
 
 
 def load_flow(target: str) -> Any:
@@ -48,18 +51,24 @@ def load_flow(target: str) -> Any:
     return found
 
 
-def storage_block_check(client: OrchestratorClient, slug: str) -> None:
-    """The storage block exists (the code upload comes later); a CommandError naming it otherwise."""
+def code_store(slug: str, flow: Any) -> CodeUpload:
+    """Upload the flow's folder to the storage block `slug` (code_storage); a CommandError naming it otherwise."""
+    from orchestrator.sdk.code_storage import code_upload, storage_block_load
+    from orchestrator.sdk.deployments import source_file_of
+
     block_type, slash, name = slug.partition("/")
     if not slash or not block_type or not name:
         raise CommandError(f"--storage {slug!r}: name a block as TYPE/NAME, e.g. remote-file-system/code")
     try:
-        client.read_block_document(block_type, name)
-    except NotFound:
+        block = storage_block_load(slug)
+        return code_upload(block=block, folder=source_file_of(flow.fn).parent)
+    except BlockNotFound:
         raise CommandError(
             f"no block {slug!r}; create it first (in the admin under Blocks, or from Python with the block's "
             f"class and .save({name!r}))"
         ) from None
+    except (BlockError, CodeStorageError) as exc:
+        raise CommandError(str(exc)) from None
 
 
 class Command(OrchestratorCommand):
@@ -78,7 +87,11 @@ class Command(OrchestratorCommand):
         parser.add_argument("--anchor-date", metavar="TIME", help="interval schedules: the first run's time")
         parser.add_argument("--param", action="append", default=[], metavar="K=V", help="a default parameter")
         parser.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag for its runs")
-        parser.add_argument("--storage", metavar="BLOCK", help="the storage block holding the flow's code")
+        parser.add_argument(
+            "--storage",
+            metavar="BLOCK",
+            help="upload the flow's folder to this file-system block (TYPE/NAME); workers run it from there",
+        )
         parser.add_argument("--description", help="what the deployment is for")
         parser.add_argument("--deployment-version", metavar="VERSION", help="a version label for the deployment")
         parser.add_argument("--paused", action="store_true", help="register it paused (no scheduled runs)")
@@ -103,24 +116,25 @@ class Command(OrchestratorCommand):
                 timezone=options["timezone"],
                 anchor_date=options["anchor_date"],
             )
+            parameters = parse_params(options["param"])
+            upload = code_store(options["storage"], flow) if options["storage"] else None
             body = deployment_body(
                 flow,
                 name=options["name"],
                 work_pool_name=options["pool"],
                 work_queue_name=options["queue"],
-                parameters=parse_params(options["param"]),
+                parameters=parameters,
                 schedules=schedules,
                 tags=options["tag"],
                 description=options["description"],
                 version=options["deployment_version"],
                 paused=options["paused"],
                 storage_block=options["storage"],
+                storage_path=upload.prefix if upload else None,
             )
         except (TypeError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         client = get_client()
-        if options["storage"]:
-            storage_block_check(client, options["storage"])
         pool_existed = client.work_pool_exists(options["pool"])
         deployment, created = client.upsert_deployment(body)
         reference = f"{deployment['flow_name']}/{deployment['name']}"
@@ -128,6 +142,9 @@ class Command(OrchestratorCommand):
             self.stdout.write(f"Created work pool {options['pool']!r} (type process, with its default queue)")
         self.stdout.write(f"Deployment {reference!r} {'created' if created else 'updated'} ({deployment['id']})")
         self.stdout.write(f"  entrypoint: {deployment['entrypoint']}")
+        if upload is not None:
+            how = f"uploaded {upload.files} file(s)" if upload.uploaded else f"unchanged ({upload.files} file(s))"
+            self.stdout.write(f"  code:       {how} in {options['storage']} under {upload.prefix}/")
         self.stdout.write(f"  work pool:  {deployment['work_pool_name']}")
         for row in deployment["schedules"]:
             self.stdout.write(f"  schedule:   {describe(row['schedule'])}")

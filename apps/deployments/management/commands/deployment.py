@@ -126,6 +126,8 @@ class Command(OrchestratorCommand):
             ("deployment", f"{deployment['flow_name']}/{deployment['name']}"),
             ("entrypoint", deployment.get("entrypoint") or "-"),
             ("path", deployment.get("path") or "-"),
+            ("storage", deployment.get("storage_block") or "-"),
+            ("code prefix", deployment.get("storage_path") or "-"),
             ("work pool", deployment.get("work_pool_name") or "-"),
             ("work queue", deployment.get("work_queue_name") or "-"),
             ("paused", "yes" if deployment["paused"] else "no"),
