@@ -21,8 +21,6 @@ class FlowRunContext:
     result_store: Any
     log_prints: bool = False
     parameters: dict[str, Any] = field(default_factory=dict)
-    # Final states of the task runs and subflows this flow started, with whether user code looked at them.
-    task_states: list[Any] = field(default_factory=list)
     # id(value) -> (value, task run id) for results of task runs, to record edges when they are passed on.
     result_ids: dict[int, tuple[Any, str]] = field(default_factory=dict)
     # Whether simple task runs are run first and recorded in the background (see TaskRunEngine.setup): not

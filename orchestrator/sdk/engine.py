@@ -145,7 +145,6 @@ def resolve_inputs(
             return visit(value.value, argument, depth)
         if isinstance(value, TaskRunFuture):
             state = value.final_state()
-            value.observed = True
             if value.task_run_id:
                 edges.setdefault(argument, []).append({"input_type": "task_run", "id": value.task_run_id})
             upstream.append((value.task_run_id or value.name, state))
@@ -560,23 +559,44 @@ def submit_task(task: Any, args: tuple, kwargs: dict, *, wait_for: list | None) 
     engine = TaskRunEngine(
         task, context, parameters, wait_for, context.next_dynamic_key(task.task_key), holder, current_tags()
     )
-    future = TaskRunFuture(context.task_runner.submit(run_task_sync, engine), holder, task.name)
-    with context._lock:
-        context.task_states.append(future)
-    return future
+    return TaskRunFuture(context.task_runner.submit(run_task_sync, engine), holder, task.name)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Flow runs
 
 
+def _resolve_returned(value: Any, states: list[State], depth: int) -> Any:
+    """`value` with the futures and states in it (at any depth of lists, tuples, sets and dicts) replaced by their
+    results; their final states are appended to `states`."""
+    if isinstance(value, TaskRunFuture):
+        value = value.final_state()
+    if isinstance(value, State):
+        states.append(value)
+        return getattr(value, "_value", None)
+    if depth >= 20:
+        return value
+    if isinstance(value, list):
+        return [_resolve_returned(item, states, depth + 1) for item in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_resolve_returned(item, states, depth + 1) for item in value)
+    if isinstance(value, set | frozenset):
+        return type(value)(_resolve_returned(item, states, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return {key: _resolve_returned(item, states, depth + 1) for key, item in value.items()}
+    return value
+
+
 class FlowRunEngine(RunAndState):
     noun = "flow run"
 
-    def __init__(self, flow: Any, args: tuple, kwargs: dict, flow_run_id: str | None = None):
+    def __init__(
+        self, flow: Any, args: tuple, kwargs: dict, flow_run_id: str | None = None, wait_for: list | None = None
+    ):
         self.flow = flow
         self.args = args
         self.kwargs = kwargs
+        self.wait_for = wait_for or []
         # An existing run to execute (a deployment's run claimed by `serve` or a worker) instead of a new one.
         self.flow_run_id = flow_run_id
         self.parent = flow_run_context.get()
@@ -608,24 +628,48 @@ class FlowRunEngine(RunAndState):
         flow = self.flow
         flow_id = self.client.ensure_flow(flow.name)
         error: ParameterValidationError | None = None
+        task_inputs: dict[str, list[dict]] = {}
+        not_ready: list[tuple[str | None, State]] = []
         try:
             parameters = bind_arguments(flow.fn, self.args, self.kwargs)
-            if flow.should_validate_parameters:
+            if self.parent is not None:
+                # A subflow takes futures and states like a task: their results, after they are final.
+                parameters, task_inputs, upstream = resolve_inputs(self.parent, parameters)
+                _, wait_edges, wait_upstream = resolve_inputs(self.parent, {"wait_for": list(self.wait_for)})
+                if wait_edges:
+                    task_inputs["__wait_for"] = wait_edges["wait_for"]
+                not_ready = [pair for pair in upstream + wait_upstream if pair[1].type != StateType.COMPLETED]
+            if flow.should_validate_parameters and not not_ready:
                 parameters = validate_parameters(flow.fn, parameters)
         except ParameterValidationError as exc:
             error, parameters = exc, {**self.kwargs}
         self.parameters = parameters
         if self.parent is not None:
             # The parent flow's record of this call: it mirrors the subflow's states (see `complete`).
+            initial = Pending()
+            if not_ready:
+                ident, upstream_state = not_ready[0]
+                initial = NotReady(
+                    message=f"Upstream task run {ident!r} did not reach a 'COMPLETED' state: {upstream_state.name}"
+                )
             self.parent_task_run = self.client.create_task_run(
                 flow_run_id=self.parent.flow_run.id,
                 task_key=f"subflow:{flow.name}",
                 dynamic_key=self.parent.next_dynamic_key(f"subflow:{flow.name}"),
                 name=flow.name,
                 tags=current_tags(),
-                state=Pending(),
-                next_state=Running(),
+                state=initial,
+                next_state=None if not_ready else Running(),
+                task_inputs=task_inputs,
             )
+            if not_ready:
+                # Like a task, the subflow does not run on missing data: only the parent's record of it exists.
+                self.state = results.attach(
+                    self.parent_task_run.state or initial, exception=UpstreamTaskError(initial.message)
+                )
+                self.state._task_run_id = self.parent_task_run.id  # type: ignore[attr-defined]
+                flow_run_logger(self.parent).info(f"Subflow {flow.name!r} did not run: {initial.message}")
+                return self.state
         name = None
         if error is None:
             name = _render_name(flow.flow_run_name, parameters)
@@ -683,7 +727,6 @@ class FlowRunEngine(RunAndState):
     def start_attempt(self) -> Any:
         """Fresh task runner and context for this attempt; returns the context token."""
         self.context.task_runner = self.flow.task_runner.start()
-        self.context.task_states = []
         self.context.result_ids = {}
         return flow_run_context.set(self.context)
 
@@ -694,48 +737,25 @@ class FlowRunEngine(RunAndState):
             flow_run_context.reset(token)
 
     def final_state_from(self, value: Any) -> tuple[State, Any]:
-        """The flow's final state: the state it returned, else from the futures and states it returned, else
-        from the task runs it started and never looked at (any of them not Completed fails the flow)."""
+        """The flow's final state from its return value, as in Prefect 3: a State it returned, as is; else the
+        states of the futures and states it returned (also inside lists, tuples, sets and dicts): all Completed
+        gives Completed, else Failed with "n/m states failed"; else Completed. Task runs it started but neither
+        returned nor raised from do not decide it (their own runs record how they ended)."""
         if isinstance(value, State) and not hasattr(value, "_task_run_id"):  # made by the user: use it as is
             chosen = State(type=value.type, name=value.name, message=value.message)
             if hasattr(value, "_exception"):
                 results.attach(chosen, exception=value._exception)
             return chosen, getattr(value, "_value", None)
-        value = self._resolve_returned(value)
-        if self._returned_states:
-            considered = self._returned_states
-        else:
-            considered = [future.final_state() for future in self.context.task_states if not future.observed]
-        bad = [state for state in considered if state.type != StateType.COMPLETED]
+        returned: list[State] = []
+        value = _resolve_returned(value, returned, 0)
+        bad = [state for state in returned if state.type != StateType.COMPLETED]
         if bad:
             exception = getattr(bad[0], "_exception", None)
-            total = len(self._returned_states) or len(self.context.task_states)
-            message = f"{len(bad)}/{total} states failed" if total > 1 else (bad[0].message or "a task run failed")
-            return results.attach(Failed(message=message), exception=exception), value
+            if exception is None and bad[0].name == "NotReady":
+                exception = UpstreamTaskError(bad[0].message or "an upstream run did not complete")
+            message = f"{len(bad)}/{len(returned)} states failed" if len(returned) > 1 else bad[0].message
+            return results.attach(Failed(message=message or "a task run failed"), exception=exception), value
         return Completed(), value
-
-    def _resolve_returned(self, value: Any) -> Any:
-        self._returned_states: list[State] = []
-        if isinstance(value, TaskRunFuture):
-            value.observed = True
-            state = value.final_state()
-            self._returned_states.append(state)
-            return getattr(state, "_value", None)
-        if isinstance(value, State):
-            self._returned_states.append(value)
-            return getattr(value, "_value", None)
-        if isinstance(value, list | tuple) and value and all(isinstance(v, TaskRunFuture | State) for v in value):
-            resolved = [self._resolve_returned(item) for item in value]
-            self._returned_states = [self._resolve_state(item) for item in value]
-            return type(value)(resolved) if isinstance(value, tuple) else resolved
-        return value
-
-    @staticmethod
-    def _resolve_state(item: Any) -> State:
-        if isinstance(item, TaskRunFuture):
-            item.observed = True
-            return item.final_state()
-        return item
 
     def finish(self, *, value: Any = None, exception: BaseException | None = None) -> float | None:
         self.attempt += 1
@@ -775,6 +795,8 @@ class FlowRunEngine(RunAndState):
 
     def complete(self) -> State:
         state = self.state
+        if self._run is None:  # a subflow that did not run (NotReady): only its parent's record of it exists
+            return state
         flow = self.flow
         level = "info" if state.type == StateType.COMPLETED else "error"
         detail = f"({state.message!r})" if state.message and state.type != StateType.COMPLETED else "()"
@@ -799,8 +821,16 @@ class FlowRunEngine(RunAndState):
         return self.state.result()
 
 
-def run_flow_sync(flow: Any, args: tuple, kwargs: dict, *, return_state: bool, flow_run_id: str | None = None) -> Any:
-    engine = FlowRunEngine(flow, args, kwargs, flow_run_id)
+def run_flow_sync(
+    flow: Any,
+    args: tuple,
+    kwargs: dict,
+    *,
+    return_state: bool,
+    flow_run_id: str | None = None,
+    wait_for: list | None = None,
+) -> Any:
+    engine = FlowRunEngine(flow, args, kwargs, flow_run_id, wait_for)
     if engine.setup() is not None:
         engine.complete()
         return engine.outcome(return_state)
@@ -840,10 +870,16 @@ def run_flow_sync(flow: Any, args: tuple, kwargs: dict, *, return_state: bool, f
 
 
 async def run_flow_async(
-    flow: Any, args: tuple, kwargs: dict, *, return_state: bool, flow_run_id: str | None = None
+    flow: Any,
+    args: tuple,
+    kwargs: dict,
+    *,
+    return_state: bool,
+    flow_run_id: str | None = None,
+    wait_for: list | None = None,
 ) -> Any:
     """As run_flow_sync, in the caller's event loop; client calls and hooks run in threads."""
-    engine = await asyncio.to_thread(FlowRunEngine, flow, args, kwargs, flow_run_id)
+    engine = await asyncio.to_thread(FlowRunEngine, flow, args, kwargs, flow_run_id, wait_for)
     if await asyncio.to_thread(engine.setup) is not None:
         await asyncio.to_thread(engine.complete)
         return engine.outcome(return_state)

@@ -80,12 +80,14 @@ class Flow:
         Flow.__init__(clone, self.fn, **current)
         return clone
 
-    def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, return_state: bool = False, wait_for: list[Any] | None = None, **kwargs: Any) -> Any:
+        """Run the flow; called inside another flow it is a subflow, which (like a task) starts once the futures
+        in `wait_for` are final and ends NotReady without running when one of them did not complete."""
         from orchestrator.sdk.engine import run_flow_async, run_flow_sync
 
         if inspect.iscoroutinefunction(self.fn):
-            return run_flow_async(self, args, kwargs, return_state=return_state)
-        return run_flow_sync(self, args, kwargs, return_state=return_state)
+            return run_flow_async(self, args, kwargs, return_state=return_state, wait_for=wait_for)
+        return run_flow_sync(self, args, kwargs, return_state=return_state, wait_for=wait_for)
 
     def deploy(self, name: str, work_pool_name: str | None = None, **options: Any) -> dict[str, Any]:
         """Register (or update) a deployment of this flow for workers of `work_pool_name`: `cron=`,
