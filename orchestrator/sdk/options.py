@@ -67,11 +67,15 @@ def check_jitter(jitter: Any) -> float | None:
 
 
 def check_timeout(timeout: Any) -> float | None:
+    """Seconds, or None for no timeout; 0 also means no timeout, as in Prefect (`with_options(timeout_seconds=0)`
+    removes one)."""
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValueError(f"timeout_seconds must be a positive number, got {timeout!r}")
-    return float(timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout_seconds must be a number of seconds, got {timeout!r}")
+    if timeout < 0:
+        raise ValueError(f"timeout_seconds must not be negative (0 means no timeout), got {timeout!r}")
+    return float(timeout) or None
 
 
 def check_expiration(expiration: Any) -> timedelta | None:

@@ -71,6 +71,8 @@ class Task:
         self.on_completion = options.check_hooks("on_completion", on_completion)
         self.on_failure = options.check_hooks("on_failure", on_failure)
         self.task_key = f"{module_key(fn)}.{getattr(fn, '__qualname__', self.name)}"
+        # The instance or class a task defined in a class was read from (see __get__): its first argument.
+        self.bound_to: tuple[Any, ...] = ()
         self.__doc__ = fn.__doc__
         self.__name__ = self.name
         self.__wrapped__ = fn
@@ -84,24 +86,37 @@ class Task:
         current.update(changes)
         clone = copy.copy(self)
         Task.__init__(clone, self.fn, **current)
+        clone.bound_to = self.bound_to
         return clone
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Task:
+        """A task defined in a class is a method: read from an instance (or, under @classmethod, from the class)
+        it is a copy bound to it, which passes it as the first argument (`self` or `cls`)."""
+        if instance is None:
+            return self
+        bound = copy.copy(self)
+        bound.bound_to = (instance,)
+        return bound
 
     def __call__(self, *args: Any, return_state: bool = False, wait_for: list[Any] | None = None, **kwargs: Any) -> Any:
         from orchestrator.sdk.engine import call_task
 
-        return call_task(self, args, kwargs, return_state=return_state, wait_for=wait_for)
+        return call_task(self, (*self.bound_to, *args), kwargs, return_state=return_state, wait_for=wait_for)
 
     def submit(self, *args: Any, wait_for: list[Any] | None = None, **kwargs: Any) -> TaskRunFuture:
         """Run the task on the flow's task runner; returns a future at once."""
         from orchestrator.sdk.engine import submit_task
 
-        return submit_task(self, args, kwargs, wait_for=wait_for)
+        return submit_task(self, (*self.bound_to, *args), kwargs, wait_for=wait_for)
 
     def map(self, *args: Any, wait_for: list[Any] | None = None, **kwargs: Any) -> list[TaskRunFuture]:
         """Submit one run per item of the iterable arguments (zipped); `unmapped(x)` passes x whole."""
         from orchestrator.sdk.engine import producer_of, submit_task
 
-        parameters = _bind_for_map(self.fn, args, kwargs)
+        parameters = _bind_for_map(self.fn, (*self.bound_to, *args), kwargs)
+        if self.bound_to:  # self or cls is passed whole to every run
+            first = next(iter(parameters))
+            parameters[first] = unmapped(parameters[first])
         iterables: dict[str, list[Any]] = {}
         static: dict[str, Any] = {}
         for name, value in parameters.items():
