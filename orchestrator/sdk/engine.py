@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -35,7 +36,7 @@ from orchestrator.sdk.exceptions import (
     UpstreamTaskError,
 )
 from orchestrator.sdk.futures import MappedItem, TaskRunFuture
-from orchestrator.sdk.logging import enable_print_capture, flow_run_logger, shipper_for, task_run_logger
+from orchestrator.sdk.logging import flow_run_logger, prints_logged, shipper_for, task_run_logger
 from orchestrator.sdk.parameters import bind_arguments, call_arguments, jsonable, validate_parameters
 from orchestrator.sdk.timeouts import await_with_timeout, call_with_timeout
 from orchestrator.states import (
@@ -462,17 +463,19 @@ def run_task_sync(engine: TaskRunEngine) -> State:
             continue
         if engine.is_final:
             return engine.complete()
-        token = task_run_context.set(engine.context_for_call())
+        call_context = engine.context_for_call()
+        token = task_run_context.set(call_context)
         try:
             args, kwargs = engine.call_arguments()
             fn = engine.task.fn
-            if inspect.iscoroutinefunction(fn):
-                coroutine = await_with_timeout(fn(*args, **kwargs), engine.task.timeout_seconds, "Task run")
-                value = _run_to_completion(coroutine)
-            else:
-                value = call_with_timeout(
-                    functools.partial(fn, *args, **kwargs), engine.task.timeout_seconds, "Task run"
-                )
+            with prints_logged(call_context.log_prints):
+                if inspect.iscoroutinefunction(fn):
+                    coroutine = await_with_timeout(fn(*args, **kwargs), engine.task.timeout_seconds, "Task run")
+                    value = _run_to_completion(coroutine)
+                else:
+                    value = call_with_timeout(
+                        functools.partial(fn, *args, **kwargs), engine.task.timeout_seconds, "Task run"
+                    )
         except CRASH_EXCEPTIONS as exc:
             engine.finish(exception=exc)
             raise
@@ -499,14 +502,16 @@ async def run_task_async(engine: TaskRunEngine) -> State:
             continue
         if engine.is_final:
             return await asyncio.to_thread(engine.complete)
-        token = task_run_context.set(engine.context_for_call())
+        call_context = engine.context_for_call()
+        token = task_run_context.set(call_context)
         try:
             args, kwargs = engine.call_arguments()
-            outcome = engine.task.fn(*args, **kwargs)
-            if inspect.isawaitable(outcome):
-                value = await await_with_timeout(outcome, engine.task.timeout_seconds, "Task run")
-            else:
-                value = outcome
+            with prints_logged(call_context.log_prints):
+                outcome = engine.task.fn(*args, **kwargs)
+                if inspect.isawaitable(outcome):
+                    value = await await_with_timeout(outcome, engine.task.timeout_seconds, "Task run")
+                else:
+                    value = outcome
         except CRASH_EXCEPTIONS as exc:
             engine.finish(exception=exc)
             raise
@@ -612,6 +617,8 @@ class FlowRunEngine(RunAndState):
         self.logger: Any = None
         self.attempt = 0
         self.value: Any = None
+        # What an attempt sets up around the flow's function (print patched for log_prints), undone at its end.
+        self._attempt_scope = contextlib.ExitStack()
 
     @property
     def context(self) -> FlowRunContext:
@@ -702,8 +709,6 @@ class FlowRunEngine(RunAndState):
             records_task_runs=self.flow_run_id is None or not self.run.run_count,
         )
         self.logger = flow_run_logger(self.context)
-        if flow.log_prints:
-            enable_print_capture()
         if error is not None:
             self.logger.error(f"Parameter validation failed: {error}")
             results.attach(self.state, exception=error)
@@ -728,6 +733,7 @@ class FlowRunEngine(RunAndState):
         """Fresh task runner and context for this attempt; returns the context token."""
         self.context.task_runner = self.flow.task_runner.start()
         self.context.result_ids = {}
+        self._attempt_scope.enter_context(prints_logged(self.flow.log_prints))
         return flow_run_context.set(self.context)
 
     def end_attempt(self, token: Any, *, wait: bool = True) -> None:
@@ -735,6 +741,7 @@ class FlowRunEngine(RunAndState):
             self.context.task_runner.shutdown(wait=wait)
         finally:
             flow_run_context.reset(token)
+            self._attempt_scope.close()
 
     def final_state_from(self, value: Any) -> tuple[State, Any]:
         """The flow's final state from its return value, as in Prefect 3: a State it returned, as is; else the
