@@ -38,6 +38,7 @@ from orchestrator.sdk.exceptions import (
 from orchestrator.sdk.futures import MappedItem, TaskRunFuture
 from orchestrator.sdk.logging import flow_run_logger, prints_logged, shipper_for, task_run_logger
 from orchestrator.sdk.parameters import bind_arguments, call_arguments, jsonable, validate_parameters
+from orchestrator.sdk.tasks import default_cache_key, inputs_hash
 from orchestrator.sdk.timeouts import await_with_timeout, call_with_timeout
 from orchestrator.states import (
     Completed,
@@ -234,6 +235,7 @@ class TaskRunEngine(RunAndState):
         self.attempt = 0
         self.logger: Any = None
         self.cache_details: dict[str, Any] = {}
+        self.persists_result = False
         # Run at once and recorded in the background (see `_runs_without_asking`).
         self.recorded = False
 
@@ -259,8 +261,13 @@ class TaskRunEngine(RunAndState):
         else:
             initial = Pending()
         cache_key, cache_expiration = None, None
-        if task.cache_key_fn is not None and not not_ready:
-            cache_key = task.cache_key_fn(TaskRunContext(task, None, parameters), parameters)
+        self.persists_result = self._persists_result()
+        if not not_ready:
+            if task.cache_key_fn is not None:
+                cache_key = task.cache_key_fn(TaskRunContext(task, None, parameters), parameters)
+            elif self.persists_result:
+                # Prefect 3's default cache policy: the same inputs, task code and flow run give the same key.
+                cache_key = default_cache_key(task, parameters, self.context.flow_run.id)
             if cache_key is not None:
                 cache_key = str(cache_key)
                 if task.cache_expiration is not None:
@@ -419,12 +426,15 @@ class TaskRunEngine(RunAndState):
             return delay
         return None
 
+    def _persists_result(self) -> bool:
+        """The task's persist_result, else whether it has a cache_key_fn or its flow persists results."""
+        if self.task.persist_result is not None:
+            return bool(self.task.persist_result)
+        return self.task.cache_key_fn is not None or self.context.flow.persist_result is True
+
     def _persist(self, value: Any) -> Any:
         task = self.task
-        persist = task.persist_result
-        if persist is None:
-            persist = task.cache_key_fn is not None or self.context.flow.persist_result is True
-        if not persist:
+        if not self.persists_result:
             return None
         storage = task.result_storage or self.context.flow.result_storage
         return results.ResultStore(storage, task.result_serializer or "pickle").persist(value)
@@ -602,6 +612,8 @@ class FlowRunEngine(RunAndState):
         self.args = args
         self.kwargs = kwargs
         self.wait_for = wait_for or []
+        # Which call of its parent this subflow is, when its result may be reused by a retry of the parent.
+        self.subflow_call_key: str | None = None
         # An existing run to execute (a deployment's run claimed by `serve` or a worker) instead of a new one.
         self.flow_run_id = flow_run_id
         self.parent = flow_run_context.get()
@@ -651,6 +663,10 @@ class FlowRunEngine(RunAndState):
         except ParameterValidationError as exc:
             error, parameters = exc, {**self.kwargs}
         self.parameters = parameters
+        if self.parent is not None and error is None and not not_ready:
+            reused = self.reusable_subflow_state()
+            if reused is not None:
+                return reused
         if self.parent is not None:
             # The parent flow's record of this call: it mirrors the subflow's states (see `complete`).
             initial = Pending()
@@ -716,6 +732,34 @@ class FlowRunEngine(RunAndState):
         self.logger.info(f"Beginning flow run {self.run.name!r} for flow {flow.name!r}")
         return None
 
+    def persists_result(self) -> bool:
+        """The flow's persist_result; a subflow without one follows its parent, as in Prefect."""
+        if self.flow.persist_result is not None:
+            return bool(self.flow.persist_result)
+        return self.parent is not None and self.parent.flow.persist_result is True
+
+    def reusable_subflow_state(self) -> State | None:
+        """The final state of this subflow call in an earlier attempt of the parent flow run, when it completed with
+        a persisted result: a flow retry runs again only what did not complete. The call is known by the subflow's
+        name, its parameters and how many such calls came before it in the attempt."""
+        parent = self.parent
+        if parent is None or not self.persists_result():
+            return None
+        digest = inputs_hash(self.flow.name, self.parameters)
+        if digest is None:
+            return None
+        with parent._lock:
+            occurrence = parent.subflow_calls.get(digest, 0)
+            parent.subflow_calls[digest] = occurrence + 1
+        self.subflow_call_key = f"{digest}-{occurrence}"
+        earlier = parent.completed_subflows.get(self.subflow_call_key)
+        if earlier is not None:
+            self.state = earlier
+            flow_run_logger(parent).info(
+                f"Subflow {self.flow.name!r} completed in an earlier attempt of this flow run: its result is reused"
+            )
+        return earlier
+
     def propose_running(self) -> float | None:
         if self.state.type == StateType.RUNNING:
             return None
@@ -733,6 +777,7 @@ class FlowRunEngine(RunAndState):
         """Fresh task runner and context for this attempt; returns the context token."""
         self.context.task_runner = self.flow.task_runner.start()
         self.context.result_ids = {}
+        self.context.subflow_calls = {}
         self._attempt_scope.enter_context(prints_logged(self.flow.log_prints))
         return flow_run_context.set(self.context)
 
@@ -771,7 +816,7 @@ class FlowRunEngine(RunAndState):
             proposal, value = self.final_state_from(value)
             if proposal.type == StateType.COMPLETED:
                 try:
-                    if flow.persist_result:
+                    if self.persists_result():
                         store = results.ResultStore(flow.result_storage, flow.result_serializer or "pickle")
                         proposal.data = store.persist(value)
                     results.attach(proposal, value=value)
@@ -819,6 +864,8 @@ class FlowRunEngine(RunAndState):
             mirror = State(type=state.type, name=state.name, message=state.message)
             self.client.set_task_run_state(self.parent_task_run.id, mirror, force=True)
             state._task_run_id = self.parent_task_run.id  # type: ignore[attr-defined]
+            if self.subflow_call_key and state.type == StateType.COMPLETED and state.data is not None:
+                self.parent.completed_subflows[self.subflow_call_key] = state  # type: ignore[union-attr]
         shipper_for(self.client).flush()
         return state
 

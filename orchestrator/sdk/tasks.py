@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import inspect
 import pickle
@@ -203,6 +204,33 @@ def task_input_hash(context: Any, arguments: dict[str, Any]) -> str | None:
     except Exception:
         return None
     return hashlib.sha256(blob).hexdigest()
+
+
+def inputs_hash(*parts: Any) -> str | None:
+    """A digest of `parts` (dicts and sets in a stable order); None when they cannot be pickled."""
+    try:
+        blob = pickle.dumps(_stable(parts), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None
+    return hashlib.sha256(blob).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def source_hash(fn: Callable[..., Any]) -> str:
+    """A digest of a function's source code (of its compiled code when the source is not available)."""
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        text = repr((code.co_code, code.co_consts, code.co_names)) if code is not None else repr(fn)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def default_cache_key(task_: Task, arguments: dict[str, Any], flow_run_id: str) -> str | None:
+    """Prefect 3's default cache policy, used when a task's result is persisted and it has no cache_key_fn: the task,
+    its source code, its inputs and the flow run. So a repeated call in the same flow run (or in a retry of it) is
+    answered from the cache, and a changed task body is not."""
+    return inputs_hash("default-policy", task_.task_key, source_hash(task_.fn), arguments, str(flow_run_id))
 
 
 def _stable(value: Any) -> Any:
