@@ -39,7 +39,7 @@ def run_deployment(
     if timeout is not None and timeout <= 0:
         return run
     deadline = None if timeout is None else time.monotonic() + timeout
-    while run.state is None or not run.state.is_final:
+    while run.state is None or not run.state.is_final():
         if deadline is not None and time.monotonic() >= deadline:
             return run
         pause = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.monotonic()))

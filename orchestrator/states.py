@@ -98,8 +98,8 @@ class State:
     def is_terminal(self) -> bool:
         return self.type in TERMINAL_TYPES
 
-    @property
     def is_final(self) -> bool:
+        """Whether the run is over (a method, as in Prefect: `state.is_final()`)."""
         return self.is_terminal
 
     def is_scheduled(self) -> bool:

@@ -21,13 +21,16 @@ class FlowRunContext:
     result_store: Any
     log_prints: bool = False
     parameters: dict[str, Any] = field(default_factory=dict)
-    # Final states of the task runs and subflows this flow started, with whether user code looked at them.
-    task_states: list[Any] = field(default_factory=list)
     # id(value) -> (value, task run id) for results of task runs, to record edges when they are passed on.
     result_ids: dict[int, tuple[Any, str]] = field(default_factory=dict)
     # Whether simple task runs are run first and recorded in the background (see TaskRunEngine.setup): not
     # when the flow run was executed before, whose task runs may already exist under the same keys.
     records_task_runs: bool = True
+    # Completed subflows whose results were persisted, by call (see FlowRunEngine.reusable_subflow_state): a retry
+    # of this flow run takes their states instead of running them again. Kept across attempts.
+    completed_subflows: dict[str, Any] = field(default_factory=dict)
+    # How often each subflow call (name and parameters) was made in the current attempt.
+    subflow_calls: dict[str, int] = field(default_factory=dict)
     _dynamic_keys: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

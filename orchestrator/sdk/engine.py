@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -35,8 +36,9 @@ from orchestrator.sdk.exceptions import (
     UpstreamTaskError,
 )
 from orchestrator.sdk.futures import MappedItem, TaskRunFuture
-from orchestrator.sdk.logging import enable_print_capture, flow_run_logger, shipper_for, task_run_logger
+from orchestrator.sdk.logging import flow_run_logger, prints_logged, shipper_for, task_run_logger
 from orchestrator.sdk.parameters import bind_arguments, call_arguments, jsonable, validate_parameters
+from orchestrator.sdk.tasks import default_cache_key, inputs_hash
 from orchestrator.sdk.timeouts import await_with_timeout, call_with_timeout
 from orchestrator.states import (
     Completed,
@@ -145,7 +147,6 @@ def resolve_inputs(
             return visit(value.value, argument, depth)
         if isinstance(value, TaskRunFuture):
             state = value.final_state()
-            value.observed = True
             if value.task_run_id:
                 edges.setdefault(argument, []).append({"input_type": "task_run", "id": value.task_run_id})
             upstream.append((value.task_run_id or value.name, state))
@@ -234,6 +235,7 @@ class TaskRunEngine(RunAndState):
         self.attempt = 0
         self.logger: Any = None
         self.cache_details: dict[str, Any] = {}
+        self.persists_result = False
         # Run at once and recorded in the background (see `_runs_without_asking`).
         self.recorded = False
 
@@ -259,8 +261,13 @@ class TaskRunEngine(RunAndState):
         else:
             initial = Pending()
         cache_key, cache_expiration = None, None
-        if task.cache_key_fn is not None and not not_ready:
-            cache_key = task.cache_key_fn(TaskRunContext(task, None, parameters), parameters)
+        self.persists_result = self._persists_result()
+        if not not_ready:
+            if task.cache_key_fn is not None:
+                cache_key = task.cache_key_fn(TaskRunContext(task, None, parameters), parameters)
+            elif self.persists_result:
+                # Prefect 3's default cache policy: the same inputs, task code and flow run give the same key.
+                cache_key = default_cache_key(task, parameters, self.context.flow_run.id)
             if cache_key is not None:
                 cache_key = str(cache_key)
                 if task.cache_expiration is not None:
@@ -419,12 +426,15 @@ class TaskRunEngine(RunAndState):
             return delay
         return None
 
+    def _persists_result(self) -> bool:
+        """The task's persist_result, else whether it has a cache_key_fn or its flow persists results."""
+        if self.task.persist_result is not None:
+            return bool(self.task.persist_result)
+        return self.task.cache_key_fn is not None or self.context.flow.persist_result is True
+
     def _persist(self, value: Any) -> Any:
         task = self.task
-        persist = task.persist_result
-        if persist is None:
-            persist = task.cache_key_fn is not None or self.context.flow.persist_result is True
-        if not persist:
+        if not self.persists_result:
             return None
         storage = task.result_storage or self.context.flow.result_storage
         return results.ResultStore(storage, task.result_serializer or "pickle").persist(value)
@@ -463,17 +473,19 @@ def run_task_sync(engine: TaskRunEngine) -> State:
             continue
         if engine.is_final:
             return engine.complete()
-        token = task_run_context.set(engine.context_for_call())
+        call_context = engine.context_for_call()
+        token = task_run_context.set(call_context)
         try:
             args, kwargs = engine.call_arguments()
             fn = engine.task.fn
-            if inspect.iscoroutinefunction(fn):
-                coroutine = await_with_timeout(fn(*args, **kwargs), engine.task.timeout_seconds, "Task run")
-                value = _run_to_completion(coroutine)
-            else:
-                value = call_with_timeout(
-                    functools.partial(fn, *args, **kwargs), engine.task.timeout_seconds, "Task run"
-                )
+            with prints_logged(call_context.log_prints):
+                if inspect.iscoroutinefunction(fn):
+                    coroutine = await_with_timeout(fn(*args, **kwargs), engine.task.timeout_seconds, "Task run")
+                    value = _run_to_completion(coroutine)
+                else:
+                    value = call_with_timeout(
+                        functools.partial(fn, *args, **kwargs), engine.task.timeout_seconds, "Task run"
+                    )
         except CRASH_EXCEPTIONS as exc:
             engine.finish(exception=exc)
             raise
@@ -500,14 +512,16 @@ async def run_task_async(engine: TaskRunEngine) -> State:
             continue
         if engine.is_final:
             return await asyncio.to_thread(engine.complete)
-        token = task_run_context.set(engine.context_for_call())
+        call_context = engine.context_for_call()
+        token = task_run_context.set(call_context)
         try:
             args, kwargs = engine.call_arguments()
-            outcome = engine.task.fn(*args, **kwargs)
-            if inspect.isawaitable(outcome):
-                value = await await_with_timeout(outcome, engine.task.timeout_seconds, "Task run")
-            else:
-                value = outcome
+            with prints_logged(call_context.log_prints):
+                outcome = engine.task.fn(*args, **kwargs)
+                if inspect.isawaitable(outcome):
+                    value = await await_with_timeout(outcome, engine.task.timeout_seconds, "Task run")
+                else:
+                    value = outcome
         except CRASH_EXCEPTIONS as exc:
             engine.finish(exception=exc)
             raise
@@ -560,23 +574,46 @@ def submit_task(task: Any, args: tuple, kwargs: dict, *, wait_for: list | None) 
     engine = TaskRunEngine(
         task, context, parameters, wait_for, context.next_dynamic_key(task.task_key), holder, current_tags()
     )
-    future = TaskRunFuture(context.task_runner.submit(run_task_sync, engine), holder, task.name)
-    with context._lock:
-        context.task_states.append(future)
-    return future
+    return TaskRunFuture(context.task_runner.submit(run_task_sync, engine), holder, task.name)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Flow runs
 
 
+def _resolve_returned(value: Any, states: list[State], depth: int) -> Any:
+    """`value` with the futures and states in it (at any depth of lists, tuples, sets and dicts) replaced by their
+    results; their final states are appended to `states`."""
+    if isinstance(value, TaskRunFuture):
+        value = value.final_state()
+    if isinstance(value, State):
+        states.append(value)
+        return getattr(value, "_value", None)
+    if depth >= 20:
+        return value
+    if isinstance(value, list):
+        return [_resolve_returned(item, states, depth + 1) for item in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_resolve_returned(item, states, depth + 1) for item in value)
+    if isinstance(value, set | frozenset):
+        return type(value)(_resolve_returned(item, states, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return {key: _resolve_returned(item, states, depth + 1) for key, item in value.items()}
+    return value
+
+
 class FlowRunEngine(RunAndState):
     noun = "flow run"
 
-    def __init__(self, flow: Any, args: tuple, kwargs: dict, flow_run_id: str | None = None):
+    def __init__(
+        self, flow: Any, args: tuple, kwargs: dict, flow_run_id: str | None = None, wait_for: list | None = None
+    ):
         self.flow = flow
         self.args = args
         self.kwargs = kwargs
+        self.wait_for = wait_for or []
+        # Which call of its parent this subflow is, when its result may be reused by a retry of the parent.
+        self.subflow_call_key: str | None = None
         # An existing run to execute (a deployment's run claimed by `serve` or a worker) instead of a new one.
         self.flow_run_id = flow_run_id
         self.parent = flow_run_context.get()
@@ -592,6 +629,8 @@ class FlowRunEngine(RunAndState):
         self.logger: Any = None
         self.attempt = 0
         self.value: Any = None
+        # What an attempt sets up around the flow's function (print patched for log_prints), undone at its end.
+        self._attempt_scope = contextlib.ExitStack()
 
     @property
     def context(self) -> FlowRunContext:
@@ -608,24 +647,52 @@ class FlowRunEngine(RunAndState):
         flow = self.flow
         flow_id = self.client.ensure_flow(flow.name)
         error: ParameterValidationError | None = None
+        task_inputs: dict[str, list[dict]] = {}
+        not_ready: list[tuple[str | None, State]] = []
         try:
             parameters = bind_arguments(flow.fn, self.args, self.kwargs)
-            if flow.should_validate_parameters:
+            if self.parent is not None:
+                # A subflow takes futures and states like a task: their results, after they are final.
+                parameters, task_inputs, upstream = resolve_inputs(self.parent, parameters)
+                _, wait_edges, wait_upstream = resolve_inputs(self.parent, {"wait_for": list(self.wait_for)})
+                if wait_edges:
+                    task_inputs["__wait_for"] = wait_edges["wait_for"]
+                not_ready = [pair for pair in upstream + wait_upstream if pair[1].type != StateType.COMPLETED]
+            if flow.should_validate_parameters and not not_ready:
                 parameters = validate_parameters(flow.fn, parameters)
         except ParameterValidationError as exc:
             error, parameters = exc, {**self.kwargs}
         self.parameters = parameters
+        if self.parent is not None and error is None and not not_ready:
+            reused = self.reusable_subflow_state()
+            if reused is not None:
+                return reused
         if self.parent is not None:
             # The parent flow's record of this call: it mirrors the subflow's states (see `complete`).
+            initial = Pending()
+            if not_ready:
+                ident, upstream_state = not_ready[0]
+                initial = NotReady(
+                    message=f"Upstream task run {ident!r} did not reach a 'COMPLETED' state: {upstream_state.name}"
+                )
             self.parent_task_run = self.client.create_task_run(
                 flow_run_id=self.parent.flow_run.id,
                 task_key=f"subflow:{flow.name}",
                 dynamic_key=self.parent.next_dynamic_key(f"subflow:{flow.name}"),
                 name=flow.name,
                 tags=current_tags(),
-                state=Pending(),
-                next_state=Running(),
+                state=initial,
+                next_state=None if not_ready else Running(),
+                task_inputs=task_inputs,
             )
+            if not_ready:
+                # Like a task, the subflow does not run on missing data: only the parent's record of it exists.
+                self.state = results.attach(
+                    self.parent_task_run.state or initial, exception=UpstreamTaskError(initial.message)
+                )
+                self.state._task_run_id = self.parent_task_run.id  # type: ignore[attr-defined]
+                flow_run_logger(self.parent).info(f"Subflow {flow.name!r} did not run: {initial.message}")
+                return self.state
         name = None
         if error is None:
             name = _render_name(flow.flow_run_name, parameters)
@@ -658,14 +725,40 @@ class FlowRunEngine(RunAndState):
             records_task_runs=self.flow_run_id is None or not self.run.run_count,
         )
         self.logger = flow_run_logger(self.context)
-        if flow.log_prints:
-            enable_print_capture()
         if error is not None:
             self.logger.error(f"Parameter validation failed: {error}")
             results.attach(self.state, exception=error)
             return self.state
         self.logger.info(f"Beginning flow run {self.run.name!r} for flow {flow.name!r}")
         return None
+
+    def persists_result(self) -> bool:
+        """The flow's persist_result; a subflow without one follows its parent, as in Prefect."""
+        if self.flow.persist_result is not None:
+            return bool(self.flow.persist_result)
+        return self.parent is not None and self.parent.flow.persist_result is True
+
+    def reusable_subflow_state(self) -> State | None:
+        """The final state of this subflow call in an earlier attempt of the parent flow run, when it completed with
+        a persisted result: a flow retry runs again only what did not complete. The call is known by the subflow's
+        name, its parameters and how many such calls came before it in the attempt."""
+        parent = self.parent
+        if parent is None or not self.persists_result():
+            return None
+        digest = inputs_hash(self.flow.name, self.parameters)
+        if digest is None:
+            return None
+        with parent._lock:
+            occurrence = parent.subflow_calls.get(digest, 0)
+            parent.subflow_calls[digest] = occurrence + 1
+        self.subflow_call_key = f"{digest}-{occurrence}"
+        earlier = parent.completed_subflows.get(self.subflow_call_key)
+        if earlier is not None:
+            self.state = earlier
+            flow_run_logger(parent).info(
+                f"Subflow {self.flow.name!r} completed in an earlier attempt of this flow run: its result is reused"
+            )
+        return earlier
 
     def propose_running(self) -> float | None:
         if self.state.type == StateType.RUNNING:
@@ -683,8 +776,9 @@ class FlowRunEngine(RunAndState):
     def start_attempt(self) -> Any:
         """Fresh task runner and context for this attempt; returns the context token."""
         self.context.task_runner = self.flow.task_runner.start()
-        self.context.task_states = []
         self.context.result_ids = {}
+        self.context.subflow_calls = {}
+        self._attempt_scope.enter_context(prints_logged(self.flow.log_prints))
         return flow_run_context.set(self.context)
 
     def end_attempt(self, token: Any, *, wait: bool = True) -> None:
@@ -692,50 +786,28 @@ class FlowRunEngine(RunAndState):
             self.context.task_runner.shutdown(wait=wait)
         finally:
             flow_run_context.reset(token)
+            self._attempt_scope.close()
 
     def final_state_from(self, value: Any) -> tuple[State, Any]:
-        """The flow's final state: the state it returned, else from the futures and states it returned, else
-        from the task runs it started and never looked at (any of them not Completed fails the flow)."""
+        """The flow's final state from its return value, as in Prefect 3: a State it returned, as is; else the
+        states of the futures and states it returned (also inside lists, tuples, sets and dicts): all Completed
+        gives Completed, else Failed with "n/m states failed"; else Completed. Task runs it started but neither
+        returned nor raised from do not decide it (their own runs record how they ended)."""
         if isinstance(value, State) and not hasattr(value, "_task_run_id"):  # made by the user: use it as is
             chosen = State(type=value.type, name=value.name, message=value.message)
             if hasattr(value, "_exception"):
                 results.attach(chosen, exception=value._exception)
             return chosen, getattr(value, "_value", None)
-        value = self._resolve_returned(value)
-        if self._returned_states:
-            considered = self._returned_states
-        else:
-            considered = [future.final_state() for future in self.context.task_states if not future.observed]
-        bad = [state for state in considered if state.type != StateType.COMPLETED]
+        returned: list[State] = []
+        value = _resolve_returned(value, returned, 0)
+        bad = [state for state in returned if state.type != StateType.COMPLETED]
         if bad:
             exception = getattr(bad[0], "_exception", None)
-            total = len(self._returned_states) or len(self.context.task_states)
-            message = f"{len(bad)}/{total} states failed" if total > 1 else (bad[0].message or "a task run failed")
-            return results.attach(Failed(message=message), exception=exception), value
+            if exception is None and bad[0].name == "NotReady":
+                exception = UpstreamTaskError(bad[0].message or "an upstream run did not complete")
+            message = f"{len(bad)}/{len(returned)} states failed" if len(returned) > 1 else bad[0].message
+            return results.attach(Failed(message=message or "a task run failed"), exception=exception), value
         return Completed(), value
-
-    def _resolve_returned(self, value: Any) -> Any:
-        self._returned_states: list[State] = []
-        if isinstance(value, TaskRunFuture):
-            value.observed = True
-            state = value.final_state()
-            self._returned_states.append(state)
-            return getattr(state, "_value", None)
-        if isinstance(value, State):
-            self._returned_states.append(value)
-            return getattr(value, "_value", None)
-        if isinstance(value, list | tuple) and value and all(isinstance(v, TaskRunFuture | State) for v in value):
-            resolved = [self._resolve_returned(item) for item in value]
-            self._returned_states = [self._resolve_state(item) for item in value]
-            return type(value)(resolved) if isinstance(value, tuple) else resolved
-        return value
-
-    @staticmethod
-    def _resolve_state(item: Any) -> State:
-        if isinstance(item, TaskRunFuture):
-            item.observed = True
-            return item.final_state()
-        return item
 
     def finish(self, *, value: Any = None, exception: BaseException | None = None) -> float | None:
         self.attempt += 1
@@ -744,7 +816,7 @@ class FlowRunEngine(RunAndState):
             proposal, value = self.final_state_from(value)
             if proposal.type == StateType.COMPLETED:
                 try:
-                    if flow.persist_result:
+                    if self.persists_result():
                         store = results.ResultStore(flow.result_storage, flow.result_serializer or "pickle")
                         proposal.data = store.persist(value)
                     results.attach(proposal, value=value)
@@ -775,6 +847,8 @@ class FlowRunEngine(RunAndState):
 
     def complete(self) -> State:
         state = self.state
+        if self._run is None:  # a subflow that did not run (NotReady): only its parent's record of it exists
+            return state
         flow = self.flow
         level = "info" if state.type == StateType.COMPLETED else "error"
         detail = f"({state.message!r})" if state.message and state.type != StateType.COMPLETED else "()"
@@ -790,6 +864,8 @@ class FlowRunEngine(RunAndState):
             mirror = State(type=state.type, name=state.name, message=state.message)
             self.client.set_task_run_state(self.parent_task_run.id, mirror, force=True)
             state._task_run_id = self.parent_task_run.id  # type: ignore[attr-defined]
+            if self.subflow_call_key and state.type == StateType.COMPLETED and state.data is not None:
+                self.parent.completed_subflows[self.subflow_call_key] = state  # type: ignore[union-attr]
         shipper_for(self.client).flush()
         return state
 
@@ -799,8 +875,16 @@ class FlowRunEngine(RunAndState):
         return self.state.result()
 
 
-def run_flow_sync(flow: Any, args: tuple, kwargs: dict, *, return_state: bool, flow_run_id: str | None = None) -> Any:
-    engine = FlowRunEngine(flow, args, kwargs, flow_run_id)
+def run_flow_sync(
+    flow: Any,
+    args: tuple,
+    kwargs: dict,
+    *,
+    return_state: bool,
+    flow_run_id: str | None = None,
+    wait_for: list | None = None,
+) -> Any:
+    engine = FlowRunEngine(flow, args, kwargs, flow_run_id, wait_for)
     if engine.setup() is not None:
         engine.complete()
         return engine.outcome(return_state)
@@ -840,10 +924,16 @@ def run_flow_sync(flow: Any, args: tuple, kwargs: dict, *, return_state: bool, f
 
 
 async def run_flow_async(
-    flow: Any, args: tuple, kwargs: dict, *, return_state: bool, flow_run_id: str | None = None
+    flow: Any,
+    args: tuple,
+    kwargs: dict,
+    *,
+    return_state: bool,
+    flow_run_id: str | None = None,
+    wait_for: list | None = None,
 ) -> Any:
     """As run_flow_sync, in the caller's event loop; client calls and hooks run in threads."""
-    engine = await asyncio.to_thread(FlowRunEngine, flow, args, kwargs, flow_run_id)
+    engine = await asyncio.to_thread(FlowRunEngine, flow, args, kwargs, flow_run_id, wait_for)
     if await asyncio.to_thread(engine.setup) is not None:
         await asyncio.to_thread(engine.complete)
         return engine.outcome(return_state)

@@ -68,6 +68,8 @@ class Flow:
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
         self.__wrapped__ = fn
+        # The instance or class a flow defined in a class was read from (see __get__): its first argument.
+        self.bound_to: tuple[Any, ...] = ()
 
     def with_options(self, **changes: Any) -> Flow:
         """A copy of this flow with other options (same function)."""
@@ -78,14 +80,27 @@ class Flow:
         current.update(changes)
         clone = copy.copy(self)
         Flow.__init__(clone, self.fn, **current)
+        clone.bound_to = self.bound_to
         return clone
 
-    def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
+    def __get__(self, instance: Any, owner: type | None = None) -> Flow:
+        """A flow defined in a class is a method: read from an instance (or, under @classmethod, from the class)
+        it is a copy bound to it, which passes it as the first argument (`self` or `cls`)."""
+        if instance is None:
+            return self
+        bound = copy.copy(self)
+        bound.bound_to = (instance,)
+        return bound
+
+    def __call__(self, *args: Any, return_state: bool = False, wait_for: list[Any] | None = None, **kwargs: Any) -> Any:
+        """Run the flow; called inside another flow it is a subflow, which (like a task) starts once the futures
+        in `wait_for` are final and ends NotReady without running when one of them did not complete."""
         from orchestrator.sdk.engine import run_flow_async, run_flow_sync
 
+        args = (*self.bound_to, *args)
         if inspect.iscoroutinefunction(self.fn):
-            return run_flow_async(self, args, kwargs, return_state=return_state)
-        return run_flow_sync(self, args, kwargs, return_state=return_state)
+            return run_flow_async(self, args, kwargs, return_state=return_state, wait_for=wait_for)
+        return run_flow_sync(self, args, kwargs, return_state=return_state, wait_for=wait_for)
 
     def deploy(self, name: str, work_pool_name: str | None = None, **options: Any) -> dict[str, Any]:
         """Register (or update) a deployment of this flow for workers of `work_pool_name`: `cron=`,

@@ -17,7 +17,6 @@ class TaskRunFuture:
         self._future = future
         self._holder = task_run_id_holder
         self.name = name
-        self.observed = False
 
     @property
     def task_run_id(self) -> str | None:
@@ -33,7 +32,6 @@ class TaskRunFuture:
     @property
     def state(self) -> State:
         """The final state when done, else the latest state this process saw."""
-        self.observed = True
         if self._future.done():
             return self.final_state()
         return self._holder.get("state") or Pending()
@@ -51,7 +49,6 @@ class TaskRunFuture:
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> Any:
         """The task's return value; raises its exception if it failed (unless raise_on_failure=False)."""
-        self.observed = True
         return self.final_state(timeout).result(raise_on_failure=raise_on_failure)
 
     def add_done_callback(self, callback: Callable[[TaskRunFuture], object]) -> None:

@@ -9,13 +9,14 @@ so a log line never arrives before the task run it belongs to.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import os
 import queue
 import sys
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -271,8 +272,12 @@ def get_run_logger() -> RunLoggerAdapter:
     return flow_run_logger(flow_context)
 
 
-_original_print = builtins.print
+# log_prints: while at least one run with log_prints=True executes in this process, builtins.print is
+# `_run_aware_print`; it sends prints made inside such runs to the run's log and every other print to the print that
+# was installed before (kept in `_print_before`). The last such run to end puts that print back, as Prefect does.
 _print_patch_lock = threading.Lock()
+_print_before: Any = builtins.print
+_print_capturing_runs = 0
 
 
 def _run_aware_print(
@@ -280,13 +285,28 @@ def _run_aware_print(
 ) -> None:
     context = get_run_context()
     if context is None or not context.log_prints or file not in (None, sys.stdout):
-        _original_print(*args, sep=sep, end=end, file=file, flush=flush)
+        _print_before(*args, sep=sep, end=end, file=file, flush=flush)
         return
     get_run_logger().info((sep if sep is not None else " ").join(str(arg) for arg in args))
 
 
-def enable_print_capture() -> None:
-    """Route print() inside runs with log_prints=True to the run logger (other prints are untouched)."""
+@contextlib.contextmanager
+def prints_logged(enabled: bool) -> Iterator[None]:
+    """While the block runs (a flow or task run with log_prints=True), print() inside runs that log prints goes to
+    the run logger; afterwards print is what it was before (unless someone replaced it meanwhile)."""
+    global _print_before, _print_capturing_runs
+    if not enabled:
+        yield
+        return
     with _print_patch_lock:
-        if builtins.print is not _run_aware_print:
+        if _print_capturing_runs == 0 and builtins.print is not _run_aware_print:
+            _print_before = builtins.print
             builtins.print = _run_aware_print
+        _print_capturing_runs += 1
+    try:
+        yield
+    finally:
+        with _print_patch_lock:
+            _print_capturing_runs -= 1
+            if _print_capturing_runs == 0 and builtins.print is _run_aware_print:
+                builtins.print = _print_before

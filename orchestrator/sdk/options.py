@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
 from orchestrator.sdk.results import SERIALIZERS
 
+# As in Prefect: a task may be given at most this many custom retry delays.
+MAX_RETRY_DELAYS = 50
+
 
 def check_hooks(name: str, hooks: Any) -> list[Callable]:
+    """Any iterable of callables (the messages begin as Prefect's do, so a Prefect user recognises them)."""
     if hooks is None:
         return []
-    if not isinstance(hooks, list | tuple) or not all(callable(hook) for hook in hooks):
-        raise TypeError(f"{name} must be a list of callables, got {hooks!r}")
-    return list(hooks)
+    if not isinstance(hooks, Iterable):
+        raise TypeError(
+            f"Expected iterable for {name!r}; got {type(hooks).__name__}: pass a list of hooks, e.g. {name}=[notify]"
+        )
+    hooks = list(hooks)
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(
+                f"Expected callables in {name!r}; got {type(hook).__name__} ({hook!r}): each hook is a function "
+                "called with (task or flow, run, state)"
+            )
+    return hooks
 
 
 def check_retries(retries: Any) -> int:
@@ -30,6 +43,11 @@ def check_retry_delay(delay: Any) -> float | list[float]:
     if delay is None:
         return 0
     values = delay if isinstance(delay, list | tuple) else [delay]
+    if len(values) > MAX_RETRY_DELAYS:
+        raise ValueError(
+            f"retry_delay_seconds: more than {MAX_RETRY_DELAYS} retry delays cannot be configured per task "
+            f"(got {len(values)})"
+        )
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError(f"retry_delay_seconds must be a number or a list of numbers, got {delay!r}")
@@ -41,17 +59,23 @@ def check_retry_delay(delay: Any) -> float | list[float]:
 def check_jitter(jitter: Any) -> float | None:
     if jitter is None:
         return None
-    if isinstance(jitter, bool) or not isinstance(jitter, int | float) or jitter < 0:
-        raise ValueError(f"retry_jitter_factor must be a non-negative number, got {jitter!r}")
+    if isinstance(jitter, bool) or not isinstance(jitter, int | float):
+        raise TypeError(f"retry_jitter_factor must be a number, got {jitter!r}")
+    if jitter < 0:
+        raise ValueError(f"`retry_jitter_factor` must be >= 0, got {jitter!r}")
     return float(jitter)
 
 
 def check_timeout(timeout: Any) -> float | None:
+    """Seconds, or None for no timeout; 0 also means no timeout, as in Prefect (`with_options(timeout_seconds=0)`
+    removes one)."""
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValueError(f"timeout_seconds must be a positive number, got {timeout!r}")
-    return float(timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout_seconds must be a number of seconds, got {timeout!r}")
+    if timeout < 0:
+        raise ValueError(f"timeout_seconds must not be negative (0 means no timeout), got {timeout!r}")
+    return float(timeout) or None
 
 
 def check_expiration(expiration: Any) -> timedelta | None:

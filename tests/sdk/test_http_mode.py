@@ -54,7 +54,7 @@ def test_http_mode_run_details_through_the_api(orchestrator_server_process: Runn
     load_logs = [line["message"] for line in api.get("logs/", params={"task_run": load["id"]}).json()["results"]]
     assert load_logs == ["loaded 4 records", "Finished in state Completed()"]
     gate = api.get("flow_runs/", params={"flow_name": "tutorial-quality-gate"}).json()["results"][0]
-    assert (gate["state_name"], gate["state"]["message"]) == ("Failed", "1/2 states failed")
+    assert (gate["state_name"], gate["state"]["message"]) == ("Failed", "2/2 states failed")
 
 
 RESTART_FLOW = """

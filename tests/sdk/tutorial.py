@@ -27,7 +27,7 @@ EXPECTED_SUMMARY = [
     {"flow": "tutorial-async", "state": "Completed", "message": None, "result": 300},
     {"flow": "tutorial-cached", "state": "Completed", "message": None, "result": 110.0},
     {"flow": "tutorial-cached", "state": "Completed", "message": None, "result": 110.0},
-    {"flow": "tutorial-quality-gate", "state": "Failed", "message": "1/2 states failed", "result": None},
+    {"flow": "tutorial-quality-gate", "state": "Failed", "message": "2/2 states failed", "result": None},
 ]
 
 # Log lines the flows write on purpose (the rest, such as "Beginning flow run 'random-name'", vary).

@@ -110,9 +110,9 @@ def publish(rows: int) -> str:
 
 
 @flow(name="tutorial-quality-gate")
-def quality_gate(rows: int = 4) -> None:
+def quality_gate(rows: int = 4) -> tuple:
     checked = validate.submit(rows)
-    publish.submit(checked)
+    return checked, publish.submit(checked)  # the flow's state comes from the states it returns
 
 
 def run_all() -> list[dict]:
