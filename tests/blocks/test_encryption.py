@@ -5,6 +5,8 @@ opens a document."""
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,18 @@ def row_text(document: BlockDocument) -> str:
 def database_bytes() -> bytes:
     """Everything the database holds, as bytes: the SQLite file (and its WAL), or PostgreSQL's table as text."""
     if connection.vendor == "sqlite":
-        name = Path(connection.settings_dict["NAME"])
-        return b"".join(path.read_bytes() for path in (name, Path(f"{name}-wal")) if path.exists())
+        # Read by another process: closing a file descriptor of the database in this one drops every POSIX lock
+        # this process's SQLite connections hold on it, and a subprocess sharing the test database (the services
+        # tests) then thinks it is the last user, deletes the WAL and this process's next query fails with "disk
+        # I/O error" (https://www.sqlite.org/howtocorrupt.html, 2.2).
+        name = str(connection.settings_dict["NAME"])
+        read = (
+            "import pathlib, sys\n"
+            "for path in map(pathlib.Path, sys.argv[1:]):\n"
+            "    if path.exists():\n"
+            "        sys.stdout.buffer.write(path.read_bytes())\n"
+        )
+        return subprocess.run([sys.executable, "-c", read, name, f"{name}-wal"], capture_output=True, check=True).stdout
     with connection.cursor() as cursor:
         cursor.execute("SELECT t::text FROM blocks_blockdocument t")
         return repr(cursor.fetchall()).encode()
