@@ -137,6 +137,9 @@ class Cluster:
     # -- the API ------------------------------------------------------------------------------------------
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.api.request(method, path, **kwargs)
+        if response.status_code >= 500:  # the traceback is in the server's log: show its end
+            log = self.server.output()[-6000:]
+            raise AssertionError(f"{method} {path}: {response.status_code} {response.text}\nserver log:\n{log}")
         assert response.status_code < 400, f"{method} {path}: {response.status_code} {response.text}"
         return response.json() if response.content else None
 
