@@ -11,7 +11,7 @@ from orchestrator.sdk import options
 from orchestrator.sdk.task_runners import SequentialTaskRunner, ThreadPoolTaskRunner
 
 
-class Flow:
+class Flow(options.BindsAsMethod):
     def __init__(
         self,
         fn: Callable[..., Any],
@@ -82,15 +82,6 @@ class Flow:
         Flow.__init__(clone, self.fn, **current)
         clone.bound_to = self.bound_to
         return clone
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Flow:
-        """A flow defined in a class is a method: read from an instance (or, under @classmethod, from the class)
-        it is a copy bound to it, which passes it as the first argument (`self` or `cls`)."""
-        if instance is None:
-            return self
-        bound = copy.copy(self)
-        bound.bound_to = (instance,)
-        return bound
 
     def __call__(self, *args: Any, return_state: bool = False, wait_for: list[Any] | None = None, **kwargs: Any) -> Any:
         """Run the flow; called inside another flow it is a subflow, which (like a task) starts once the futures

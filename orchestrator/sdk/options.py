@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Self
 
 from orchestrator.sdk.results import SERIALIZERS
 
@@ -124,3 +125,17 @@ def check_tags(tags: Any) -> list[str]:
     if isinstance(tags, str) or not all(isinstance(tag, str) for tag in tags):
         raise TypeError(f"tags must be a list of strings, got {tags!r}")
     return list(tags)
+
+
+class BindsAsMethod:
+    """A flow or task defined in a class is a method: read from an instance (or, under @classmethod, from the
+    class) it is a copy bound to it, which passes it as the first argument (`self` or `cls`)."""
+
+    bound_to: tuple[Any, ...] = ()
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Self:
+        if instance is None:
+            return self
+        bound = copy.copy(self)
+        bound.bound_to = (instance,)
+        return bound

@@ -24,7 +24,7 @@ class unmapped:  # noqa: N801  (the public name users know)
         self.value = value
 
 
-class Task:
+class Task(options.BindsAsMethod):
     def __init__(
         self,
         fn: Callable[..., Any],
@@ -89,15 +89,6 @@ class Task:
         Task.__init__(clone, self.fn, **current)
         clone.bound_to = self.bound_to
         return clone
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Task:
-        """A task defined in a class is a method: read from an instance (or, under @classmethod, from the class)
-        it is a copy bound to it, which passes it as the first argument (`self` or `cls`)."""
-        if instance is None:
-            return self
-        bound = copy.copy(self)
-        bound.bound_to = (instance,)
-        return bound
 
     def __call__(self, *args: Any, return_state: bool = False, wait_for: list[Any] | None = None, **kwargs: Any) -> Any:
         from orchestrator.sdk.engine import call_task
