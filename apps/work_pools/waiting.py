@@ -169,7 +169,7 @@ def _pool_reasons(run: FlowRun, now: datetime) -> list[Reason]:
     reasons: list[Reason] = []
     queues = {queue.name: queue for queue in WorkQueue.objects.filter(pool=pool)}
     queue = queues.get(queue_of_run(run.work_queue_name, set(queues)))
-    pool_link = {"work_pool": pool.name, "work_pool_url": "/ui/work-pools/"}
+    pool_link = {"work_pool": pool.name}
     if pool.paused:
         message = f"work pool {pool.name!r} is paused: `orchestrator work-pool resume {pool.name}`"
         reasons.append(Reason("pool_paused", message, pool_link))
@@ -198,7 +198,7 @@ def _pool_reasons(run: FlowRun, now: datetime) -> list[Reason]:
 def _limit_reasons(run: FlowRun, pool: WorkPool, queue: WorkQueue | None, queue_names: set[str]) -> list[Reason]:
     """Full pool, queue and deployment concurrency limits, each with the runs holding their slots."""
     reasons: list[Reason] = []
-    pool_link = {"work_pool": pool.name, "work_pool_url": "/ui/work-pools/"}
+    pool_link = {"work_pool": pool.name}
     limited = pool.concurrency_limit is not None or (queue is not None and queue.concurrency_limit is not None)
     if limited:
         active = active_runs_by_queue(pool_name=pool.name, queue_names=queue_names, exclude_run_id=run.pk)
@@ -285,7 +285,6 @@ def _queue_position(
     ).count()
     details = {
         "work_pool": pool.name,
-        "work_pool_url": "/ui/work-pools/",
         "work_queue": queue.name,
         "queue_priority": queue.priority,
         "position": ahead + 1,
@@ -320,7 +319,7 @@ def task_run_waiting(*, run: TaskRun, now: datetime | None = None) -> Waiting:
     )
     if flow_run is not None and flow_run["state_type"] == StateType.PAUSED:
         message = f"its flow run {flow_run['name']!r} is {flow_run['state_name']}: resume the flow run"
-        details = {"flow_run_id": str(flow_run["id"]), "flow_run_url": f"/ui/flow-runs/{flow_run['id']}/"}
+        details = {"flow_run_id": str(flow_run["id"]), "flow_run": flow_run["name"]}
         reasons.append(Reason("flow_run_paused", message, details))
     reasons.extend(_time_reasons(run, now))
     reasons.extend(_tag_reasons(run))

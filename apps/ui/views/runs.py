@@ -16,6 +16,7 @@ from html import escape
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.db import connection
 from django.db.models import QuerySet
@@ -39,6 +40,7 @@ from apps.ui.access import can_operate, operator_required, viewer_required
 from apps.ui.page import render_page
 from apps.ui.paging import FORWARD, InvalidCursor, Page, encode_cursor, keyset_page, merge_rows
 from apps.ui.run_input import RunInputForm, input_schema
+from apps.work_pools.waiting import flow_run_waiting
 from orchestrator.states import NAMED_STATES, TERMINAL_TYPES, Cancelling, StateType
 
 RUNS_PER_PAGE = 50
@@ -454,6 +456,8 @@ def _run_page(request: HttpRequest, run: FlowRun, *, resume_form: RunInputForm |
         "graph_svg": run_graph.render_svg(graph),
         "graph_limit": run_graph.MAX_NODES,
         "subflows": subflows,
+        "waiting": flow_run_waiting(run=run),
+        "waiting_refresh_ms": int(settings.ORCHESTRATOR_UI_WAITING_REFRESH_SECONDS * 1000),
         "parameters_text": json.dumps(run.parameters, indent=2, sort_keys=True, default=str),
         "task_query": _query_without(request, "task_cursor"),
         "log_query": _query_without(request, "log_cursor"),
@@ -484,6 +488,8 @@ def flow_run_part(request: HttpRequest, run_id: uuid.UUID, part: str) -> HttpRes
         return render(
             request, "ui/flow_runs/_task_runs.html", {"task_runs": page, "task_rows": task_rows_html(page.rows)}
         )
+    if part == "waiting":
+        return render(request, "ui/flow_runs/_waiting.html", {"waiting": flow_run_waiting(run=run)})
     if part == "graph":
         graph = run_graph.flow_run_graph(run_id=run.id)
         return render(
