@@ -189,8 +189,11 @@ def _pool_reasons(run: FlowRun, now: datetime) -> list[Reason]:
             message = f"no online worker for work pool {pool.name!r}: start one with `{pool.worker_command}`"
             details = {**pool_link, "workers": known, "worker_command": pool.worker_command}
             reasons.append(Reason("no_online_worker", message, details))
+    # A process pool's due runs wait in line for a worker's poll; a celery pool's are sent to Celery as they fall
+    # due (apps/work_pools/dispatch.py), in no line of ours.
     start = run.next_scheduled_start_time
-    if not pool.paused and queue is not None and not queue.paused and start is not None and start <= now:
+    in_line = pool.type == WorkPoolType.PROCESS and not pool.paused
+    if in_line and queue is not None and not queue.paused and start is not None and start <= now:
         reasons.append(_queue_position(run, pool, queue, queues, now))
     return reasons
 

@@ -64,6 +64,14 @@ def test_an_offline_worker_is_named_with_its_last_heartbeat(flow, pool):
     assert details["workers"][0]["last_heartbeat_at"]
 
 
+def test_a_due_run_of_an_idle_celery_pool_is_held_by_nothing(flow):
+    """A celery pool's workers heartbeat only while they run runs, and its runs are sent as they fall due: no
+    worker to blame and no line to stand in."""
+    work_pool_create(name="celery-pool", type="celery")
+    answer = flow_run_waiting(run=scheduled_run(flow, pool="celery-pool"))
+    assert answer.status == "waiting" and answer.reasons == []
+
+
 def test_a_future_run_a_paused_pool_and_a_paused_queue_are_each_named(flow, pool):
     worker_heartbeat(pool=pool, name="w1")
     work_pool_update(pool=pool, values={"paused": True})
