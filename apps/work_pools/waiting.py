@@ -330,6 +330,24 @@ def task_run_waiting(*, run: TaskRun, now: datetime | None = None) -> Waiting:
     return Waiting(WAITING, run.state_type, run.state_name, reasons)
 
 
+def task_runs_waiting_brief(*, runs: list[TaskRun]) -> dict[str, str]:
+    """For a table of task runs: per id of a waiting one held by something cheap to tell (its retry, a full tag
+    limit), a few words; one query for any number of rows (the limits of their tags)."""
+    waiting = [run for run in runs if run.state_type in (StateType.SCHEDULED, StateType.PENDING)]
+    tags = {tag for run in waiting for tag in (run.tags or [])}
+    full = {limit.tag: limit for limit in concurrency_holders(tags=tags) if len(limit.holder_run_ids) >= limit.limit}
+    briefs: dict[str, str] = {}
+    for run in waiting:
+        run_id = str(run.id)
+        if run.state_name == "AwaitingRetry":
+            briefs[run_id] = "awaiting its retry"
+            continue
+        blocking = [tag for tag in sorted(run.tags or []) if tag in full and run_id not in full[tag].holder_run_ids]
+        if blocking:
+            briefs[run_id] = f"tag {blocking[0]!r} limit full ({full[blocking[0]].limit} running)"
+    return briefs
+
+
 def _tag_reasons(run: TaskRun) -> list[Reason]:
     tags = list(run.tags or [])
     if not tags:

@@ -290,6 +290,8 @@
         var row = $(table, 'tbody tr[data-id="' + cssId(taskRun.id) + '"]');
         if (row) {
           setBadge($(row, "[data-role=state]"), taskRun.state_type, taskRun.state_name);
+          var brief = $(row, "[data-role=waiting]");
+          if (brief && taskRun.state_type !== "PENDING" && taskRun.state_type !== "SCHEDULED") { brief.remove(); }
           $(row, "[data-role=start]").textContent = shownTime(taskRun.start_time);
           $(row, "[data-role=duration]").textContent = duration(taskRun);
           $(row, "[data-role=retries]").textContent = Math.max((taskRun.run_count || 0) - 1, 0);
