@@ -312,6 +312,12 @@ SETTINGS: dict[str, Setting] = {
             "a worker not heard from for this long is offline; the server then crashes or cancels its runs (seconds)",
             _validate_positive_number,
         ),
+        Setting(
+            "ORCHESTRATOR_UI_WAITING_REFRESH_SECONDS",
+            "3",
+            "how often a run page re-reads why its run is waiting while it waits (seconds)",
+            _validate_positive_number,
+        ),
     ]
 }
 

@@ -291,6 +291,9 @@ ORCHESTRATOR_LATE_RUNS_GRACE_SECONDS = float(_setting("ORCHESTRATOR_LATE_RUNS_GR
 # Work pools (apps/work_pools, docs/workers.md): a worker whose last heartbeat is older than this is offline, and
 # the zombies / cancellation_cleanup services end its runs.
 ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS = float(_setting("ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS") or 30)
+# The run page's "Why is this run waiting?" panel (docs/waiting.md) is re-read on each state change of the run and
+# this often while the run waits: what holds it (a paused pool, a busy limit, no worker) changes without one.
+ORCHESTRATOR_UI_WAITING_REFRESH_SECONDS = float(_setting("ORCHESTRATOR_UI_WAITING_REFRESH_SECONDS") or 3)
 # Celery pools (docs/workers.md): a run is sent to its pool's Celery queue once it is due within the horizon
 # (Redis redelivers messages unacknowledged for an hour, so ETAs stay short); a run still Scheduled this long
 # after its start time and its last sending is sent again, then after doubling delays (a lost message).

@@ -389,9 +389,15 @@ class OrchestratorClient:
             params["ordering"] = ordering
         return self._results("GET", "flow_runs/", params=params)
 
-    def read_flow_run_waiting(self, run_id: str) -> list[str]:
-        """Why the run has not started yet (its time, a paused or full pool or queue, no online worker)."""
-        return list(self.request("GET", f"flow_runs/{run_id}/waiting/")["reasons"])
+    def read_flow_run_waiting(self, run_id: str) -> dict[str, Any]:
+        """Why the run has not started yet (its time, a paused or full pool or queue, no online worker...):
+        `{"status", "not_waiting_because", "state_type", "state_name", "reasons": [{"code", "message",
+        "details"}]}` (docs/waiting.md)."""
+        return self._object("GET", f"flow_runs/{run_id}/waiting/")
+
+    def read_task_run_waiting(self, run_id: str) -> dict[str, Any]:
+        """Why the task run has not started yet, in the shape of `read_flow_run_waiting`."""
+        return self._object("GET", f"task_runs/{run_id}/waiting/")
 
     def propose_flow_run_state_json(self, run_id: str, state: dict[str, Any]) -> dict[str, Any]:
         """`POST flow_runs/{id}/set_state/` with a state given as JSON; the engine's answer as JSON."""
