@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,16 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e, sqlite_pass_only]
 
 CLIENTS = 16
 OUTAGE_SECONDS = 3.0
+
+
+def service_runs(database_url: str, *, since: datetime) -> int:
+    """Successful runs of the server services (apps/server_services) started since `since`."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        query = "SELECT count(*) FROM services_servicerun WHERE started_at > %s AND error IS NULL"
+        row = connection.execute(query, (since,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 class Phases:
@@ -81,6 +92,7 @@ def test_a_postgresql_restart_under_load_gives_503s_then_recovers_by_itself(
             # a worker that held a pooled connection may still be the one that discovers it is dead.
             phases.mark("recovered")
             recovered_at = time.monotonic()
+            recovered_wall = datetime.now(UTC)
             time.sleep(3.0)
             phases.mark("after")
         during = phases.between("outage", "restarted")
@@ -101,6 +113,12 @@ def test_a_postgresql_restart_under_load_gives_503s_then_recovers_by_itself(
         processes_after = sorted(descendants(server.process.pid))
         assert processes_after == processes_before, "a server process was restarted"
         assert api.get("health/").status_code == 200
+        # The services (threads of a long-lived process) met the outage too, and run again by themselves.
+        services_back = wait_until(
+            lambda: service_runs(database_url, since=recovered_wall) > 0, 30, "no service ran after the recovery"
+        )
+        # Their failures during the outage could not be recorded in the database: the log has them.
+        failed_services = server.output().count("apps.server_services.services: service ")
         api.close()
     figures(
         "postgresql restart",
@@ -110,6 +128,8 @@ def test_a_postgresql_restart_under_load_gives_503s_then_recovers_by_itself(
         count_500=sum(n for status, n in everything.items() if status >= 500 and status != 503),
         recovery_seconds=f"{recovery:.2f}",
         failed_after_recovery=len(failed_after),
+        service_failures_logged=failed_services,
+        services_ok_again_seconds=f"{services_back:.1f}",
         after_answers=dict(sorted(after.items())),
         message=outage_answer["message"],
     )
