@@ -31,6 +31,14 @@ def service_runs(database_url: str, *, since: datetime) -> int:
     return int(row[0]) if row else 0
 
 
+def database_value(database_url: str, query: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        row = connection.execute(query).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 class Phases:
     """Counts the writers' answers per phase of the fault: before, outage, after."""
 
@@ -117,6 +125,14 @@ def test_a_postgresql_restart_under_load_gives_503s_then_recovers_by_itself(
         services_back = wait_until(
             lambda: service_runs(database_url, since=recovered_wall) > 0, 30, "no service ran after the recovery"
         )
+        # The event runner (a thread of each server process) goes on too: a consumer's cursor passes the events the
+        # writes made after the recovery.
+        newest = database_value(database_url, "SELECT max(id) FROM events_event")
+        runner_back = wait_until(
+            lambda: database_value(database_url, "SELECT max(event_id) FROM events_consumercursor") >= newest,
+            30,
+            "the event runner did not resume after the outage",
+        )
         # Their failures during the outage could not be recorded in the database: the log has them.
         failed_services = server.output().count("apps.server_services.services: service ")
         api.close()
@@ -130,6 +146,7 @@ def test_a_postgresql_restart_under_load_gives_503s_then_recovers_by_itself(
         failed_after_recovery=len(failed_after),
         service_failures_logged=failed_services,
         services_ok_again_seconds=f"{services_back:.1f}",
+        event_runner_caught_up_seconds=f"{runner_back:.1f}",
         after_answers=dict(sorted(after.items())),
         message=outage_answer["message"],
     )
