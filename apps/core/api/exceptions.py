@@ -49,6 +49,8 @@ def error_body(code: str, message: str, fields: dict[str, Any] | None = None) ->
 
 # "connection failed: connection to server at "10.0.0.5", port 5432 failed: FATAL:  the database system is
 # starting up": the cause without the address (clients need not learn where the database lives).
+# SQLite reports these mistakes as OperationalError too.
+_NOT_AN_OUTAGE = ("no such table", "no such column", "syntax error", "has no column named")
 _ADDRESS_PREFIX = re.compile(r"^.*\bfailed:\s*(FATAL:\s*)?", re.IGNORECASE)
 
 
@@ -57,6 +59,8 @@ def database_unavailable(exc: BaseException) -> DatabaseUnavailable | None:
     starting or stopping, a locked SQLite file), or None for any other exception."""
     if not isinstance(exc, OperationalError | InterfaceError):
         return None
+    if any(mistake in str(exc) for mistake in _NOT_AN_OUTAGE):
+        return None  # a schema or query mistake: a retry would meet it again, so it stays a 500 with its traceback
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
     cause = " ".join(_ADDRESS_PREFIX.sub("", first).split()) or first
     return DatabaseUnavailable(f"the database is unavailable: {cause}; retry")
