@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import threading
 from email.message import EmailMessage
 from typing import Any
 
@@ -15,6 +16,19 @@ from django.conf import settings
 from apps.blocks.encryption import CannotDecrypt
 from apps.blocks.models import BlockDocument
 from apps.blocks.selectors import block_document_data
+
+_http_lock = threading.Lock()
+_http: httpx.Client | None = None
+
+
+def _http_client() -> httpx.Client:
+    """One client per process, shared by the sender and test sends (thread-safe): a new client per call builds a
+    TLS context each time, which was most of a send's time."""
+    global _http
+    with _http_lock:
+        if _http is None:
+            _http = httpx.Client(follow_redirects=False)
+        return _http
 
 
 class ChannelError(Exception):
@@ -75,7 +89,7 @@ def channel_send(
         method = data.get("method") or "POST"
         what = f"webhook {method} {data['url']}"
         try:
-            response = httpx.request(
+            response = _http_client().request(
                 method,
                 data["url"],
                 json=None if method == "GET" else payload,
@@ -89,7 +103,7 @@ def channel_send(
         return f"{what}: {response.status_code}"
     if block.block_type == "slack-webhook":
         try:
-            response = httpx.post(
+            response = _http_client().post(
                 data["url"], json={"text": message}, headers={"Idempotency-Key": idempotency_key}, timeout=timeout
             )
         except httpx.HTTPError as exc:

@@ -52,6 +52,7 @@ def test_ls_shows_every_service_with_its_interval_last_run_and_result(settings) 
         "cancellation_cleanup",
         "celery_dispatch",
         "pause_timeouts",
+        "notifications",
         "retention",
     ]
     assert table["late_runs"] == ["late_runs", "5s", "never"]
