@@ -63,6 +63,7 @@ class NotificationDelivery(models.Model):
     context = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    claim = models.CharField(max_length=32, blank=True, default="", help_text="the token of the send in progress")
     next_attempt_at = models.DateTimeField(default=timezone.now)
     last_error = models.TextField(blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -1,5 +1,6 @@
-"""Sending the deliveries of the durable outbox: claim one with a conditional UPDATE, send it outside any
-transaction, record the outcome (sent; retried after a doubling delay; failed after the last attempt).
+"""Sending the deliveries of the durable outbox: claim a batch with one conditional UPDATE that marks them with a
+token, send them outside any transaction (several at once), record the outcomes (sent; retried after a doubling
+delay; failed after the last attempt).
 
 A daemon thread of each server process (`start_server_sender`, next to the event runner) sends what is due, woken
 at once by its own process's new deliveries and polling every ORCHESTRATOR_NOTIFICATIONS_POLL_SECONDS for the
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -25,8 +28,10 @@ from apps.notifications.models import DeliveryStatus, NotificationDelivery
 
 logger = logging.getLogger("apps.notifications.sender")
 
-# Due deliveries read per query; the loop goes on until none is due (no cap per pass).
-SEND_BATCH = 200
+# Due deliveries claimed at once (one UPDATE, one read); the loop goes on until none is due (no cap per pass).
+SEND_BATCH = 50
+# Sends in flight at once per process.
+SEND_THREADS = 8
 # A claim outlives the longest send (an SMTP conversation is several calls, each with the timeout).
 CLAIM_TIMEOUTS = 3
 
@@ -44,48 +49,63 @@ def retry_delay_seconds(attempts: int) -> float:
     return float(min(settings.ORCHESTRATOR_NOTIFICATIONS_RETRY_MAX_SECONDS, first * 2 ** max(0, attempts - 1)))
 
 
-def delivery_claim(*, delivery_id: int) -> NotificationDelivery | None:
-    """Take the delivery if it is pending and due: rows changed == 1 means no other process has it. The claim
+def deliveries_claim(*, delivery_ids: list[int]) -> list[NotificationDelivery]:
+    """Take those of the deliveries that are still pending and due, in one conditional UPDATE that marks them with
+    a new claim token: the rows carrying the token are ours, whatever another process claimed meanwhile. The claim
     moves next_attempt_at past the send, so an unfinished send (a killed process) becomes due again."""
     now = timezone.now()
     lease = timedelta(seconds=CLAIM_TIMEOUTS * settings.ORCHESTRATOR_NOTIFICATIONS_TIMEOUT_SECONDS)
+    token = uuid.uuid4().hex
     claimed = NotificationDelivery.objects.filter(
-        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
-    ).update(next_attempt_at=now + lease, attempts=F("attempts") + 1)
-    if claimed != 1:
-        return None
-    return NotificationDelivery.objects.select_related("policy", "policy__block").get(pk=delivery_id)
+        pk__in=delivery_ids, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
+    ).update(claim=token, next_attempt_at=now + lease, attempts=F("attempts") + 1)
+    if not claimed:
+        return []
+    return list(NotificationDelivery.objects.select_related("policy", "policy__block").filter(claim=token))
 
 
-def delivery_send(*, delivery: NotificationDelivery) -> bool:
-    """Send a claimed delivery and record the outcome; True when it was sent."""
+def _send(delivery: NotificationDelivery) -> str | None:
+    """Send one claimed delivery (no database access: the policy and its block came with it); the error or None."""
     policy = delivery.policy
     context = {**delivery.context, "policy_name": policy.name}
     try:
-        message = message_render(policy.message_template, context)
         channel_send(
             block=policy.block,
             context=context,
-            message=message,
+            message=message_render(policy.message_template, context),
             policy_name=policy.name,
             email_to=list(policy.email_to),
             idempotency_key=str(delivery.event_id),
         )
-    except (ChannelError, KeyError, ValueError) as exc:
-        delivery_record_failure(delivery=delivery, error=str(exc) if isinstance(exc, ChannelError) else repr(exc))
-        return False
-    # Conditional on the claim still being ours (attempts unchanged): a late finish of an expired claim is ignored.
-    NotificationDelivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).update(
-        status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error=""
-    )
-    return True
+    except ChannelError as exc:
+        return str(exc)
+    except Exception as exc:  # a bug must not lose the delivery: it is retried and its error shown
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def deliveries_send(*, deliveries: list[NotificationDelivery]) -> int:
+    """Send claimed deliveries, several at once (a slow receiver does not hold up the others), and record the
+    outcomes, conditionally on each claim still being ours (a late finish of an expired claim changes nothing).
+    Returns how many were sent."""
+    if len(deliveries) == 1:
+        errors = [_send(deliveries[0])]
+    else:
+        errors = list(_pool().map(_send, deliveries))
+    sent = [delivery for delivery, error in zip(deliveries, errors, strict=True) if error is None]
+    for claim in {delivery.claim for delivery in sent}:
+        NotificationDelivery.objects.filter(pk__in=[d.pk for d in sent if d.claim == claim], claim=claim).update(
+            status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error=""
+        )
+    for delivery, error in zip(deliveries, errors, strict=True):
+        if error is not None:
+            delivery_record_failure(delivery=delivery, error=error)
+    return len(sent)
 
 
 def delivery_record_failure(*, delivery: NotificationDelivery, error: str) -> None:
     error = " ".join(error.split())[:1000]
-    mine = NotificationDelivery.objects.filter(
-        pk=delivery.pk, attempts=delivery.attempts, status=DeliveryStatus.PENDING
-    )
+    mine = NotificationDelivery.objects.filter(pk=delivery.pk, claim=delivery.claim, status=DeliveryStatus.PENDING)
     if delivery.attempts >= settings.ORCHESTRATOR_NOTIFICATIONS_ATTEMPTS:
         mine.update(status=DeliveryStatus.FAILED, last_error=error)
         logger.warning(
@@ -98,6 +118,18 @@ def delivery_record_failure(*, delivery: NotificationDelivery, error: str) -> No
     else:
         retry_at = timezone.now() + timedelta(seconds=retry_delay_seconds(delivery.attempts))
         mine.update(next_attempt_at=retry_at, last_error=error)
+
+
+_pool_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _pool_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=SEND_THREADS, thread_name_prefix="notification-send")
+        return _executor
 
 
 def deliveries_send_due() -> int:
@@ -115,10 +147,7 @@ def deliveries_send_due() -> int:
         )
         if not due:
             return sent
-        for delivery_id in due:
-            delivery = delivery_claim(delivery_id=delivery_id)
-            if delivery is not None and delivery_send(delivery=delivery):
-                sent += 1
+        sent += deliveries_send(deliveries=deliveries_claim(delivery_ids=due))
         after = due[-1]
 
 

@@ -177,3 +177,36 @@ def test_cli_create_ls_inspect_delete_and_errors() -> None:
     with pytest.raises(ClientError, match="no notification policy named 'nope'"):
         cli("inspect", "nope")
     assert cli("delete", "failures").strip() == "Deleted notification policy 'failures'."
+
+
+def test_a_block_a_policy_sends_through_cannot_be_deleted(api: APIClient, webhook_block: str) -> None:
+    """on_delete=PROTECT: a 409 naming the policy, never a 500."""
+    assert api.post("/api/notification_policies/", BODY, format="json").status_code == 201
+    block_id = api.get("/api/block_documents/webhook/ops/").json()["id"]
+    refused = api.delete(f"/api/block_documents/{block_id}/")
+    assert refused.status_code == 409 and "notification policy 'failures'" in refused.json()["message"]
+
+
+def test_admin_form_refuses_what_the_api_refuses(admin_client, webhook_block: str) -> None:
+    """The admin's form runs the service's checks: an unknown state type is a form error, not a saved policy."""
+    from apps.blocks.models import BlockDocument
+
+    block = BlockDocument.objects.get(block_type="webhook", name="ops")
+    form = {
+        "name": "failures",
+        "is_active": "on",
+        "state_types": '["failed"]',
+        "tags": "[]",
+        "flow_names": "[]",
+        "deployments": "[]",
+        "work_pools": "[]",
+        "block": str(block.pk),
+        "email_to": "[]",
+        "message_template": "{flow_run_name} failed",
+    }
+    refused = admin_client.post("/admin/notifications/notificationpolicy/add/", {**form, "state_types": '["BOOM"]'})
+    assert refused.status_code == 200 and "unknown state type" in refused.content.decode()
+    assert not NotificationPolicy.objects.exists()
+    saved = admin_client.post("/admin/notifications/notificationpolicy/add/", form)
+    assert saved.status_code == 302
+    assert NotificationPolicy.objects.get().state_types == ["FAILED"]

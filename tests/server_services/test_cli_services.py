@@ -88,7 +88,8 @@ def test_run_of_an_unknown_service_is_one_error_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr == (
         "error: unknown service 'sheduler'; "
-        "services: scheduler, late_runs, zombies, cancellation_cleanup, celery_dispatch, pause_timeouts, retention\n"
+        "services: scheduler, late_runs, zombies, cancellation_cleanup, celery_dispatch, pause_timeouts, "
+        "notifications, retention\n"
     )
 
 
