@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from apps.events.stream import START, stream_read
+from apps.events.models import Event
+from apps.events.stream import StreamEvent
 from apps.flows.services import flow_get_or_create
 from apps.notifications.consumer import deliveries_enqueue, policies_changed
 from apps.orchestration.engine import propose_state
@@ -27,7 +28,11 @@ def fail_run(**kwargs: object) -> FlowRun:
 
 
 def enqueue_everything() -> int:
-    """Hand every committed event to the consumer's handler, as the runner does (in one transaction)."""
+    """Hand every event written so far to the consumer's handler, twice over if called twice, as the runner would.
+    The events are read from the table in id order, in the test's own transaction (the stream reader, which sees
+    only committed events, has its own tests in tests/events; tests/notifications/test_server.py runs the whole
+    path on a real server)."""
     policies_changed()
+    rows = Event.objects.order_by("id").values_list("id", "name", "resource_type", "resource_id", "payload", "occurred")
     with transaction.atomic():
-        return deliveries_enqueue(stream_read(after=START, limit=10_000))
+        return deliveries_enqueue([StreamEvent((*row, 0)) for row in rows])

@@ -17,7 +17,7 @@ from apps.notifications.services import notification_policy_create
 from tests.notifications.receivers import HttpReceiver, http_receiver, smtp_receiver, wait_until
 from tests.notifications.support import enqueue_everything, fail_run
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")

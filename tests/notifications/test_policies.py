@@ -141,7 +141,7 @@ def test_deliveries_filter_refuses_an_unknown_status(api: APIClient) -> None:
     assert response.status_code == 400 and "status" in response.json()["fields"]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_consumer_handling_events_twice_makes_one_delivery_per_policy() -> None:
     """UNIQUE (policy, event_id): a batch handled again after a crash adds nothing (none twice per policy)."""
     block, _ = block_document_create(block_type="webhook", name="ops", data={"url": "http://127.0.0.1:9/hook"})

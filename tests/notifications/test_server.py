@@ -15,7 +15,7 @@ import pytest
 
 from tests.notifications.receivers import HttpReceiver, http_receiver
 from tests.support.cli import run_orchestrator
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, sqlite_pass_only, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +54,10 @@ def fail_runs(api: httpx.Client, count: int) -> dict[str, float]:
     return failed_at
 
 
+# The target is the embedded default's (SQLite). On PostgreSQL an event is readable once every older transaction of
+# the whole cluster has ended (docs/events.md), and the suite's other sessions hold transactions open for whole
+# tests: the figure would measure them. benchmarks/notifications.py measures PostgreSQL on a quiet cluster.
+@sqlite_pass_only
 def test_failed_runs_webhooks_arrive_within_two_seconds_p95(server: RunningServer, receiver: HttpReceiver) -> None:
     receiver.reset()
     with server.api_client() as api:
@@ -83,6 +87,7 @@ def test_two_hundred_failing_runs_all_notify_once(server: RunningServer, receive
     print(f"200 failing runs created, failed and notified in {took:.1f} s")
 
 
+@sqlite_pass_only  # the same function on both databases; the PostgreSQL pass saves the CLI's start-up
 def test_services_run_notifications_sends_what_is_due(server: RunningServer, receiver: HttpReceiver) -> None:
     """The `notifications` service is the same send loop: it runs by hand (the server's sender has left nothing)."""
     result = run_orchestrator("server", "services", "run", "notifications", "--once", env=server.env)
