@@ -4,18 +4,17 @@ a ChannelError of one readable line."""
 
 from __future__ import annotations
 
-import smtplib
-import ssl
 import threading
-from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from django.conf import settings
 
 from apps.blocks.encryption import CannotDecrypt
 from apps.blocks.models import BlockDocument
 from apps.blocks.selectors import block_document_data
+
+if TYPE_CHECKING:
+    import httpx
 
 _http_lock = threading.Lock()
 _http: httpx.Client | None = None
@@ -25,6 +24,8 @@ def _http_client() -> httpx.Client:
     """One client per process, shared by the sender and test sends (thread-safe): a new client per call builds a
     TLS context each time, which was most of a send's time."""
     global _http
+    import httpx  # on first use: a server process that never notifies does not hold it
+
     with _http_lock:
         if _http is None:
             _http = httpx.Client(follow_redirects=False)
@@ -78,6 +79,8 @@ def channel_send(
     idempotency_key: str,
 ) -> str:
     """Send the notification; returns a short description of what was done (ChannelError on failure)."""
+    import httpx
+
     timeout = settings.ORCHESTRATOR_NOTIFICATIONS_TIMEOUT_SECONDS
     try:
         data = block_document_data(document=block, include_secrets=True)
@@ -116,6 +119,10 @@ def channel_send(
 
 
 def _mail(data: dict[str, Any], context: dict[str, Any], body: str, email_to: list[str], timeout: float) -> str:
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
+
     if not email_to:
         raise ChannelError("the policy has no email_to recipients")
     mail = EmailMessage()
