@@ -5,14 +5,16 @@ and the send-test action."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.blocks.services import block_document_create
 from apps.notifications.models import DeliveryStatus, NotificationDelivery
-from apps.notifications.sender import deliveries_send_due
+from apps.notifications.sender import deliveries_claim, deliveries_send_due, delivery_record_failure
 from apps.notifications.services import notification_policy_create
 from tests.notifications.receivers import HttpReceiver, http_receiver, smtp_receiver, wait_until
 from tests.notifications.support import enqueue_everything, fail_run
@@ -164,3 +166,34 @@ def test_deliveries_api_lists_by_policy_and_status(hook: HttpReceiver, api: APIC
     rows = api.get("/api/notification_deliveries/?policy=failures&status=sent").json()["results"]
     assert len(rows) == 1 and rows[0]["attempts"] == 1 and rows[0]["policy"] == "failures"
     assert api.get("/api/notification_deliveries/?status=failed").json()["results"] == []
+
+
+def test_an_expired_claim_is_sent_again_and_the_late_finisher_changes_nothing(hook: HttpReceiver) -> None:
+    """At least once: a process killed mid-send leaves a claim that expires; its late outcome is ignored."""
+    webhook_policy(hook)
+    fail_run()
+    enqueue_everything()
+    [first] = deliveries_claim(delivery_ids=list(NotificationDelivery.objects.values_list("id", flat=True)))
+    assert deliveries_claim(delivery_ids=[first.pk]) == []  # taken: nobody else gets it meanwhile
+    NotificationDelivery.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now())  # the claim expired
+    send_until_settled()
+    delivery = NotificationDelivery.objects.get()
+    assert (delivery.status, delivery.attempts, len(hook.requests)) == (DeliveryStatus.SENT, 2, 1)
+    delivery_record_failure(delivery=first, error="the first process's late failure")
+    assert NotificationDelivery.objects.get().status == DeliveryStatus.SENT
+
+
+def test_retention_deletes_old_sent_and_failed_deliveries_not_pending_ones(hook: HttpReceiver, settings) -> None:
+    from apps.server_services.retention import retention_delete_expired
+
+    webhook_policy(hook)
+    for _ in range(3):
+        fail_run()
+    enqueue_everything()
+    ids = list(NotificationDelivery.objects.order_by("id").values_list("id", flat=True))
+    old = timezone.now() - timedelta(days=settings.RETENTION_DAYS + 1)
+    NotificationDelivery.objects.filter(pk=ids[0]).update(status=DeliveryStatus.SENT, created=old)
+    NotificationDelivery.objects.filter(pk=ids[1]).update(status=DeliveryStatus.FAILED, created=old)
+    NotificationDelivery.objects.filter(pk=ids[2]).update(created=old)  # pending: still owed
+    assert retention_delete_expired()["notification_deliveries"] == 2
+    assert list(NotificationDelivery.objects.values_list("id", flat=True)) == [ids[2]]
