@@ -74,6 +74,7 @@ bench: install services
 	$(PY) benchmarks/events_latency.py --database sqlite
 	$(PY) benchmarks/live_latency.py --database sqlite
 	$(PY) benchmarks/events_latency.py --database postgresql
+	$(PY) benchmarks/notifications.py --database sqlite
 	$(PY) benchmarks/server_memory.py
 
 clean:

@@ -115,6 +115,21 @@ class WebhookBlock(BlockData):
         return value
 
 
+class SlackWebhookBlock(BlockData):
+    slug: ClassVar[str] = "slack-webhook"
+    description: ClassVar[str] = 'A Slack-compatible incoming webhook: messages are posted as {"text": ...}.'
+
+    url: str = secret_field(min_length=1, description="the incoming webhook's URL (its path is the credential)")
+
+    @field_validator("url")
+    @classmethod
+    def _is_http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
 class SMTPBlock(BlockData):
     slug: ClassVar[str] = "smtp"
     description: ClassVar[str] = "An SMTP server that notifications are mailed through."
@@ -136,7 +151,15 @@ class SMTPBlock(BlockData):
 
 BLOCK_TYPES: dict[str, type[BlockData]] = {
     block.slug: block
-    for block in (SecretBlock, JSONBlock, LocalFileSystemBlock, RemoteFileSystemBlock, WebhookBlock, SMTPBlock)
+    for block in (
+        SecretBlock,
+        JSONBlock,
+        LocalFileSystemBlock,
+        RemoteFileSystemBlock,
+        WebhookBlock,
+        SlackWebhookBlock,
+        SMTPBlock,
+    )
 }
 
 

@@ -28,6 +28,7 @@ from orchestrator.block_types import (
     LocalFileSystemBlock,
     RemoteFileSystemBlock,
     SecretBlock,
+    SlackWebhookBlock,
     SMTPBlock,
     WebhookBlock,
     data_masked,
@@ -49,6 +50,7 @@ __all__ = [
     "LocalFileSystem",
     "RemoteFileSystem",
     "Secret",
+    "SlackWebhook",
     "Webhook",
     "block_load",
 ]
@@ -294,6 +296,20 @@ class Webhook(Block, WebhookBlock):
         return response.status_code
 
 
+class SlackWebhook(Block, SlackWebhookBlock):
+    """A Slack-compatible incoming webhook; `post(text)` posts `{"text": text}`."""
+
+    def post(self, text: str, *, timeout_seconds: float = 10.0) -> int:
+        """Post one message and return the answer's status code; BlockError when there is no answer."""
+        import httpx
+
+        try:
+            response = httpx.post(self.url, json={"text": text}, timeout=timeout_seconds)
+        except httpx.HTTPError as exc:
+            raise BlockError(f"slack webhook post failed: {_cause(exc)}") from exc
+        return response.status_code
+
+
 class SMTP(Block, SMTPBlock):
     """An SMTP server; `send(to, subject, body)` mails a plain-text message from `from_address`."""
 
@@ -321,7 +337,7 @@ class SMTP(Block, SMTPBlock):
 
 
 SDK_BLOCKS: dict[str, type[Block]] = {
-    block.slug: block for block in (Secret, JSON, LocalFileSystem, RemoteFileSystem, Webhook, SMTP)
+    block.slug: block for block in (Secret, JSON, LocalFileSystem, RemoteFileSystem, Webhook, SlackWebhook, SMTP)
 }
 
 

@@ -294,6 +294,43 @@ SETTINGS: dict[str, Setting] = {
             _validate_positive_number,
         ),
         Setting(
+            "ORCHESTRATOR_UI_URL",
+            None,
+            "the server's public address for links in notifications, e.g. https://orchestrator.example.com; "
+            "unset: the address `server start` listens on",
+            lambda v: _validate_url(v, ("http", "https")),
+        ),
+        Setting(
+            "ORCHESTRATOR_NOTIFICATIONS_ATTEMPTS",
+            "5",
+            "times a notification is sent before its delivery is marked failed",
+            _validate_positive_integer,
+        ),
+        Setting(
+            "ORCHESTRATOR_NOTIFICATIONS_RETRY_SECONDS",
+            "2",
+            "wait before a failed notification is sent again (doubled after each attempt)",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_NOTIFICATIONS_RETRY_MAX_SECONDS",
+            "300",
+            "the longest wait between two attempts of a notification",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_NOTIFICATIONS_TIMEOUT_SECONDS",
+            "10",
+            "seconds a webhook call or an SMTP conversation may take",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_NOTIFICATIONS_POLL_SECONDS",
+            "0.5",
+            "how often each server process looks for notifications due (retries, other processes' deliveries)",
+            _validate_positive_number,
+        ),
+        Setting(
             "ORCHESTRATOR_SERVER_STOP_GRACE_SECONDS",
             "10",
             "seconds `server start`'s processes get to finish their work on Ctrl+C or SIGTERM before they are killed",
@@ -353,6 +390,8 @@ HOME_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 # `server start` tells its worker processes the host it listens on (their default ALLOWED_HOSTS) in this variable.
 LISTEN_HOST_VARIABLE = "ORCHESTRATOR_SERVER_LISTEN_HOST"
+# ... and the address it is reached at (the default of ORCHESTRATOR_UI_URL for the links in notifications).
+BASE_URL_VARIABLE = "ORCHESTRATOR_SERVER_BASE_URL"
 
 
 def home_ensure() -> Path:
@@ -376,6 +415,11 @@ def private_file_write(path: Path, text: str) -> None:
 def listen_host() -> str | None:
     """The host `server start` listens on, in its worker processes (None elsewhere)."""
     return os.environ.get(LISTEN_HOST_VARIABLE) or None
+
+
+def server_base_url() -> str | None:
+    """The address `server start` is reached at, e.g. http://127.0.0.1:4200, in its worker processes."""
+    return os.environ.get(BASE_URL_VARIABLE) or None
 
 
 def profiles_path() -> Path:

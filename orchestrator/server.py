@@ -324,6 +324,10 @@ def run_worker(
     # The event consumers (celery dispatch, ...) run in a daemon thread of each worker; the cursor lock keeps two
     # workers from handling one consumer's batch (docs/events.md).
     start_server_runner()
+    from apps.notifications.sender import start_server_sender
+
+    # The notifications the runner's consumer enqueues are sent from the outbox by a thread of each worker too.
+    start_server_sender()
     services = None
     if services_concurrency is not None:
         services = Services(concurrency=services_concurrency, hostname=f"orchestrator-services-{parent_pid}@%h")

@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "apps.deployments",
     "apps.work_pools",
     "apps.blocks",
+    "apps.notifications",
     "django_celery_beat",
     "apps.server_services",
     "apps.ui",
@@ -305,6 +306,22 @@ ORCHESTRATOR_CELERY_REDISPATCH_SECONDS = 30.0
 # The event stream (apps/events, docs/events.md): each server process polls it this often for its consumers;
 # a commit in the same process wakes it at once.
 ORCHESTRATOR_EVENTS_POLL_SECONDS = max(0.005, float(_setting("ORCHESTRATOR_EVENTS_POLL_SECONDS") or 0.05))
+
+# Notifications (apps/notifications, docs/notifications.md): deliveries are sent from a durable outbox by a thread
+# of each server process, polling this often (woken at once by its own process's new deliveries); a failed send is
+# retried after RETRY_SECONDS, doubling up to RETRY_MAX_SECONDS, ATTEMPTS times in all. UI_URL prefixes the links.
+ORCHESTRATOR_NOTIFICATIONS_ATTEMPTS = max(1, int(float(_setting("ORCHESTRATOR_NOTIFICATIONS_ATTEMPTS") or 5)))
+ORCHESTRATOR_NOTIFICATIONS_RETRY_SECONDS = float(_setting("ORCHESTRATOR_NOTIFICATIONS_RETRY_SECONDS") or 2)
+ORCHESTRATOR_NOTIFICATIONS_RETRY_MAX_SECONDS = float(_setting("ORCHESTRATOR_NOTIFICATIONS_RETRY_MAX_SECONDS") or 300)
+ORCHESTRATOR_NOTIFICATIONS_TIMEOUT_SECONDS = float(_setting("ORCHESTRATOR_NOTIFICATIONS_TIMEOUT_SECONDS") or 10)
+ORCHESTRATOR_NOTIFICATIONS_POLL_SECONDS = max(0.01, float(_setting("ORCHESTRATOR_NOTIFICATIONS_POLL_SECONDS") or 0.5))
+_API_URL = (_setting("ORCHESTRATOR_API_URL") or "").rstrip("/")
+ORCHESTRATOR_UI_URL = (
+    _setting("ORCHESTRATOR_UI_URL")
+    or config.server_base_url()
+    or (_API_URL.removesuffix("/api") if _API_URL.endswith("/api") else None)
+    or "http://127.0.0.1:4200"
+).rstrip("/")
 
 # Live updates (apps/live, docs/live.md): websockets are fed through a channel layer, in memory in each server
 # process by default; ORCHESTRATOR_REDIS_URL makes it Redis (several processes or hosts, one publisher per event).

@@ -20,6 +20,7 @@ api_patterns = [
     path("", include("apps.deployments.api.urls")),
     path("", include("apps.work_pools.api.urls")),
     path("", include("apps.blocks.api.urls")),
+    path("", include("apps.notifications.api.urls")),
     path("", include("apps.accounts.api.urls")),
 ]
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from pydantic import ValidationError as DataValidationError
 
 from apps.blocks import encryption, selectors
@@ -125,7 +126,12 @@ def block_document_delete(*, document: BlockDocument) -> None:
             f"block {document.slug} holds the results of {named}; their results could not be read without it: "
             "delete those runs first"
         )
-    document.delete()
+    try:
+        with transaction.atomic():
+            document.delete()
+    except ProtectedError as exc:  # another app's row points at it with on_delete=PROTECT (a notification policy)
+        users = sorted({f"{type(row)._meta.verbose_name} {str(row)!r}" for row in exc.protected_objects})
+        raise Conflict(f"block {document.slug} is used by {', '.join(users[:3])}; change or delete it first") from None
 
 
 def block_documents_reencrypt() -> int:

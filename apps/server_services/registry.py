@@ -61,6 +61,12 @@ SERVICES: tuple[Service, ...] = (
         "fails paused flow runs whose pause timeout has passed",
     ),
     Service(
+        "notifications",
+        "apps.notifications.sender.deliveries_send_due",
+        10,
+        "sends the notifications due from the durable outbox (retries too) that no server process sent yet",
+    ),
+    Service(
         "retention",
         "apps.server_services.retention.retention_delete_expired",
         3600,

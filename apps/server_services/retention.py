@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.events.consumers import consumers_registered
 from apps.events.stream import events_passed
 from apps.logs.models import Log
+from apps.notifications.models import DeliveryStatus, NotificationDelivery
 from apps.runs.models import FlowRun, TaskRun
 from apps.server_services.models import ServiceRun
 from orchestrator.states import TERMINAL_TYPES
@@ -56,4 +57,8 @@ def retention_delete_expired(*, now: datetime | None = None) -> dict[str, int]:
         # Never an event a durable consumer has not handled yet (a consumer stuck for longer keeps them all).
         "events": _delete_in_batches(events_passed(consumer_names=_durable_consumers()).filter(occurred__lt=cutoff)),
         "service_runs": _delete_in_batches(ServiceRun.objects.filter(started_at__lt=cutoff)),
+        # Sent and failed ones; a pending delivery is still owed.
+        "notification_deliveries": _delete_in_batches(
+            NotificationDelivery.objects.filter(created__lt=cutoff).exclude(status=DeliveryStatus.PENDING)
+        ),
     }

@@ -575,6 +575,33 @@ class OrchestratorClient:
     def delete_concurrency_limit(self, tag: str) -> None:
         self.request("DELETE", f"concurrency_limits/{_quote(tag)}/")
 
+    # -- notification policies ----------------------------------------------------------------------------------
+    def create_notification_policy(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._object("POST", "notification_policies/", body)
+
+    def read_notification_policies(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._results("GET", "notification_policies/", params={"limit": limit})
+
+    def read_notification_policy(self, name: str) -> dict[str, Any]:
+        return self._object("GET", f"notification_policies/{_quote(name)}/")
+
+    def delete_notification_policy(self, name: str) -> None:
+        self.request("DELETE", f"notification_policies/{_quote(name)}/")
+
+    def test_notification_policy(self, name: str) -> dict[str, Any]:
+        """Send a test notification now (a ClientError with the channel's error when it fails)."""
+        return self._object("POST", f"notification_policies/{_quote(name)}/test/")
+
+    def read_notification_deliveries(
+        self, *, policy: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if policy:
+            params["policy"] = policy
+        if status:
+            params["status"] = status
+        return self._results("GET", "notification_deliveries/", params=params)
+
     # -- API keys (admin scope) -------------------------------------------------------------------------------
     def create_api_key(self, name: str, *, scope: str, expires_in_days: int | None = None) -> dict[str, Any]:
         """A new key; the answer's `key` is the only time the server shows it."""

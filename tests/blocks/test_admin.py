@@ -130,7 +130,9 @@ def test_a_viewer_sees_the_block_masked_and_cannot_add(client: Client) -> None:
     assert client.get(ADD_URL).status_code in (302, 403)
 
 
-@pytest.mark.parametrize("slug", ["secret", "json", "local-file-system", "remote-file-system", "webhook", "smtp"])
+@pytest.mark.parametrize(
+    "slug", ["secret", "json", "local-file-system", "remote-file-system", "webhook", "slack-webhook", "smtp"]
+)
 def test_every_type_has_a_form_made_from_its_schema(admin_client: Client, slug: str) -> None:
     """Strings, integers, booleans, enums and JSON each get their input; each secret field a password input."""
     from orchestrator.block_types import BLOCK_TYPES

@@ -34,7 +34,15 @@ def test_block_types_list_every_type_with_its_schema_and_secret_fields(api: APIC
     page = api.get("/api/block_types/").json()
     assert set(page) == {"next", "previous", "results"}
     types = {row["slug"]: row for row in page["results"]}
-    assert set(types) == {"secret", "json", "local-file-system", "remote-file-system", "webhook", "smtp"}
+    assert set(types) == {
+        "secret",
+        "json",
+        "local-file-system",
+        "remote-file-system",
+        "webhook",
+        "slack-webhook",
+        "smtp",
+    }
     assert types["smtp"]["schema"]["secret_fields"] == ["password"]
     assert set(types["smtp"]) == {"slug", "version", "description", "schema"}
     one = api.get("/api/block_types/webhook/").json()

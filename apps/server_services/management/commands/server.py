@@ -341,6 +341,7 @@ class Command(OrchestratorCommand):
         ]
         # The workers answer the loopback names and this host (settings.ALLOWED_HOSTS); they inherit the environment.
         os.environ[config.LISTEN_HOST_VARIABLE] = host
+        os.environ[config.BASE_URL_VARIABLE] = base  # the links in notifications (ORCHESTRATOR_UI_URL unset)
         # From here on the process holds no Django: it becomes the lean supervisor of the Daphne workers.
         options = SupervisorOptions(
             workers=workers,
