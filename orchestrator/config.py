@@ -312,6 +312,12 @@ SETTINGS: dict[str, Setting] = {
             "a worker not heard from for this long is offline; the server then crashes or cancels its runs (seconds)",
             _validate_positive_number,
         ),
+        Setting(
+            "ORCHESTRATOR_CONCURRENCY_LEASE_SECONDS",
+            "30",
+            "a concurrency slot whose holder stops renewing it frees after this long (seconds, at least 1)",
+            _validate_positive_number,
+        ),
     ]
 }
 

@@ -291,6 +291,15 @@ ORCHESTRATOR_LATE_RUNS_GRACE_SECONDS = float(_setting("ORCHESTRATOR_LATE_RUNS_GR
 # Work pools (apps/work_pools, docs/workers.md): a worker whose last heartbeat is older than this is offline, and
 # the zombies / cancellation_cleanup services end its runs.
 ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS = float(_setting("ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS") or 30)
+# Concurrency leases (apps/concurrency, docs/concurrency.md): a slot is a lease that expires unless its holder
+# renews it (the SDK renews at a third of this), so the slots of a process that died free within this time. An
+# acquire waits on the server for a free slot up to ACQUIRE_WAIT seconds (then the client asks again), re-reading
+# the database every POLL seconds for releases made by other processes.
+ORCHESTRATOR_CONCURRENCY_LEASE_SECONDS = max(1.0, float(_setting("ORCHESTRATOR_CONCURRENCY_LEASE_SECONDS") or 30))
+ORCHESTRATOR_CONCURRENCY_ACQUIRE_WAIT_SECONDS = 10.0
+ORCHESTRATOR_CONCURRENCY_ACQUIRE_POLL_SECONDS = 0.15
+# At most this many acquires of one server process wait at once (each holds one of its 4 request threads).
+ORCHESTRATOR_CONCURRENCY_ACQUIRE_WAITERS = 2
 # Celery pools (docs/workers.md): a run is sent to its pool's Celery queue once it is due within the horizon
 # (Redis redelivers messages unacknowledged for an hour, so ETAs stay short); a run still Scheduled this long
 # after its start time and its last sending is sent again, then after doubling delays (a lost message).

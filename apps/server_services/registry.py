@@ -61,6 +61,12 @@ SERVICES: tuple[Service, ...] = (
         "fails paused flow runs whose pause timeout has passed",
     ),
     Service(
+        "concurrency_leases",
+        "apps.concurrency.services.concurrency_leases_reap",
+        10,
+        "deletes expired concurrency leases and those of runs already final or gone",
+    ),
+    Service(
         "retention",
         "apps.server_services.retention.retention_delete_expired",
         3600,

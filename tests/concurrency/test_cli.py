@@ -10,6 +10,7 @@ from django.core.management import call_command
 
 from apps.concurrency.models import ConcurrencyLimit
 from orchestrator.client.errors import ClientError
+from tests.concurrency.support import hold, slots_of
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the in-process client reads committed rows
 
@@ -23,13 +24,13 @@ def limit(*args: str) -> str:
 def test_create_ls_inspect_reset_delete() -> None:
     assert limit("create", "db", "2").strip() == "Created concurrency limit 'db': 2 slot(s)."
     assert ConcurrencyLimit.objects.get(tag="db").limit == 2
-    ConcurrencyLimit.objects.filter(tag="db").update(active_slots=["3f2a0c7e-run-holding"])
+    hold("db", "3f2a0c7e-run-holding")
     listed = limit("ls")
     assert "db" in listed and "in use" in listed
     inspected = limit("inspect", "db")
     assert "limit:    2" in inspected and "in use:   1" in inspected and "3f2a0c7e-run-holding" in inspected
     assert limit("reset", "db").strip() == "Freed every slot of concurrency limit 'db' (limit 2)."
-    assert ConcurrencyLimit.objects.get(tag="db").active_slots == []
+    assert slots_of("db") == []
     assert "held by task runs: none" in limit("inspect", "db")
     assert limit("delete", "db").strip() == "Deleted concurrency limit 'db'."
     assert not ConcurrencyLimit.objects.exists()
