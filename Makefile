@@ -64,6 +64,7 @@ bench: install services
 	$(PY) benchmarks/live_latency.py --database sqlite
 	$(PY) benchmarks/events_latency.py --database postgresql
 	$(PY) benchmarks/server_memory.py
+	$(PY) benchmarks/concurrency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
