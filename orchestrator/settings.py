@@ -298,7 +298,8 @@ ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS = float(_setting("ORCHESTRATOR_WOR
 ORCHESTRATOR_CONCURRENCY_LEASE_SECONDS = max(1.0, float(_setting("ORCHESTRATOR_CONCURRENCY_LEASE_SECONDS") or 30))
 ORCHESTRATOR_CONCURRENCY_ACQUIRE_WAIT_SECONDS = 10.0
 ORCHESTRATOR_CONCURRENCY_ACQUIRE_POLL_SECONDS = 0.15
-# At most this many acquires of one server process wait at once (each holds one of its 4 request threads).
+# At most this many acquires of one server process wait at once (each holds one of its 4 request threads);
+# the others wait one poll interval and answer 423 (the client asks again).
 ORCHESTRATOR_CONCURRENCY_ACQUIRE_WAITERS = 2
 # Celery pools (docs/workers.md): a run is sent to its pool's Celery queue once it is due within the horizon
 # (Redis redelivers messages unacknowledged for an hour, so ETAs stay short); a run still Scheduled this long
