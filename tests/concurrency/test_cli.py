@@ -55,3 +55,27 @@ def test_a_duplicate_tag_is_refused() -> None:
     with pytest.raises(ClientError, match="already exists"):
         limit("create", "db", "3")
     assert ConcurrencyLimit.objects.get(tag="db").limit == 1
+
+
+def global_limit(*args: str) -> str:
+    out = StringIO()
+    call_command("global-concurrency-limit", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_global_limits_create_ls_inspect_reset_delete() -> None:
+    from apps.concurrency.models import GlobalConcurrencyLimit
+    from apps.concurrency.services import concurrency_lease_acquire
+
+    assert global_limit("create", "db", "2").strip() == "Created global concurrency limit 'db': 2 slot(s)."
+    created = global_limit("create", "api", "5", "--slot-decay-per-second", "0.5").strip()
+    assert created == "Created global concurrency limit 'api': 5 slot(s), decaying at 0.5 slot(s)/s."
+    concurrency_lease_acquire(global_limit=GlobalConcurrencyLimit.objects.get(name="db"), slots=2, holder_id="me")
+    assert "db" in global_limit("ls") and "decay/s" in global_limit("ls")
+    inspected = global_limit("inspect", "db")
+    assert "in use:   2" in inspected and "client me: 2 slot(s)" in inspected
+    assert global_limit("reset", "db").strip() == "Freed every slot of global concurrency limit 'db' (limit 2)."
+    assert "held by:  nobody" in global_limit("inspect", "db")
+    assert global_limit("delete", "db").strip() == "Deleted global concurrency limit 'db'."
+    with pytest.raises(ClientError, match="global-concurrency-limit create db N"):
+        global_limit("inspect", "db")
