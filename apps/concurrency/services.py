@@ -58,8 +58,6 @@ def concurrency_limit_create(*, tag: str, limit: int) -> ConcurrencyLimit:
 def concurrency_limit_update(*, limit: ConcurrencyLimit, value: int) -> ConcurrencyLimit:
     limit.limit = value
     limit.save(update_fields=["limit", "updated"])
-    if value > limit.limit:
-        _released()
     return limit
 
 

@@ -32,6 +32,7 @@ def test_sync_gives_every_registered_service_an_entry_with_its_default_interval(
         "cancellation_cleanup": 10,
         "celery_dispatch": 10,
         "pause_timeouts": 10,
+        "concurrency_leases": 10,
         "retention": 3600,
     }
     for service in services_all():

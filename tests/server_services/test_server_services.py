@@ -35,7 +35,8 @@ def test_server_start_runs_the_services_within_seconds_and_stops_them_on_ctrl_c(
     """`make run` is the whole product on one machine: scheduling must work with no broker installed."""
     with start_server(home=tmp_path / "home", settings=SHORT_INTERVALS) as server:
         banner = (
-            "services: scheduler, late_runs, zombies, cancellation_cleanup, celery_dispatch, pause_timeouts, retention"
+            "services: scheduler, late_runs, zombies, cancellation_cleanup, celery_dispatch, pause_timeouts, "
+            "concurrency_leases, retention"
             " (a Celery worker with Beat on a thread, in server worker 1, embedded broker)"
         )
         assert banner in server.output()
