@@ -298,7 +298,9 @@ def concurrency_leases_reap() -> dict[str, int]:
                 continue
             running = {
                 str(pk)
-                for pk in model.objects.filter(pk__in=holders, state_type="RUNNING").values_list("pk", flat=True)
+                for pk in model.objects.filter(pk__in=_uuids(holders), state_type="RUNNING").values_list(
+                    "pk", flat=True
+                )
             }
             gone = [holder for holder in holders if holder not in running]
             if gone:
@@ -306,3 +308,14 @@ def concurrency_leases_reap() -> dict[str, int]:
         if orphaned:
             _released()
     return {"expired": expired, "orphaned": orphaned}
+
+
+def _uuids(values: Iterable[str]) -> list[uuid.UUID]:
+    """The values that are UUIDs (a client may send any holder id: such a holder is no run)."""
+    found = []
+    for value in values:
+        try:
+            found.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return found
