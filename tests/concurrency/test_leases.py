@@ -173,3 +173,14 @@ class TestGlobalApi:
         assert reader.get("/api/global_concurrency_limits/db/").status_code == 200
         assert reader.post("/api/global_concurrency_limits/db/acquire/", {}, format="json").status_code == 403
         assert reader.post("/api/concurrency_leases/renew/", {}, format="json").status_code == 403
+
+
+def test_global_limits_are_listed_changed_and_deleted_by_name(api) -> None:
+    api.post("/api/global_concurrency_limits/", {"name": "db", "limit": 2}, format="json")
+    api.post("/api/global_concurrency_limits/", {"name": "api", "limit": 1}, format="json")
+    assert [row["name"] for row in api.get("/api/global_concurrency_limits/").json()["results"]] == ["api", "db"]
+    changed = api.patch("/api/global_concurrency_limits/db/", {"limit": 4, "slot_decay_per_second": 1.5}, format="json")
+    assert (changed.json()["limit"], changed.json()["slot_decay_per_second"]) == (4, 1.5)
+    assert api.patch("/api/global_concurrency_limits/db/", {"limit": -1}, format="json").status_code == 400
+    assert api.delete("/api/global_concurrency_limits/db/").status_code == 204
+    assert api.get("/api/global_concurrency_limits/db/").status_code == 404
