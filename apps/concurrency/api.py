@@ -275,7 +275,7 @@ class ConcurrencyLeaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         services.concurrency_lease_release(lease=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses=LeaseSerializer)
+    @extend_schema(request=None, responses=LeaseSerializer, operation_id="concurrency_leases_renew_one")
     @action(detail=True, methods=["post"], url_path="renew")
     def renew_one(self, request: Request, pk=None) -> Response:
         lease = self.get_object()
