@@ -259,6 +259,11 @@ class RenewSerializer(StrictSerializerMixin, serializers.Serializer):
     task_run_ids = serializers.ListField(child=serializers.UUIDField(), max_length=10_000, default=list)
 
 
+class TagWaitSerializer(StrictSerializerMixin, serializers.Serializer):
+    tags = serializers.ListField(child=TagField(), min_length=1, max_length=100)
+    timeout_seconds = serializers.FloatField(min_value=0, max_value=86400, default=5)
+
+
 class ConcurrencyLeaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = ConcurrencyLease.objects.select_related("limit", "global_limit")
     serializer_class = LeaseSerializer
@@ -295,6 +300,15 @@ class ConcurrencyLeaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
             task_run_ids=[str(i) for i in serializer.validated_data["task_run_ids"]],
         )
         return Response({"renewed": renewed, "lease_seconds": settings.ORCHESTRATOR_CONCURRENCY_LEASE_SECONDS})
+
+    @extend_schema(request=TagWaitSerializer, responses=dict)
+    @action(detail=False, methods=["post"])
+    def wait(self, request: Request) -> Response:
+        """Wait (at most 10 s) until each limited tag among `tags` has a free slot: `{"free": bool, "waited":
+        bool}`. A task run answered WAIT by a full tag limit calls it, then proposes Running again."""
+        serializer = TagWaitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(services.concurrency_tag_slots_wait(**serializer.validated_data))
 
 
 def _is_uuid(value: str) -> bool:

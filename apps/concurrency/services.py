@@ -95,6 +95,37 @@ def concurrency_tag_slots_take(*, limits: list[ConcurrencyLimit], task_run_id: s
     return None
 
 
+def concurrency_tag_slots_wait(*, tags: Iterable[str], timeout_seconds: float) -> dict[str, bool]:
+    """Wait until every limited tag among `tags` has a free slot (`free`), up to `timeout_seconds` (at most
+    ORCHESTRATOR_CONCURRENCY_ACQUIRE_WAIT_SECONDS): a task run answered WAIT by a full tag limit asks again as
+    soon as a slot frees instead of after the WAIT's delay. `waited` is False when this server process already
+    has its share of waiting requests: the caller then waits the WAIT's delay as before."""
+    tags = list(tags)
+    if not _waiters.acquire(blocking=False):
+        return {"free": _tag_slots_free(tags), "waited": False}
+    try:
+        wait = max(0.0, min(timeout_seconds, settings.ORCHESTRATOR_CONCURRENCY_ACQUIRE_WAIT_SECONDS))
+        deadline = time.monotonic() + wait
+        while True:
+            since = wakeup.generation()
+            if _tag_slots_free(tags):
+                return {"free": True, "waited": True}
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return {"free": False, "waited": True}
+            wakeup.wait_for_release(
+                since=since, timeout=min(settings.ORCHESTRATOR_CONCURRENCY_ACQUIRE_POLL_SECONDS, remaining)
+            )
+    finally:
+        _waiters.release()
+
+
+def _tag_slots_free(tags: list[str]) -> bool:
+    limits = list(ConcurrencyLimit.objects.filter(tag__in=tags))
+    in_use = slots_in_use(tag_limit_ids=[limit.pk for limit in limits])
+    return all(in_use.get(limit.pk, 0) < limit.limit for limit in limits)
+
+
 def concurrency_slots_release(*, task_run_ids: Iterable[str] = (), flow_run_ids: Iterable[str] = ()) -> int:
     """Delete every lease these runs hold, on tag and global limits (a run that left RUNNING, was cancelled,
     crashed or was deleted). Returns the leases deleted."""

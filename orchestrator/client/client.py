@@ -600,6 +600,10 @@ class OrchestratorClient:
                         request=exc.request,
                     ) from None
 
+    def wait_for_tag_slots(self, tags: list[str], *, timeout_seconds: float) -> dict[str, Any]:
+        """Wait on the server until each limited tag among `tags` has a free slot: `{"free", "waited"}`."""
+        return self._object("POST", "concurrency_leases/wait/", {"tags": tags, "timeout_seconds": timeout_seconds})
+
     def release_concurrency_lease(self, lease_id: str) -> None:
         self.request("POST", f"concurrency_leases/{lease_id}/release/")
 

@@ -22,6 +22,9 @@ logger = logging.getLogger("orchestrator.concurrency")
 
 # The renewal period before the server has said its lease time (the first renewal asks at once).
 FIRST_RENEWAL_SECONDS = 0.0
+# How a WAIT for a full tag limit begins (apps/concurrency/rules.py), and how long one wait for its slots lasts.
+TAG_LIMIT_WAIT = "concurrency limit for tag"
+TAG_WAIT_SECONDS = 5.0
 
 
 class ConcurrencySlotError(Exception):
@@ -81,6 +84,17 @@ class LeaseRenewer:
             lost = set(lease_ids) - set(answer.get("renewed") or [])
             if lost:
                 logger.warning("concurrency lease(s) %s expired before renewal: their slots may be taken", sorted(lost))
+
+
+def wait_for_tag_slots(client: Any, tags: list[str]) -> bool:
+    """After a WAIT for a full tag limit: wait on the server (up to TAG_WAIT_SECONDS) for a free slot on the
+    run's tags. True when the run should propose Running again now; False to wait the WAIT's delay (the server
+    had no waiting thread to spare, or does not offer the call)."""
+    try:
+        answer = client.wait_for_tag_slots(tags, timeout_seconds=TAG_WAIT_SECONDS)
+    except ClientError:
+        return False
+    return bool(answer.get("free") or answer.get("waited"))
 
 
 _renewers: dict[int, LeaseRenewer] = {}

@@ -20,7 +20,7 @@ from typing import Any
 
 from orchestrator.client import RunInfo, get_client, install_excepthook
 from orchestrator.sdk import results
-from orchestrator.sdk.concurrency import renewer_for
+from orchestrator.sdk.concurrency import TAG_LIMIT_WAIT, renewer_for, wait_for_tag_slots
 from orchestrator.sdk.context import (
     FlowRunContext,
     TaskRunContext,
@@ -379,6 +379,8 @@ class TaskRunEngine(RunAndState):
         if response.status == "ABORT":
             raise Abort(response.reason or "the server aborted the task run")
         if response.status == "WAIT":
+            if (response.reason or "").startswith(TAG_LIMIT_WAIT) and wait_for_tag_slots(self.client, self.run.tags):
+                return 0.0  # a slot freed (or the server waited for one): ask again now
             return max(response.delay_seconds, 0.05)
         self.state = response.state
         self.holder["state"] = self.state

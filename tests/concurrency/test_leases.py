@@ -184,3 +184,13 @@ def test_global_limits_are_listed_changed_and_deleted_by_name(api) -> None:
     assert api.patch("/api/global_concurrency_limits/db/", {"limit": -1}, format="json").status_code == 400
     assert api.delete("/api/global_concurrency_limits/db/").status_code == 204
     assert api.get("/api/global_concurrency_limits/db/").status_code == 404
+
+
+def test_waiting_for_tag_slots_answers_whether_they_are_free(api) -> None:
+    services.concurrency_limit_create(tag="db", limit=1)
+    body = {"tags": ["db", "unlimited"], "timeout_seconds": 0}
+    assert api.post("/api/concurrency_leases/wait/", body, format="json").json() == {"free": True, "waited": True}
+    hold("db", "holder")
+    assert api.post("/api/concurrency_leases/wait/", body, format="json").json() == {"free": False, "waited": True}
+    refused = api.post("/api/concurrency_leases/wait/", {"tags": []}, format="json")
+    assert refused.status_code == 400 and "tags" in refused.json()["fields"]

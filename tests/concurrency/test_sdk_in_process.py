@@ -76,3 +76,29 @@ def test_a_waiter_wakes_within_250_ms_of_a_release_in_this_process() -> None:
     p95 = min(statistics.quantiles(latencies, n=20)[-1], max(latencies))
     print(f"\nsame-process wake after release: p95 {p95 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
     assert p95 < 0.25
+
+
+def test_a_task_waiting_on_a_full_tag_limit_starts_soon_after_the_slot_frees() -> None:
+    """The WAIT is followed by a wait on the server for the slot, not by the WAIT's 1 s delay."""
+    from orchestrator import flow, task
+
+    services.concurrency_limit_create(tag="gate", limit=1)
+    marks: dict[tuple[str, int], float] = {}
+
+    @task(tags=["gate"])
+    def step(index: int) -> None:
+        marks[("start", index)] = time.monotonic()
+        time.sleep(0.3)
+        marks[("end", index)] = time.monotonic()
+
+    @flow
+    def gated() -> None:
+        futures = [step.submit(index) for index in range(2)]
+        for future in futures:
+            future.result()
+
+    gated()
+    first, second = sorted(range(2), key=lambda index: marks[("start", index)])
+    gap = marks[("start", second)] - marks[("end", first)]
+    print(f"\ntag-limit waiter started {gap * 1000:.0f} ms after the slot's holder ended")
+    assert gap < 0.5  # the first task's Completed, the wake, the second's Running: well under the 1 s WAIT
