@@ -64,6 +64,16 @@ def _validate_positive_number(value: str) -> str | None:
     return None
 
 
+def _validate_non_negative_number(value: str) -> str | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return f"{value!r} is not a number"
+    if number < 0:
+        return "must be 0 or more"
+    return None
+
+
 def _validate_positive_integer(value: str) -> str | None:
     if not value.strip().isdigit():
         return f"{value!r} is not a whole number"
@@ -152,6 +162,13 @@ SETTINGS: dict[str, Setting] = {
             "0.1",
             "a client's first wait before sending a failed request again (doubled each time, with jitter)",
             _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_CLIENT_OUTAGE_SECONDS",
+            "120",
+            "seconds a client keeps retrying a server that answered it before and now refuses connections or "
+            "answers 502/503/504 (a restart), past ORCHESTRATOR_CLIENT_RETRIES",
+            _validate_non_negative_number,
         ),
         Setting(
             "ORCHESTRATOR_CLIENT_BACKOFF_CAP_SECONDS",
@@ -316,6 +333,12 @@ SETTINGS: dict[str, Setting] = {
             "ORCHESTRATOR_CONCURRENCY_LEASE_SECONDS",
             "30",
             "a concurrency slot whose holder stops renewing it frees after this long (seconds, at least 1)",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_UI_WAITING_REFRESH_SECONDS",
+            "3",
+            "how often a run page re-reads why its run is waiting while it waits (seconds)",
             _validate_positive_number,
         ),
     ]

@@ -122,6 +122,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that its process_exception runs last: a view's lost database connection becomes a 503 JSON error.
+    "apps.core.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -301,6 +303,9 @@ ORCHESTRATOR_CONCURRENCY_ACQUIRE_POLL_SECONDS = 0.15
 # At most this many acquires of one server process wait at once (each holds one of its 4 request threads);
 # the others wait one poll interval and answer 423 (the client asks again).
 ORCHESTRATOR_CONCURRENCY_ACQUIRE_WAITERS = 2
+# The run page's "Why is this run waiting?" panel (docs/waiting.md) is re-read on each state change of the run and
+# this often while the run waits: what holds it (a paused pool, a busy limit, no worker) changes without one.
+ORCHESTRATOR_UI_WAITING_REFRESH_SECONDS = float(_setting("ORCHESTRATOR_UI_WAITING_REFRESH_SECONDS") or 3)
 # Celery pools (docs/workers.md): a run is sent to its pool's Celery queue once it is due within the horizon
 # (Redis redelivers messages unacknowledged for an hour, so ETAs stay short); a run still Scheduled this long
 # after its start time and its last sending is sent again, then after doubling delays (a lost message).

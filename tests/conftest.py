@@ -4,12 +4,19 @@ The API requires keys (docs/security.md): `api` sends a `write` key, what a clie
 `admin_api` an `admin` key; `key_client(scope)` any other.
 """
 
+import signal
 from collections.abc import Callable, Iterator
 
 import pytest
 from rest_framework.test import APIClient
 
 pytest_plugins = ["tests.support.server", "tests.support.browser"]
+
+# Tests stop the processes they start with Ctrl+C (SIGINT). A suite started in the background of a script inherits
+# SIGINT ignored, and so would every process it starts (an ignored signal stays ignored across exec): `serve` and
+# `server services run` would never stop. A handled signal is reset to its default in the child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The slowest files (real servers, workers and CLI processes), started first: with `pytest -n 2` a long test that
 # starts last leaves the other core idle until it ends. Measured with `--durations`; the order within stays.

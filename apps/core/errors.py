@@ -31,3 +31,11 @@ class Conflict(OrchestratorError):
 class PayloadTooLarge(OrchestratorError):
     status_code = 413
     code = "payload_too_large"
+
+
+class DatabaseUnavailable(OrchestratorError):
+    """The database did not answer (restarting, unreachable, out of connections): the request may succeed later."""
+
+    status_code = 503
+    code = "database_unavailable"
+    retry_after_seconds = 1

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.core.errors import NotFound
 from apps.runs.models import FlowRun
-from apps.work_pools.models import DEFAULT_QUEUE_NAME, Worker, WorkPool, WorkPoolType, WorkQueue, heartbeat_cutoff
+from apps.work_pools.models import DEFAULT_QUEUE_NAME, Worker, WorkPool, WorkQueue, heartbeat_cutoff
 from orchestrator.states import StateType
 
 # The states in which a run holds a slot of its pool's and queue's concurrency limits.
@@ -162,61 +162,6 @@ def flow_runs_cancelling(*, run_ids: list) -> list[str]:
         return []
     rows = FlowRun.objects.filter(pk__in=run_ids, state_type=StateType.CANCELLING).values_list("id", flat=True)
     return [str(run_id) for run_id in rows]
-
-
-def flow_run_waiting_reasons(*, run: FlowRun, now: datetime | None = None) -> list[str]:
-    """Why a Scheduled or Pending run has not started, in the order a user should act on them: each reason one
-    sentence naming what holds it (its time, its pool or queue paused or full, no online worker); empty when
-    nothing in the pool holds it (it is about to be picked up) or it is not waiting at all."""
-    if run.state_type not in (StateType.SCHEDULED, StateType.PENDING):
-        return []
-    now = now or timezone.now()
-    reasons: list[str] = []
-    start = run.next_scheduled_start_time
-    if run.state_type == StateType.SCHEDULED and start is not None and start > now:
-        reasons.append(f"it is scheduled for {start.isoformat()} ({int((start - now).total_seconds())} s from now)")
-    if not run.work_pool_name:
-        if run.deployment_id is None:
-            reasons.append("it has no work pool: only the process that created it (e.g. `flow.serve()`) runs it")
-        else:
-            reasons.append(
-                "its deployment has no work pool: a `flow.serve()` process of that deployment runs it, or redeploy "
-                "it with --pool"
-            )
-        return reasons
-    pool = WorkPool.objects.filter(name=run.work_pool_name).first()
-    if pool is None:
-        reasons.append(f"work pool {run.work_pool_name!r} does not exist: create it or redeploy to another pool")
-        return reasons
-    queues = {queue.name: queue for queue in WorkQueue.objects.filter(pool=pool)}
-    queue = queues.get(queue_of_run(run.work_queue_name, set(queues)))
-    if pool.paused:
-        reasons.append(f"work pool {pool.name!r} is paused: `orchestrator work-pool resume {pool.name}`")
-    if queue is not None and queue.paused:
-        reasons.append(
-            f"work queue {queue.name!r} of pool {pool.name!r} is paused: "
-            f"`orchestrator work-queue resume {queue.name} --pool {pool.name}`"
-        )
-    active = active_runs_by_queue(pool_name=pool.name, queue_names=set(queues), exclude_run_id=run.pk)
-    if pool.concurrency_limit is not None and sum(active.values()) >= pool.concurrency_limit:
-        reasons.append(
-            f"work pool {pool.name!r} is at its concurrency limit ({sum(active.values())} of "
-            f"{pool.concurrency_limit} runs active)"
-        )
-    if queue is not None and queue.concurrency_limit is not None and active[queue.name] >= queue.concurrency_limit:
-        reasons.append(
-            f"work queue {queue.name!r} is at its concurrency limit ({active[queue.name]} of "
-            f"{queue.concurrency_limit} runs active)"
-        )
-    # A celery pool's workers heartbeat only while they run runs: an idle one is not offline.
-    polled = pool.type == WorkPoolType.PROCESS
-    if (
-        polled
-        and run.state_type == StateType.SCHEDULED
-        and not Worker.objects.filter(pool=pool, last_heartbeat_at__gte=heartbeat_cutoff(now)).exists()
-    ):
-        reasons.append(f"no online worker for work pool {pool.name!r}: start one with `{pool.worker_command}`")
-    return reasons
 
 
 def flow_run_state_type(*, run_id: Any) -> str | None:

@@ -5,7 +5,9 @@
 
 Retries, timeouts and errors live here once: connection failures, 5xx and 429 are retried with capped
 exponential backoff (ORCHESTRATOR_CLIENT_RETRIES, ..._BACKOFF_SECONDS, ..._BACKOFF_CAP_SECONDS); refusals (4xx)
-are not; every failure is one `ClientError` line naming the request and the cause (errors.py).
+are not; every failure is one `ClientError` line naming the request and the cause (errors.py). A server that
+answered this client before and then goes away (a restart: connections refused or cut, 502/503/504) is waited for
+longer, up to ORCHESTRATOR_CLIENT_OUTAGE_SECONDS (docs/faults.md); a server never reached fails after the retries.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from orchestrator.client.models import RunInfo, StateResult, recorded_state_body
 from orchestrator.states import State
 
 IN_PROCESS_BASE_URL = "http://in-process/api/"
+# Answers of a server that is restarting or whose database is (a proxy's 502 and 504, the API's own 503).
+OUTAGE_STATUSES = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class ClientSettings:
     connect_timeout_seconds: float = 10.0
     backoff_seconds: float = 0.1
     backoff_cap_seconds: float = 5.0
+    outage_seconds: float = 120.0
 
     @classmethod
     def from_config(cls) -> ClientSettings:
@@ -56,6 +61,7 @@ class ClientSettings:
             connect_timeout_seconds=float(_setting("ORCHESTRATOR_CLIENT_CONNECT_TIMEOUT_SECONDS")),
             backoff_seconds=float(_setting("ORCHESTRATOR_CLIENT_BACKOFF_SECONDS")),
             backoff_cap_seconds=float(_setting("ORCHESTRATOR_CLIENT_BACKOFF_CAP_SECONDS")),
+            outage_seconds=float(_setting("ORCHESTRATOR_CLIENT_OUTAGE_SECONDS")),
         )
 
 
@@ -92,6 +98,9 @@ class OrchestratorClient:
         self.retries = self.settings.retries if retries is None else retries
         self.api_url = api_url
         self.in_process = api_url is None
+        # Set once the server answered (any status): from then on a refused connection is an outage to ride out
+        # (a restart), not a wrong URL or a server never started.
+        self.answered_before = False
         # In-process, task run records skip the request (in_process.record_task_runs); False sends them through
         # the API like every other call (the test that compares both paths uses it).
         self.direct_recording = True
@@ -143,22 +152,40 @@ class OrchestratorClient:
     ) -> tuple[int, Any]:
         attempts = 1 + (self.retries if retries is None else retries)
         delay = self.settings.backoff_seconds
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 response = self._http.request(method, path, json=json, params=params)
             except self._httpx.TransportError as exc:
-                if last:
-                    raise self._unreachable(method, path, exc, attempts) from None
+                outage = not isinstance(exc, self._httpx.TimeoutException)
+                if not self._try_again(attempt, attempts, started, outage=outage):
+                    raise self._unreachable(method, path, exc, attempt) from None
             else:
+                self.answered_before = True
                 status = response.status_code
                 if status < 400:
                     return status, (response.json() if response.content else None)
-                if (status < 500 and status != 429) or last:
-                    raise self._error(method, response, attempts) from None
+                if status < 500 and status != 429:
+                    raise self._error(method, response, attempt) from None
+                if not self._try_again(attempt, attempts, started, outage=status in OUTAGE_STATUSES):
+                    raise self._error(method, response, attempt) from None
             time.sleep(delay + random.uniform(0, delay))
             delay = min(delay * 2, self.settings.backoff_cap_seconds)
-        raise AssertionError("unreachable")
+
+    def _try_again(self, attempt: int, attempts: int, started: float, *, outage: bool) -> bool:
+        """Whether a failed attempt is sent again: within the retries, or while a server that answered before is
+        down or unavailable, for ORCHESTRATOR_CLIENT_OUTAGE_SECONDS. A caller that asked for no retries (a worker's
+        poll: its next tick asks again) gets none."""
+        if attempt < attempts:
+            return True
+        return (
+            attempts > 1
+            and outage
+            and self.answered_before
+            and time.monotonic() - started < self.settings.outage_seconds
+        )
 
     # -- answers of a known shape: a JSON object, a list of objects, or a page's `results` ---------------------
     def _object(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -392,9 +419,15 @@ class OrchestratorClient:
             params["ordering"] = ordering
         return self._results("GET", "flow_runs/", params=params)
 
-    def read_flow_run_waiting(self, run_id: str) -> list[str]:
-        """Why the run has not started yet (its time, a paused or full pool or queue, no online worker)."""
-        return list(self.request("GET", f"flow_runs/{run_id}/waiting/")["reasons"])
+    def read_flow_run_waiting(self, run_id: str) -> dict[str, Any]:
+        """Why the run has not started yet (its time, a paused or full pool or queue, no online worker...):
+        `{"status", "not_waiting_because", "state_type", "state_name", "reasons": [{"code", "message",
+        "details"}]}` (docs/waiting.md)."""
+        return self._object("GET", f"flow_runs/{run_id}/waiting/")
+
+    def read_task_run_waiting(self, run_id: str) -> dict[str, Any]:
+        """Why the task run has not started yet, in the shape of `read_flow_run_waiting`."""
+        return self._object("GET", f"task_runs/{run_id}/waiting/")
 
     def propose_flow_run_state_json(self, run_id: str, state: dict[str, Any]) -> dict[str, Any]:
         """`POST flow_runs/{id}/set_state/` with a state given as JSON; the engine's answer as JSON."""

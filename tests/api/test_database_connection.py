@@ -47,3 +47,43 @@ def test_requests_after_postgresql_closed_the_connections_all_succeed(orchestrat
         f"{api}/flows/", json={"name": "after-the-cut"}, timeout=30, headers=orchestrator_server_process.headers
     )
     assert created.status_code == 201, created.text
+
+
+def _allow_connections(server: RunningServer, allowed: bool) -> None:
+    import psycopg
+    from psycopg import sql
+
+    database = urlsplit(server.database_url).path.lstrip("/")
+    maintenance = urlsplit(server.database_url)._replace(path="/postgres").geturl()
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        statement = sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+            sql.Identifier(database), sql.SQL("true" if allowed else "false")
+        )
+        connection.execute(statement)
+
+
+@pytest.mark.e2e
+def test_a_database_that_refuses_connections_is_a_503_json_error_then_the_server_recovers(
+    orchestrator_server_process: RunningServer,
+):
+    """A database outage is the client's cue to retry (503, Retry-After), never a 500; docs/faults.md has the real
+    restart (make chaos)."""
+    server = orchestrator_server_process
+    with httpx.Client(base_url=server.api_url + "/", timeout=30, headers=server.headers) as client:
+        assert client.get("flows/").status_code == 200
+        _allow_connections(server, False)
+        try:
+            _terminate_server_connections(server)
+            answer = client.get("flows/")
+            page = httpx.get(f"{server.base_url}/admin/", cookies={"sessionid": "a" * 32}, timeout=30)
+        finally:
+            _allow_connections(server, True)
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"] == "1"
+        body = answer.json()
+        assert body["error"] == "database_unavailable", body
+        assert body["message"].startswith("the database is unavailable: ") and body["message"].endswith("; retry")
+        assert "not currently accepting connections" in body["message"], body
+        assert "127.0.0.1" not in body["message"]  # the cause, not where the database lives
+        assert page.status_code == 503 and page.json()["error"] == "database_unavailable", page.text  # not DRF
+        assert client.get("flows/").status_code == 200

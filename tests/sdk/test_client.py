@@ -159,6 +159,83 @@ def test_a_worker_poll_passes_fewer_retries(canned):
     assert server.requests == 1
 
 
+class ScriptedServer(http.server.ThreadingHTTPServer):
+    """A loopback server answering its requests with the given statuses in turn (the last one from then on), JSON
+    bodies; `port` picks the port (a restart on the same address)."""
+
+    def __init__(self, statuses: list[int], port: int = 0) -> None:
+        scripted = self
+        self.requests = 0
+        self.allow_reuse_address = True
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                status = statuses[min(scripted.requests, len(statuses) - 1)]
+                scripted.requests += 1
+                payload = b'{"results": [], "message": "the database is unavailable: x; retry"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/api"
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+@sqlite_pass_only
+def test_a_server_that_answered_before_is_waited_for_through_its_restart():
+    """A server restart (docs/faults.md) must not fail the flows of its clients: refused connections from a server
+    that answered before are retried past the retries, up to ORCHESTRATOR_CLIENT_OUTAGE_SECONDS."""
+    server = ScriptedServer([200])
+    port = server.server_address[1]
+    client = OrchestratorClient(f"http://127.0.0.1:{port}/api", settings=FAST)
+    assert client.read_work_pools() == []
+    server.close()
+    restarted: list[ScriptedServer] = []
+    timer = threading.Timer(1.0, lambda: restarted.append(ScriptedServer([200], port=port)))
+    timer.start()
+    try:
+        assert client.read_work_pools() == []  # FAST alone gives up after 3 attempts within a tenth of a second
+    finally:
+        timer.join()
+        for each in restarted:
+            each.close()
+
+
+@sqlite_pass_only
+def test_503s_of_a_database_outage_are_retried_until_it_ends_and_not_past_the_outage_window():
+    server = ScriptedServer([503] * 8 + [200])
+    try:
+        client = OrchestratorClient(server.api_url, settings=FAST)
+        assert client.read_work_pools() == []
+        assert server.requests == 9
+    finally:
+        server.close()
+    server = ScriptedServer([503])
+    try:
+        settings = ClientSettings(retries=2, backoff_seconds=0.01, outage_seconds=0.5)
+        with pytest.raises(ServerError, match=r"failed after \d+ attempts: the database is unavailable: x; retry$"):
+            OrchestratorClient(server.api_url, settings=settings).read_work_pools()
+        assert server.requests > 3
+    finally:
+        server.close()
+
+
 @pytest.mark.parametrize(
     ("body", "call", "sent", "problem"),
     [

@@ -96,7 +96,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Before the test's fixtures are torn down: say whether the next test uses the browser too."""
-    _shared.keep = nextitem is not None and "browser" in getattr(nextitem, "fixturenames", ())
+    _shared.keep = nextitem is not None and _uses_shared_browser(nextitem)
+
+
+def _uses_shared_browser(item: pytest.Item) -> bool:
+    """Whether the test asks for this module's `browser` (tests/ui/test_run_pages.py has a `browser` of its own,
+    a Django test client: keeping Chromium for it would leave Playwright's loop running under its ORM calls)."""
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).get("browser") or ()
+    return any(getattr(definition.func, "__module__", None) == __name__ for definition in definitions[-1:])
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

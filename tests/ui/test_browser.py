@@ -302,3 +302,31 @@ def test_a_run_started_from_the_ui_is_watched_live_to_the_end(cluster: Cluster, 
     )
     print(f"browser test took {time.monotonic() - started:.1f} s")
     assert p95 < 1000, latencies  # the target is 250 ms; a shared CI machine gets headroom before it fails
+
+
+def test_the_run_page_says_why_its_run_waits_and_follows_the_change_live(cluster: Cluster, page: Any) -> None:
+    """A run in a paused pool: the page names the pause; resuming the pool (no message for the run) drops that
+    reason within the panel's refresh, and the run starting (a state message) closes the panel, without a reload."""
+    base = cluster.server.base_url
+    pool = cluster.pool(paused=True)
+    deployment = cluster.deployment(pool, "pipeline.py:pipeline")
+    run = cluster.create_run(deployment)
+    login(page, base, "admin", admin_password(cluster.server))
+    page.goto(f"{base}/ui/flow-runs/{run['id']}/")
+    page.evaluate("window.__loadMarker = 1")
+    panel = page.locator("[data-testid=run-waiting]")
+    assert panel.locator("h3").inner_text() == "Why is this run waiting?"
+    paused = panel.locator("li[data-code=pool_paused]")
+    assert f"work pool '{pool}' is paused" in paused.inner_text()
+    assert panel.locator("li[data-code=no_online_worker]").count() == 1
+
+    cluster.call("PATCH", f"work_pools/{pool}/", json={"paused": False})
+    paused.wait_for(state="detached")
+    assert panel.locator("li[data-code=no_online_worker]").count() == 1
+    assert panel.locator("li[data-code=queue_position]").inner_text().startswith("it is next in line")
+
+    for state in ("PENDING", "RUNNING"):
+        cluster.call("POST", f"flow_runs/{run['id']}/set_state/", json={"state": {"type": state}})
+    panel.wait_for(state="detached")
+    assert page.evaluate("window.__loadMarker") == 1  # no reload
+    cluster.call("POST", f"flow_runs/{run['id']}/set_state/", json={"state": {"type": "CANCELLED"}, "force": True})

@@ -219,3 +219,22 @@ def test_deployment_run_watch_says_what_the_run_waits_for(server, api):
         f"no online worker for work pool '{pool}': start one with `orchestrator worker start --pool {pool}`"
         in (waiting[0])
     )
+
+
+def test_flow_run_inspect_says_why_a_run_waits(server, api):
+    """`flow-run inspect` of a run that has not started ends with what holds it, one reason a line with its
+    code; a finished run shows no such part."""
+    pool = "inspected-pool"
+    body = {"flow_name": "etl", "name": "inspected", "entrypoint": "etl.py:etl", "work_pool_name": pool}
+    deployment = api.post("deployments/", json=body).json()
+    api.patch(f"work_pools/{pool}/", json={"paused": True}).raise_for_status()
+    run = api.post(f"deployments/{deployment['id']}/create_flow_run/", json={}).json()
+
+    inspected = http(server, "flow-run", "inspect", run["id"])
+    assert inspected.returncode == 0, inspected.stderr
+    why = inspected.stdout.split("why it is waiting:\n", 1)[1].splitlines()
+    assert why[0] == f"  - [pool_paused] work pool '{pool}' is paused: `orchestrator work-pool resume {pool}`"
+    assert why[1].startswith(f"  - [no_online_worker] no online worker for work pool '{pool}'")
+
+    api.post(f"flow_runs/{run['id']}/set_state/", json={"state": {"type": "CANCELLED"}}).raise_for_status()
+    assert "why it is waiting" not in http(server, "flow-run", "inspect", run["id"]).stdout

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from typing import Any
 
 from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from apps.core.errors import OrchestratorError
+from apps.core.errors import DatabaseUnavailable, OrchestratorError
 
 logger = logging.getLogger("apps.core.api")
 
@@ -44,7 +47,37 @@ def error_body(code: str, message: str, fields: dict[str, Any] | None = None) ->
     return body
 
 
+# "connection failed: connection to server at "10.0.0.5", port 5432 failed: FATAL:  the database system is
+# starting up": the cause without the address (clients need not learn where the database lives).
+# SQLite reports these mistakes as OperationalError too.
+_NOT_AN_OUTAGE = ("no such table", "no such column", "syntax error", "has no column named")
+_ADDRESS_PREFIX = re.compile(r"^.*\bfailed:\s*(FATAL:\s*)?", re.IGNORECASE)
+
+
+def database_unavailable(exc: BaseException) -> DatabaseUnavailable | None:
+    """The 503 to answer for a database error that a retry may cure (connection refused or lost, the server
+    starting or stopping, a locked SQLite file), or None for any other exception."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return None
+    if any(mistake in str(exc) for mistake in _NOT_AN_OUTAGE):
+        return None  # a schema or query mistake: a retry would meet it again, so it stays a 500 with its traceback
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    cause = " ".join(_ADDRESS_PREFIX.sub("", first).split()) or first
+    return DatabaseUnavailable(f"the database is unavailable: {cause}; retry")
+
+
+def database_unavailable_response(error: DatabaseUnavailable) -> JsonResponse:
+    response = JsonResponse(error_body(error.code, error.message), status=error.status_code)
+    response["Retry-After"] = str(error.retry_after_seconds)
+    return response
+
+
 def exception_handler(exc, context) -> Response | None:
+    unavailable = database_unavailable(exc)
+    if unavailable is not None:
+        response = Response(error_body(unavailable.code, unavailable.message), status=unavailable.status_code)
+        response["Retry-After"] = str(unavailable.retry_after_seconds)
+        return response
     if isinstance(exc, OrchestratorError):
         fields = {exc.field: [exc.message]} if exc.field else None
         message = f"{exc.field}: {exc.message}" if exc.field else exc.message
@@ -101,4 +134,13 @@ def json_error_view(status: int, code: str, message: str):
 
 bad_request = json_error_view(400, "bad_request", "bad request")
 not_found = json_error_view(404, "not_found", "no such endpoint")
-server_error = json_error_view(500, "server_error", "internal server error; the server log has the details")
+_internal_error = json_error_view(500, "server_error", "internal server error; the server log has the details")
+
+
+def server_error(request, *args, **kwargs):
+    """handler500: Django calls it while handling the exception, so a database outage met outside a view (a
+    middleware loading the session, say) is still a 503 (DatabaseUnavailableMiddleware handles views)."""
+    unavailable = database_unavailable(sys.exc_info()[1]) if sys.exc_info()[1] is not None else None
+    if unavailable is not None:
+        return database_unavailable_response(unavailable)
+    return _internal_error(request, *args, **kwargs)

@@ -16,6 +16,7 @@ from html import escape
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.db import connection
 from django.db.models import QuerySet
@@ -39,6 +40,7 @@ from apps.ui.access import can_operate, operator_required, viewer_required
 from apps.ui.page import render_page
 from apps.ui.paging import FORWARD, InvalidCursor, Page, encode_cursor, keyset_page, merge_rows
 from apps.ui.run_input import RunInputForm, input_schema
+from apps.work_pools.waiting import flow_run_waiting, task_runs_waiting_brief
 from orchestrator.states import NAMED_STATES, TERMINAL_TYPES, Cancelling, StateType
 
 RUNS_PER_PAGE = 50
@@ -74,6 +76,7 @@ TASK_RUN_FIELDS = (
     "id",
     "name",
     "flow_run_id",
+    "tags",
     "state_type",
     "state_name",
     "start_time",
@@ -353,9 +356,16 @@ def _result_text(run: FlowRun) -> str | None:
 def _task_runs_page(run: FlowRun, cursor: str | None) -> Page:
     queryset = TaskRun.objects.filter(flow_run_id=run.id).only(*TASK_RUN_FIELDS)
     page = keyset_page(queryset, time_field="created", descending=False, limit=TASK_RUNS_PER_PAGE, cursor=cursor)
+    briefs = task_runs_waiting_brief(runs=page.rows)
     for task_run in _annotate(page.rows):
         task_run.retries = max(task_run.run_count - 1, 0)
+        task_run.waiting_brief = briefs.get(str(task_run.pk))
     return page
+
+
+def _waiting_brief_html(task_run: TaskRun) -> str:
+    brief = getattr(task_run, "waiting_brief", None)
+    return f' <span class="ui-waiting-brief" data-role="waiting">waiting: {escape(brief)}</span>' if brief else ""
 
 
 def task_rows_html(task_runs: list[TaskRun]) -> SafeString:
@@ -367,7 +377,7 @@ def task_rows_html(task_runs: list[TaskRun]) -> SafeString:
             f'<tr data-id="{task_run.pk}" data-created="{task_run.created.isoformat()}">'
             f"<td>{escape(task_run.name)}</td>"
             f'<td><span class="state state-{escape(task_run.state_type or "NONE")}" data-role="state">'
-            f"{escape(task_run.state_name or '')}</span></td>"
+            f"{escape(task_run.state_name or '')}</span>{_waiting_brief_html(task_run)}</td>"
             f'<td data-role="start">{start}</td><td data-role="duration">{task_run.duration_text}</td>'
             f'<td data-role="retries">{task_run.retries}</td></tr>'
         )
@@ -454,6 +464,8 @@ def _run_page(request: HttpRequest, run: FlowRun, *, resume_form: RunInputForm |
         "graph_svg": run_graph.render_svg(graph),
         "graph_limit": run_graph.MAX_NODES,
         "subflows": subflows,
+        "waiting": flow_run_waiting(run=run),
+        "waiting_refresh_ms": int(settings.ORCHESTRATOR_UI_WAITING_REFRESH_SECONDS * 1000),
         "parameters_text": json.dumps(run.parameters, indent=2, sort_keys=True, default=str),
         "task_query": _query_without(request, "task_cursor"),
         "log_query": _query_without(request, "log_cursor"),
@@ -484,6 +496,8 @@ def flow_run_part(request: HttpRequest, run_id: uuid.UUID, part: str) -> HttpRes
         return render(
             request, "ui/flow_runs/_task_runs.html", {"task_runs": page, "task_rows": task_rows_html(page.rows)}
         )
+    if part == "waiting":
+        return render(request, "ui/flow_runs/_waiting.html", {"waiting": flow_run_waiting(run=run)})
     if part == "graph":
         graph = run_graph.flow_run_graph(run_id=run.id)
         return render(

@@ -13,11 +13,10 @@ from rest_framework.views import APIView
 from apps.core.db import fetch_row
 from apps.core.errors import NotFound
 from apps.runs.api.serializers import FlowRunSerializer
-from apps.runs.models import FlowRun
-from apps.work_pools import selectors, services
+from apps.runs.models import FlowRun, TaskRun
+from apps.work_pools import selectors, services, waiting
 from apps.work_pools.api import serializers as s
 from apps.work_pools.models import WorkPool
-from orchestrator.states import StateType
 
 # A name in a URL: anything but '/' and control characters (names cannot contain them either).
 NAME_PATTERN = "[^/\\x00-\\x1f\\x7f]+"
@@ -142,14 +141,23 @@ class WorkPoolViewSet(viewsets.GenericViewSet):
 
 
 class FlowRunWaitingView(APIView):
-    """`GET /api/flow_runs/{id}/waiting/`: why a Scheduled or Pending run has not started (its time, a paused
-    or full pool or queue, no online worker), as sentences a user can act on."""
+    """`GET /api/flow_runs/{id}/waiting/`: why a flow run has not started (docs/waiting.md): its status and the
+    ordered reasons, each a code, a sentence and its details."""
 
     @extend_schema(responses={200: dict})
     def get(self, request: Request, run_id: str) -> Response:
-        run = fetch_row(FlowRun, run_id)
+        run = FlowRun.objects.select_related("deployment").filter(pk=run_id).first()
         if run is None:
             raise NotFound(f"no flow run with id {run_id}")
-        reasons = selectors.flow_run_waiting_reasons(run=run)
-        waiting = run.state_type in (StateType.SCHEDULED, StateType.PENDING)
-        return Response({"state_name": run.state_name, "waiting": waiting, "reasons": reasons})
+        return Response(waiting.flow_run_waiting(run=run).to_json())
+
+
+class TaskRunWaitingView(APIView):
+    """`GET /api/task_runs/{id}/waiting/`: why a task run has not started (docs/waiting.md)."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, run_id: str) -> Response:
+        run = fetch_row(TaskRun, run_id)
+        if run is None:
+            raise NotFound(f"no task run with id {run_id}")
+        return Response(waiting.task_run_waiting(run=run).to_json())

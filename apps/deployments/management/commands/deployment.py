@@ -92,7 +92,7 @@ class Command(OrchestratorCommand):
             if run.get("state_type") in ("SCHEDULED", "PENDING") and time.monotonic() - asked_at >= WAITING_SECONDS:
                 # Say what the run waits for (no worker, a paused pool, ...), again whenever that changes.
                 asked_at = time.monotonic()
-                reasons = client.read_flow_run_waiting(run["id"])
+                reasons = [reason["message"] for reason in client.read_flow_run_waiting(run["id"])["reasons"]]
                 if reasons and reasons != said_waiting:
                     self.stdout.write(f"waiting: {'; '.join(reasons)}")
                     self.stdout.flush()

@@ -158,6 +158,8 @@ class Command(OrchestratorCommand):
         found = read_run(client, run_id)
         if action == "inspect":
             self.render_detail(*found)
+            if found[0].get("state_type") not in TERMINAL_NAMES | {"RUNNING", "CANCELLING"}:
+                self.render_waiting(client.read_flow_run_waiting(str(run_id)))
         else:
             self.print_logs(client, run_id, follow=options["follow"])
 
@@ -263,3 +265,16 @@ class Command(OrchestratorCommand):
             ),
             title="state history (oldest first)",
         )
+
+    def render_waiting(self, answer: dict[str, Any]) -> None:
+        """Why the run has not started (docs/waiting.md), one line per reason, in the order to act on them."""
+        if answer.get("status") != "waiting":
+            return
+        self.stdout.write("")
+        reasons = answer.get("reasons") or []
+        if not reasons:
+            self.stdout.write("waiting: nothing holds it; a worker takes it on its next poll")
+            return
+        self.stdout.write("why it is waiting:")
+        for reason in reasons:
+            self.stdout.write(f"  - [{reason['code']}] {reason['message']}")

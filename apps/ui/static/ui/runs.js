@@ -227,6 +227,31 @@
     }, 150);
     var reloadGraph = debounced(function () { reload("graph"); }, 1000);
 
+    // "Why is this run waiting?": re-read on each state change of the run, and every few seconds while the run
+    // waits (a pool resumed or a slot freed elsewhere changes the answer without a message for this run).
+    var waitingSection = $(root, '[data-part="waiting"]');
+    var waitingRefreshMs = parseInt((waitingSection && waitingSection.getAttribute("data-refresh-ms")) || "3000", 10);
+    var waitingTimer = null, waitingAsked = 0, waitingShown = 0, waitingHtml = null;
+
+    function scheduleWaiting() {
+      if (waitingTimer) { window.clearTimeout(waitingTimer); }
+      waitingTimer = null;
+      if (waitingSection && $(waitingSection, '[data-waiting="1"]')) {
+        waitingTimer = window.setTimeout(reloadWaiting, waitingRefreshMs);
+      }
+    }
+
+    var reloadWaiting = debounced(function () {
+      if (!waitingSection) { return; }
+      var asked = ++waitingAsked;
+      fetchText(url("waiting")).then(function (html) {
+        if (asked < waitingShown) { return; }  // an older answer than the one shown (two reads out of order)
+        waitingShown = asked;
+        if (html !== waitingHtml) { waitingSection.innerHTML = html; waitingHtml = html; }
+      }).catch(function () {}).then(function () { if (asked === waitingAsked) { scheduleWaiting(); } });
+    }, 150);
+    scheduleWaiting();
+
     function onFlowRun(run) {
       if (String(run.id) !== runId || !run.state) { return; }
       var timeline = $(root, "[data-testid=run-timeline]");
@@ -251,6 +276,7 @@
         timeline.appendChild(item);
       }
       reloadSummary();  // the buttons, times and result follow the new state
+      reloadWaiting();
     }
 
     function onTaskRun(taskRun) {
@@ -264,6 +290,8 @@
         var row = $(table, 'tbody tr[data-id="' + cssId(taskRun.id) + '"]');
         if (row) {
           setBadge($(row, "[data-role=state]"), taskRun.state_type, taskRun.state_name);
+          var brief = $(row, "[data-role=waiting]");
+          if (brief && taskRun.state_type !== "PENDING" && taskRun.state_type !== "SCHEDULED") { brief.remove(); }
           $(row, "[data-role=start]").textContent = shownTime(taskRun.start_time);
           $(row, "[data-role=duration]").textContent = duration(taskRun);
           $(row, "[data-role=retries]").textContent = Math.max((taskRun.run_count || 0) - 1, 0);
@@ -356,6 +384,7 @@
       handlers: { flow_run: onFlowRun, task_run: onTaskRun, log: onLog },
       onOpen: function () {
         reloadSummary();
+        reloadWaiting();
         reload("task-runs", taskCursor ? "task_cursor=" + encodeURIComponent(taskCursor) : "");
         reload("graph");
         catchUpLogs();
