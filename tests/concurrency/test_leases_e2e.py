@@ -54,7 +54,7 @@ def _wait_for(predicate, timeout: float, interval: float = 0.02) -> float:
 
 
 def test_a_killed_process_gives_its_slot_back_within_two_lease_times(server: RunningServer, tmp_path: Path) -> None:
-    """The process renews its task run's lease while it runs (it outlives several lease times), and once it is
+    """The process renews its task run's lease while it runs (it outlives its first lease), and once it is
     killed with SIGKILL the slot is free again with no reset and no reaper: its lease just expires."""
     api = server.api_client()
     assert api.post("concurrency_limits/", json={"tag": "kill-db", "limit": 1}).status_code == 201
@@ -88,7 +88,7 @@ def test_a_killed_process_gives_its_slot_back_within_two_lease_times(server: Run
         def in_use() -> int:
             return len(api.get("concurrency_limits/kill-db/").json()["active_slots"])
 
-        time.sleep(2.5 * LEASE_SECONDS)  # renewed: still held after more than two lease times
+        time.sleep(1.5 * LEASE_SECONDS)  # renewed: still held after more than a lease time
         assert in_use() == 1
         holder.send_signal(signal.SIGKILL)
         killed = time.monotonic()
@@ -129,7 +129,7 @@ def test_a_waiting_acquire_wakes_within_a_second_of_a_release_in_another_process
     latencies = []
     try:
         assert releaser.stdin is not None and releaser.stdout is not None
-        for _ in range(8):
+        for _ in range(6):
             releaser.stdin.write("take\n")
             releaser.stdin.flush()
             assert releaser.stdout.readline().strip() == "HELD"
