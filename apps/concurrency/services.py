@@ -58,6 +58,7 @@ def concurrency_limit_create(*, tag: str, limit: int) -> ConcurrencyLimit:
 def concurrency_limit_update(*, limit: ConcurrencyLimit, value: int) -> ConcurrencyLimit:
     limit.limit = value
     limit.save(update_fields=["limit", "updated"])
+    _released()  # a raised limit has free slots: waiting task runs look again
     return limit
 
 
