@@ -76,6 +76,7 @@ bench: install services
 	$(PY) benchmarks/events_latency.py --database postgresql
 	$(PY) benchmarks/notifications.py --database sqlite
 	$(PY) benchmarks/server_memory.py
+	$(PY) benchmarks/concurrency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -26,6 +26,8 @@ _EXPORTS = {
     "wait": "orchestrator.sdk.futures",
     "get_run_logger": "orchestrator.sdk.logging",
     "tags": "orchestrator.sdk.context",
+    "concurrency": "orchestrator.sdk.concurrency",
+    "rate_limit": "orchestrator.sdk.concurrency",
 }
 
 __all__ = [
@@ -33,8 +35,10 @@ __all__ = [
     "State",
     "Task",
     "TaskRunFuture",
+    "concurrency",
     "flow",
     "get_run_logger",
+    "rate_limit",
     "tags",
     "task",
     "unmapped",
@@ -42,6 +46,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from orchestrator.sdk.concurrency import concurrency, rate_limit
     from orchestrator.sdk.context import tags
     from orchestrator.sdk.flows import Flow, flow
     from orchestrator.sdk.futures import TaskRunFuture, wait

@@ -367,6 +367,12 @@ SETTINGS: dict[str, Setting] = {
             _validate_positive_number,
         ),
         Setting(
+            "ORCHESTRATOR_CONCURRENCY_LEASE_SECONDS",
+            "30",
+            "a concurrency slot whose holder stops renewing it frees after this long (seconds, at least 1)",
+            _validate_positive_number,
+        ),
+        Setting(
             "ORCHESTRATOR_UI_WAITING_REFRESH_SECONDS",
             "3",
             "how often a run page re-reads why its run is waiting while it waits (seconds)",

@@ -294,6 +294,16 @@ ORCHESTRATOR_LATE_RUNS_GRACE_SECONDS = float(_setting("ORCHESTRATOR_LATE_RUNS_GR
 # Work pools (apps/work_pools, docs/workers.md): a worker whose last heartbeat is older than this is offline, and
 # the zombies / cancellation_cleanup services end its runs.
 ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS = float(_setting("ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS") or 30)
+# Concurrency leases (apps/concurrency, docs/concurrency.md): a slot is a lease that expires unless its holder
+# renews it (the SDK renews at a third of this), so the slots of a process that died free within this time. An
+# acquire waits on the server for a free slot up to ACQUIRE_WAIT seconds (then the client asks again), re-reading
+# the database every POLL seconds for releases made by other processes.
+ORCHESTRATOR_CONCURRENCY_LEASE_SECONDS = max(1.0, float(_setting("ORCHESTRATOR_CONCURRENCY_LEASE_SECONDS") or 30))
+ORCHESTRATOR_CONCURRENCY_ACQUIRE_WAIT_SECONDS = 10.0
+ORCHESTRATOR_CONCURRENCY_ACQUIRE_POLL_SECONDS = 0.15
+# At most this many acquires of one server process wait at once (each holds one of its 4 request threads);
+# the others wait one poll interval and answer 423 (the client asks again).
+ORCHESTRATOR_CONCURRENCY_ACQUIRE_WAITERS = 2
 # The run page's "Why is this run waiting?" panel (docs/waiting.md) is re-read on each state change of the run and
 # this often while the run waits: what holds it (a paused pool, a busy limit, no worker) changes without one.
 ORCHESTRATOR_UI_WAITING_REFRESH_SECONDS = float(_setting("ORCHESTRATOR_UI_WAITING_REFRESH_SECONDS") or 3)

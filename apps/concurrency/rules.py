@@ -1,12 +1,13 @@
 """Tag concurrency limits: a task run waits for a free slot on each of its limited tags (the rule is listed in
-apps/orchestration/policies.py; its slots are freed by `release_slots_on_leaving_running`, a state-stored hook)."""
+apps/orchestration/policies.py). A slot is a lease (docs/concurrency.md): the SDK process running the task
+renews it; leaving RUNNING (`release_slots_on_leaving_running`, a state-stored hook) deletes it at once."""
 
 from __future__ import annotations
 
 from django.conf import settings
 
 from apps.concurrency.models import ConcurrencyLimit
-from apps.concurrency.services import concurrency_slots_release
+from apps.concurrency.services import concurrency_slots_release, concurrency_tag_slots_take
 from apps.orchestration.rules.base import OrchestratedRun, Rule, RunKind, TransitionContext
 from orchestrator.states import StateType
 
@@ -16,7 +17,7 @@ def _locked_limits(tags: list[str]) -> list[ConcurrencyLimit]:
 
 
 class EnforceConcurrencyLimits(Rule):
-    """-> RUNNING takes a slot on every limited tag, or WAITs when one of them is full."""
+    """-> RUNNING takes a slot (a lease) on every limited tag, or WAITs when one of them is full."""
 
     TO_STATES = frozenset({StateType.RUNNING})
 
@@ -24,31 +25,27 @@ class EnforceConcurrencyLimits(Rule):
         tags = list(context.run.tags or [])
         if not tags or context.initial_type == StateType.RUNNING:
             return
-        run_id = str(context.run.id)
-        limits = _locked_limits(tags)
-        for limit in limits:
-            if run_id not in limit.active_slots and len(limit.active_slots) >= limit.limit:
-                context.wait(
-                    settings.ORCHESTRATION_CONCURRENCY_WAIT_SECONDS,
-                    f"concurrency limit for tag {limit.tag!r} is full ({limit.limit} running)",
-                )
-                return
-        for limit in limits:
-            if run_id not in limit.active_slots:
-                limit.active_slots = [*limit.active_slots, run_id]
-                limit.save(update_fields=["active_slots", "updated"])
+        full = concurrency_tag_slots_take(limits=_locked_limits(tags), task_run_id=str(context.run.id))
+        if full is not None:
+            context.wait(
+                settings.ORCHESTRATION_CONCURRENCY_WAIT_SECONDS,
+                f"concurrency limit for tag {full.tag!r} is full ({full.limit} running)",
+            )
 
     def cleanup(self, context: TransitionContext) -> None:
         release_slots(context.run)
 
 
 def release_slots(run: OrchestratedRun) -> None:
-    """Free the run's slots on all its tags."""
-    concurrency_slots_release(task_run_ids={str(run.id)}, tags=set(run.tags or []))
+    """Free the slots the task run holds (its tags' and any global limit's)."""
+    concurrency_slots_release(task_run_ids=[str(run.id)])
 
 
 def release_slots_on_leaving_running(context: TransitionContext, state_row: object) -> None:
-    """A task run that leaves RUNNING (by any stored state, forced ones included) frees its slots."""
-    if context.kind == RunKind.TASK_RUN and context.initial_type == StateType.RUNNING:
-        if context.validated_type != StateType.RUNNING:
-            release_slots(context.run)
+    """A run that leaves RUNNING (by any stored state, forced ones included: cancel, crash) frees its slots."""
+    if context.initial_type != StateType.RUNNING or context.validated_type == StateType.RUNNING:
+        return
+    if context.kind == RunKind.TASK_RUN:
+        release_slots(context.run)
+    else:
+        concurrency_slots_release(flow_run_ids=[str(context.run.id)])

@@ -109,25 +109,20 @@ def flow_run_update(
 
 
 def flow_run_delete(*, run: FlowRun) -> None:
-    """Delete the run with its task runs, freeing the concurrency slots its running task runs hold."""
+    """Delete the run with its task runs, freeing the concurrency slots they hold."""
     with transaction.atomic():
-        _release_slots_of(TaskRun.objects.filter(flow_run=run))
+        concurrency_slots_release(
+            task_run_ids=[str(pk) for pk in TaskRun.objects.filter(flow_run=run).values_list("pk", flat=True)],
+            flow_run_ids=[str(run.pk)],
+        )
         run.delete()
 
 
 def task_run_delete(*, run: TaskRun) -> None:
-    """Delete the task run, freeing the concurrency slots it holds if it was running."""
+    """Delete the task run, freeing the concurrency slots it holds."""
     with transaction.atomic():
-        _release_slots_of(TaskRun.objects.filter(pk=run.pk))
+        concurrency_slots_release(task_run_ids=[str(run.pk)])
         run.delete()
-
-
-def _release_slots_of(task_runs) -> None:
-    running = list(task_runs.filter(state_type=StateType.RUNNING).values_list("id", "tags"))
-    concurrency_slots_release(
-        task_run_ids={str(run_id) for run_id, _ in running},
-        tags={tag for _, tags in running for tag in tags or []},
-    )
 
 
 def flow_run_resume(*, run: FlowRun, run_input: dict[str, Any] | None = None) -> engine.OrchestrationResult:

@@ -67,6 +67,12 @@ SERVICES: tuple[Service, ...] = (
         "sends the notifications due from the durable outbox (retries too) that no server process sent yet",
     ),
     Service(
+        "concurrency_leases",
+        "apps.concurrency.services.concurrency_leases_reap",
+        10,
+        "deletes expired concurrency leases and those of runs already final or gone",
+    ),
+    Service(
         "retention",
         "apps.server_services.retention.retention_delete_expired",
         3600,

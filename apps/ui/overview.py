@@ -16,7 +16,8 @@ from django.db import connection
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
-from apps.concurrency.models import ConcurrencyLimit
+from apps.concurrency.models import ConcurrencyLease, ConcurrencyLimit, GlobalConcurrencyLimit
+from apps.concurrency.selectors import holders_by_limit
 from apps.deployments.models import Deployment, DeploymentSchedule
 from apps.flows.models import Flow
 from apps.runs.models import FlowRun, TaskRun
@@ -225,41 +226,81 @@ def deployment_recent_runs(*, deployment: Deployment, now: datetime | None = Non
 
 @dataclass
 class SlotHolder:
-    task_run_id: str
+    task_run_id: str | None
     name: str
     flow_run_id: str | None
     flow_run_name: str | None
+    slots: int = 1
+
+
+def _slot_holders(leases: list[ConcurrencyLease]) -> dict[str, SlotHolder]:
+    """Lease id -> who holds it: a task run (with its flow run), a flow run, or a client (three queries)."""
+    task_run_ids, flow_run_ids = set(), set()
+    for lease in leases:
+        try:
+            holder_id = uuid.UUID(lease.holder_id)
+        except ValueError:
+            continue
+        if lease.holder_kind == ConcurrencyLease.HolderKind.TASK_RUN:
+            task_run_ids.add(holder_id)
+        elif lease.holder_kind == ConcurrencyLease.HolderKind.FLOW_RUN:
+            flow_run_ids.add(holder_id)
+    task_runs = {
+        str(row["id"]): row
+        for row in TaskRun.objects.filter(id__in=task_run_ids).values("id", "name", "flow_run_id", "flow_run__name")
+    }
+    flow_runs = {
+        str(row["id"]): row["name"] for row in FlowRun.objects.filter(id__in=flow_run_ids).values("id", "name")
+    }
+    holders = {}
+    for lease in leases:
+        if lease.holder_kind == ConcurrencyLease.HolderKind.TASK_RUN:
+            row = task_runs.get(lease.holder_id)
+            holders[str(lease.pk)] = SlotHolder(
+                task_run_id=lease.holder_id,
+                name=row["name"] if row else "(gone)",
+                flow_run_id=str(row["flow_run_id"]) if row and row["flow_run_id"] else None,
+                flow_run_name=row["flow_run__name"] if row else None,
+                slots=lease.slots,
+            )
+        elif lease.holder_kind == ConcurrencyLease.HolderKind.FLOW_RUN and lease.holder_id in flow_runs:
+            holders[str(lease.pk)] = SlotHolder(
+                task_run_id=None,
+                name=f"{lease.slots} slot(s)",
+                flow_run_id=lease.holder_id,
+                flow_run_name=flow_runs[lease.holder_id],
+                slots=lease.slots,
+            )
+        else:
+            holders[str(lease.pk)] = SlotHolder(
+                task_run_id=None,
+                name=f"{lease.holder_kind} {lease.holder_id[:12]}: {lease.slots} slot(s)",
+                flow_run_id=None,
+                flow_run_name=None,
+                slots=lease.slots,
+            )
+    return holders
 
 
 def concurrency_overview() -> list[dict[str, Any]]:
-    """Tag limits with their slots in use and the task runs (and their flow runs) holding them (two queries)."""
-    limits = list(ConcurrencyLimit.objects.order_by("tag"))
-    slot_ids = set()
-    for limit in limits:
-        for slot in limit.active_slots or []:
-            try:
-                slot_ids.add(uuid.UUID(str(slot)))
-            except ValueError:
-                continue
-    holders = {
-        str(row["id"]): SlotHolder(
-            task_run_id=str(row["id"]),
-            name=row["name"],
-            flow_run_id=str(row["flow_run_id"]) if row["flow_run_id"] else None,
-            flow_run_name=row["flow_run__name"],
-        )
-        for row in TaskRun.objects.filter(id__in=slot_ids).values("id", "name", "flow_run_id", "flow_run__name")
-    }
+    """Tag limits with their slots in use and the task runs (and their flow runs) holding them, from the
+    unexpired leases."""
+    return _limits_with_holders(list(ConcurrencyLimit.objects.order_by("tag")), "limit")
+
+
+def global_concurrency_overview() -> list[dict[str, Any]]:
+    """Global limits with their slots in use and who holds them."""
+    return _limits_with_holders(list(GlobalConcurrencyLimit.objects.order_by("name")), "global_limit")
+
+
+def _limits_with_holders(limits: list[Any], field: str) -> list[dict[str, Any]]:
+    leases = holders_by_limit(field=field, ids=[limit.pk for limit in limits])
+    holders = _slot_holders([lease for held in leases.values() for lease in held])
     return [
         {
             "limit": limit,
-            "in_use": len(limit.active_slots or []),
-            "holders": [
-                holders.get(
-                    str(slot), SlotHolder(task_run_id=str(slot), name="(gone)", flow_run_id=None, flow_run_name=None)
-                )
-                for slot in limit.active_slots or []
-            ],
+            "in_use": sum(lease.slots for lease in leases[limit.pk]),
+            "holders": [holders[str(lease.pk)] for lease in leases[limit.pk]],
         }
         for limit in limits
     ]

@@ -30,6 +30,7 @@ from orchestrator.client.errors import (
     NotFound,
     ServerError,
     ServerUnreachable,
+    SlotsUnavailable,
     Unauthorized,
 )
 from orchestrator.client.models import RunInfo, StateResult, recorded_state_body, state_body, with_transition_id
@@ -273,7 +274,9 @@ class OrchestratorClient:
             return ServerError(f"the server failed{tries}: {message}", status_code=status, request=where)
         if status == 404 and not isinstance(payload, dict):  # not the API's answer: a wrong URL, not a missing object
             return ClientError(message, status_code=status, request=where)
-        kind = {401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict}.get(status, InvalidInput)
+        kind = {401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 423: SlotsUnavailable}.get(
+            status, InvalidInput
+        )
         return kind(message, status_code=status, request=where)
 
     # -- flows and runs (the SDK's hot path) ------------------------------------------------------------------
@@ -603,6 +606,74 @@ class OrchestratorClient:
         return self._results("GET", "notification_deliveries/", params=params)
 
     # -- API keys (admin scope) -------------------------------------------------------------------------------
+    # -- global concurrency limits and leases ----------------------------------------------------------------
+    def create_global_concurrency_limit(
+        self, name: str, limit: int, *, slot_decay_per_second: float | None = None
+    ) -> dict[str, Any]:
+        body = {"name": name, "limit": limit, "slot_decay_per_second": slot_decay_per_second}
+        return self._object("POST", "global_concurrency_limits/", body)
+
+    def read_global_concurrency_limits(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._results("GET", "global_concurrency_limits/", params={"limit": limit})
+
+    def read_global_concurrency_limit(self, name: str) -> dict[str, Any]:
+        return self._object("GET", f"global_concurrency_limits/{_quote(name)}/")
+
+    def reset_global_concurrency_limit(self, name: str) -> dict[str, Any]:
+        return self._object("POST", f"global_concurrency_limits/{_quote(name)}/reset/")
+
+    def delete_global_concurrency_limit(self, name: str) -> None:
+        self.request("DELETE", f"global_concurrency_limits/{_quote(name)}/")
+
+    def acquire_concurrency_slots(
+        self,
+        name: str,
+        slots: int,
+        *,
+        mode: str = "concurrency",
+        timeout_seconds: float | None = None,
+        holder: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A lease on `slots` slots of the global limit `name`, waiting for them (forever when `timeout_seconds`
+        is None); SlotsUnavailable after the timeout. The server waits up to 10 s per request (it answers
+        423 then): this asks again until the deadline."""
+        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        body: dict[str, Any] = {"slots": slots, "mode": mode}
+        if holder is not None:
+            body["holder_kind"], body["holder_id"] = holder
+        while True:
+            # Each request waits well within the client's own timeout.
+            wait = self.settings.timeout_seconds / 2
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.monotonic()))
+            try:
+                return self._object(
+                    "POST", f"global_concurrency_limits/{_quote(name)}/acquire/", {**body, "timeout_seconds": wait}
+                )
+            except ClientError as exc:
+                if exc.status_code != 423:
+                    raise
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise SlotsUnavailable(
+                        f"no {slots} free slot(s) on global concurrency limit {name!r} within {timeout_seconds:g} s",
+                        status_code=423,
+                        request=exc.request,
+                    ) from None
+
+    def wait_for_tag_slots(self, tags: list[str], *, timeout_seconds: float) -> dict[str, Any]:
+        """Wait on the server until each limited tag among `tags` has a free slot: `{"free", "waited"}`."""
+        return self._object("POST", "concurrency_leases/wait/", {"tags": tags, "timeout_seconds": timeout_seconds})
+
+    def release_concurrency_lease(self, lease_id: str) -> None:
+        self.request("POST", f"concurrency_leases/{lease_id}/release/")
+
+    def renew_concurrency_leases(
+        self, *, lease_ids: list[str] | None = None, task_run_ids: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Renew these leases and those the task runs hold: `{"renewed": [ids], "lease_seconds": N}`."""
+        body = {"lease_ids": lease_ids or [], "task_run_ids": task_run_ids or []}
+        return self._object("POST", "concurrency_leases/renew/", body)
+
     def create_api_key(self, name: str, *, scope: str, expires_in_days: int | None = None) -> dict[str, Any]:
         """A new key; the answer's `key` is the only time the server shows it."""
         body: dict[str, Any] = {"name": name, "scope": scope}

@@ -52,6 +52,10 @@ class Forbidden(ClientError):
     """403: the key (or the user) is known, and its scope does not cover the request."""
 
 
+class SlotsUnavailable(ClientError):
+    """423: no free concurrency slot within the time asked."""
+
+
 class ServerError(ClientError):
     """The server answered 5xx (or 429) on every attempt."""
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from orchestrator.client import RunInfo, get_client, install_excepthook
 from orchestrator.sdk import results
+from orchestrator.sdk.concurrency import TAG_LIMIT_WAIT, renewer_for, wait_for_tag_slots
 from orchestrator.sdk.context import (
     FlowRunContext,
     TaskRunContext,
@@ -206,6 +207,10 @@ class RunAndState:
     @state.setter
     def state(self, state: State | None) -> None:
         self._state = state
+        self.state_changed(state)
+
+    def state_changed(self, state: State | None) -> None:
+        """Called with every state this run takes."""
 
 
 class TaskRunEngine(RunAndState):
@@ -238,6 +243,16 @@ class TaskRunEngine(RunAndState):
         self.persists_result = False
         # Run at once and recorded in the background (see `_runs_without_asking`).
         self.recorded = False
+
+    def state_changed(self, state: State | None) -> None:
+        """A RUNNING task run with tags may hold tag-limit slots: this process renews their leases while it runs
+        (orchestrator/sdk/concurrency.py); leaving RUNNING stops that (the server freed them already)."""
+        if self._run is not None and self._run.tags and state is not None:
+            renewer = renewer_for(self.client)
+            if state.type == StateType.RUNNING:
+                renewer.hold(task_run_id=self._run.id)
+            else:
+                renewer.drop(task_run_id=self._run.id)
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def setup(self) -> State | None:
@@ -364,6 +379,8 @@ class TaskRunEngine(RunAndState):
         if response.status == "ABORT":
             raise Abort(response.reason or "the server aborted the task run")
         if response.status == "WAIT":
+            if (response.reason or "").startswith(TAG_LIMIT_WAIT) and wait_for_tag_slots(self.client, self.run.tags):
+                return 0.0  # a slot freed (or the server waited for one): ask again now
             return max(response.delay_seconds, 0.05)
         self.state = response.state
         self.holder["state"] = self.state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apps.concurrency.models import ConcurrencyLimit
 from tests.api.support import assert_error, assert_json, snapshot
+from tests.concurrency.support import hold, slots_of
 
 
 def test_create_returns_the_limit_with_no_active_slots(api, db):
@@ -64,11 +65,10 @@ def test_list_is_ordered_by_tag(api, db):
 
 def test_reset_frees_every_slot(api, concurrency_limit):
     """Slots held by runs whose process died come back at once with a reset (`concurrency-limit reset TAG`)."""
-    concurrency_limit.active_slots = ["a1", "b2"]
-    concurrency_limit.save()
+    hold("database", "a1", "b2")
     body = assert_json(api.post("/api/concurrency_limits/database/reset/"))
     assert (body["active_slots"], body["limit"]) == ([], 2)
-    assert ConcurrencyLimit.objects.get().active_slots == []
+    assert slots_of("database") == []
 
 
 def test_reset_or_read_of_an_unknown_tag_names_it(api, db):

@@ -10,6 +10,7 @@ from django.core.management import call_command
 
 from apps.concurrency.models import ConcurrencyLimit
 from orchestrator.client.errors import ClientError
+from tests.concurrency.support import hold, slots_of
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the in-process client reads committed rows
 
@@ -23,13 +24,13 @@ def limit(*args: str) -> str:
 def test_create_ls_inspect_reset_delete() -> None:
     assert limit("create", "db", "2").strip() == "Created concurrency limit 'db': 2 slot(s)."
     assert ConcurrencyLimit.objects.get(tag="db").limit == 2
-    ConcurrencyLimit.objects.filter(tag="db").update(active_slots=["3f2a0c7e-run-holding"])
+    hold("db", "3f2a0c7e-run-holding")
     listed = limit("ls")
     assert "db" in listed and "in use" in listed
     inspected = limit("inspect", "db")
     assert "limit:    2" in inspected and "in use:   1" in inspected and "3f2a0c7e-run-holding" in inspected
     assert limit("reset", "db").strip() == "Freed every slot of concurrency limit 'db' (limit 2)."
-    assert ConcurrencyLimit.objects.get(tag="db").active_slots == []
+    assert slots_of("db") == []
     assert "held by task runs: none" in limit("inspect", "db")
     assert limit("delete", "db").strip() == "Deleted concurrency limit 'db'."
     assert not ConcurrencyLimit.objects.exists()
@@ -54,3 +55,27 @@ def test_a_duplicate_tag_is_refused() -> None:
     with pytest.raises(ClientError, match="already exists"):
         limit("create", "db", "3")
     assert ConcurrencyLimit.objects.get(tag="db").limit == 1
+
+
+def global_limit(*args: str) -> str:
+    out = StringIO()
+    call_command("global-concurrency-limit", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_global_limits_create_ls_inspect_reset_delete() -> None:
+    from apps.concurrency.models import GlobalConcurrencyLimit
+    from apps.concurrency.services import concurrency_lease_acquire
+
+    assert global_limit("create", "db", "2").strip() == "Created global concurrency limit 'db': 2 slot(s)."
+    created = global_limit("create", "api", "5", "--slot-decay-per-second", "0.5").strip()
+    assert created == "Created global concurrency limit 'api': 5 slot(s), decaying at 0.5 slot(s)/s."
+    concurrency_lease_acquire(global_limit=GlobalConcurrencyLimit.objects.get(name="db"), slots=2, holder_id="me")
+    assert "db" in global_limit("ls") and "decay/s" in global_limit("ls")
+    inspected = global_limit("inspect", "db")
+    assert "in use:   2" in inspected and "client me: 2 slot(s)" in inspected
+    assert global_limit("reset", "db").strip() == "Freed every slot of global concurrency limit 'db' (limit 2)."
+    assert "held by:  nobody" in global_limit("inspect", "db")
+    assert global_limit("delete", "db").strip() == "Deleted global concurrency limit 'db'."
+    with pytest.raises(ClientError, match="global-concurrency-limit create db N"):
+        global_limit("inspect", "db")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
-from apps.concurrency.models import ConcurrencyLimit
 from apps.concurrency.services import concurrency_limit_create
 from orchestrator.states import (
     Cancelled,
@@ -17,13 +16,14 @@ from orchestrator.states import (
     Running,
     TimedOut,
 )
+from tests.concurrency.support import slots_of
 from tests.orchestration.helpers import check_proposal, propose, task_run_in, walk
 
 pytestmark = pytest.mark.django_db
 
 
 def _slots(tag: str) -> list[str]:
-    return ConcurrencyLimit.objects.get(tag=tag).active_slots
+    return slots_of(tag)
 
 
 def _holders(count: int, tags: list[str], **kwargs) -> list:

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from django.db import connection, connections
 
-from apps.concurrency.models import ConcurrencyLimit
 from apps.concurrency.services import concurrency_limit_create
 from apps.events.models import Event
 from apps.orchestration import engine
 from orchestrator.states import Completed, Failed, Pending, Running, Scheduled, utcnow
+from tests.concurrency.support import slots_of
 from tests.orchestration.helpers import flow_run_in, history_names, task_run_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -119,4 +119,4 @@ def test_a_concurrency_limit_holds_under_a_rush(flow):
     assert errors == []
     assert Counter(result.status.value for result in results) == {"ACCEPT": 3, "WAIT": 7}
     winners = {str(run.id) for run, result in zip(task_runs, results, strict=True) if result.accepted}
-    assert set(ConcurrencyLimit.objects.get(tag="db").active_slots) == winners
+    assert set(slots_of("db")) == winners

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from apps.concurrency.models import ConcurrencyLimit
 from apps.concurrency.services import concurrency_limit_create
 from apps.runs import services
+from tests.concurrency.support import slots_of
 from tests.orchestration.helpers import flow_run_in, task_run_in
 
 pytestmark = pytest.mark.django_db
@@ -23,8 +23,8 @@ def test_deleting_a_running_task_run_frees_its_slots(flow):
 
     services.task_run_delete(run=doomed)
 
-    assert ConcurrencyLimit.objects.get(tag="db").active_slots == [str(kept.id)]
-    assert ConcurrencyLimit.objects.get(tag="api").active_slots == []
+    assert slots_of("db") == [str(kept.id)]
+    assert slots_of("api") == []
 
 
 def test_deleting_a_flow_run_frees_the_slots_of_its_running_task_runs(flow):
@@ -32,8 +32,8 @@ def test_deleting_a_flow_run_frees_the_slots_of_its_running_task_runs(flow):
     concurrency_limit_create(tag="db", limit=1)
     parent = flow_run_in(flow, "Running")
     task_run_in(parent, "Running", task_key="holder", tags=["db"])
-    assert len(ConcurrencyLimit.objects.get(tag="db").active_slots) == 1
+    assert len(slots_of("db")) == 1
 
     services.flow_run_delete(run=parent)
 
-    assert ConcurrencyLimit.objects.get(tag="db").active_slots == []
+    assert slots_of("db") == []

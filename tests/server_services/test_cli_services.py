@@ -53,6 +53,7 @@ def test_ls_shows_every_service_with_its_interval_last_run_and_result(settings) 
         "celery_dispatch",
         "pause_timeouts",
         "notifications",
+        "concurrency_leases",
         "retention",
     ]
     assert table["late_runs"] == ["late_runs", "5s", "never"]
@@ -89,7 +90,7 @@ def test_run_of_an_unknown_service_is_one_error_line(tmp_path: Path) -> None:
     assert result.stderr == (
         "error: unknown service 'sheduler'; "
         "services: scheduler, late_runs, zombies, cancellation_cleanup, celery_dispatch, pause_timeouts, "
-        "notifications, retention\n"
+        "notifications, concurrency_leases, retention\n"
     )
 
 

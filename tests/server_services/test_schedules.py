@@ -33,6 +33,7 @@ def test_sync_gives_every_registered_service_an_entry_with_its_default_interval(
         "celery_dispatch": 10,
         "pause_timeouts": 10,
         "notifications": 10,
+        "concurrency_leases": 10,
         "retention": 3600,
     }
     for service in services_all():

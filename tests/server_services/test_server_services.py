@@ -36,7 +36,7 @@ def test_server_start_runs_the_services_within_seconds_and_stops_them_on_ctrl_c(
     with start_server(home=tmp_path / "home", settings=SHORT_INTERVALS) as server:
         banner = (
             "services: scheduler, late_runs, zombies, cancellation_cleanup, celery_dispatch, pause_timeouts, "
-            "notifications, retention"
+            "notifications, concurrency_leases, retention"
             " (a Celery worker with Beat on a thread, in server worker 1, embedded broker)"
         )
         assert banner in server.output()

@@ -14,7 +14,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.concurrency.models import ConcurrencyLimit
 from apps.concurrency.services import concurrency_limit_create
 from apps.deployments.models import Deployment
 from apps.deployments.services import deployment_upsert, mark_late_runs
@@ -27,6 +26,7 @@ from apps.ui.schedule_words import describe_schedule
 from apps.work_pools.models import WorkPool
 from apps.work_pools.services import work_pool_create, work_queue_create, worker_heartbeat
 from orchestrator.states import Completed, Crashed, Failed, Pending, Running, Scheduled
+from tests.concurrency.support import slots_of
 
 pytestmark = pytest.mark.django_db
 
@@ -400,7 +400,7 @@ def test_the_concurrency_page_shows_slots_in_use_and_the_runs_holding_them(admin
     flow_run = run_in(Running())
     task_run, _ = run_services.task_run_create(flow_run=flow_run, task_key="load", name="load-1", tags=["db"])
     result = engine.propose_state(kind=engine.TASK_RUN, run_id=task_run.id, state=Running())
-    assert result.accepted and ConcurrencyLimit.objects.get(tag="db").active_slots == [str(task_run.id)]
+    assert result.accepted and slots_of("db") == [str(task_run.id)]
 
     response = admin_client.get("/ui/concurrency/")
 

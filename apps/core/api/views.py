@@ -51,6 +51,8 @@ API_RESOURCES = [
     "deployments",
     "work_pools",
     "concurrency_limits",
+    "global_concurrency_limits",
+    "concurrency_leases",
 ]
 
 

@@ -1,4 +1,4 @@
-"""The concurrency page (/ui/concurrency/): tag limits, their slots in use and the runs holding them."""
+"""The concurrency page (/ui/concurrency/): tag and global limits, their slots in use and the runs holding them."""
 
 from __future__ import annotations
 
@@ -16,5 +16,8 @@ def concurrency(request: HttpRequest) -> HttpResponse:
         "ui/concurrency/index.html",
         title="Concurrency limits",
         section="concurrency",
-        context={"limits": overview.concurrency_overview()},
+        context={
+            "limits": overview.concurrency_overview(),
+            "global_limits": overview.global_concurrency_overview(),
+        },
     )
