@@ -6,6 +6,7 @@ import json
 import logging
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from apps.server_services.leadership import service_lock
 from apps.server_services.models import ServiceRun, ServiceSchedule
 from apps.server_services.registry import Service, service_default_interval, service_get, services_all
 
@@ -45,6 +47,9 @@ def periodic_task_name(service_name: str) -> str:
 def service_run(*, name: str, trigger: str = ServiceRun.Trigger.CELERY) -> ServiceRun:  # type: ignore[assignment]
     """Call the service's function once and record when, how long, and what it returned or raised.
 
+    A singleton service's pass holds the service's database lock (apps/server_services/leadership.py): when
+    another process holds it, nothing runs and the record says the pass was skipped.
+
     A failing service is recorded, not raised: the next run is the retry. The log gets one line per failure (a
     broken service fails every few seconds); the traceback is kept with the record (admin: Service runs).
     """
@@ -54,12 +59,17 @@ def service_run(*, name: str, trigger: str = ServiceRun.Trigger.CELERY) -> Servi
     result: Any = None
     error: str | None = None
     where: str | None = None
-    try:
-        result = import_string(service.function)()
-    except Exception as exc:
-        error = f"{exc.__class__.__name__}: {exc}"
-        where = traceback.format_exc()
-        logger.warning("service %s failed: %s", service.name, error)
+    skipped = False
+    with service_lock(name=service.name) if service.singleton else nullcontext(True) as held:
+        if not held:
+            skipped = True  # another process (a second server, a second Beat) is running this pass right now
+        else:
+            try:
+                result = import_string(service.function)()
+            except Exception as exc:
+                error = f"{exc.__class__.__name__}: {exc}"
+                where = traceback.format_exc()
+                logger.warning("service %s failed: %s", service.name, error)
     duration = time.monotonic() - started
     record = ServiceRun.objects.create(
         service=service.name,
@@ -70,6 +80,7 @@ def service_run(*, name: str, trigger: str = ServiceRun.Trigger.CELERY) -> Servi
         result=json.loads(json.dumps(result, default=str)),
         error=error,
         traceback=where,
+        skipped=skipped,
     )
     _history_prune(service=service.name)
     logger.debug("service %s: %s in %.3fs", service.name, error or result, duration)

@@ -88,7 +88,15 @@ class TestRetention:
 
         deleted = retention_delete_expired(now=timezone.now() + timedelta(days=31))
 
-        assert deleted == {"flow_runs": 2, "task_runs": 1, "logs": 0, "events": deleted["events"], "service_runs": 0}
+        assert deleted == {
+            "logs": 1,
+            "events": deleted["events"],
+            "task_runs": 2,
+            "flow_runs": 2,
+            "service_runs": 0,
+            "workers": 0,
+            "cache_entries": 0,
+        }
         assert deleted["events"] > 0  # each state change wrote one
         assert not FlowRun.objects.filter(id__in=[finished.id, failed.id]).exists()
         assert not TaskRun.objects.filter(id__in=[task.id, lone_task.id]).exists()
