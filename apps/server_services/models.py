@@ -23,6 +23,7 @@ class ServiceRun(BaseModel):
     result = models.JSONField(null=True, blank=True, help_text="what the service function returned")
     error = models.TextField(null=True, blank=True, help_text="the exception it raised, if any")
     traceback = models.TextField(null=True, blank=True, help_text="where it was raised")
+    runner = models.CharField(max_length=200, blank=True, help_text="the host and process that ran it")
     skipped = models.BooleanField(
         default=False, help_text="another process was running this service: this pass did nothing"
     )

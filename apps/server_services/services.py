@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 import traceback
 from contextlib import nullcontext
@@ -39,6 +41,11 @@ SECONDS_PER_PERIOD = {
 }
 
 
+def runner_name() -> str:
+    """Which process ran a pass: with several servers on one database, the records say which one did the work."""
+    return f"{socket.gethostname()[:100]} pid {os.getpid()}"
+
+
 def periodic_task_name(service_name: str) -> str:
     return f"service: {service_name}"
 
@@ -54,33 +61,34 @@ def service_run(*, name: str, trigger: str = ServiceRun.Trigger.CELERY) -> Servi
     broken service fails every few seconds); the traceback is kept with the record (admin: Service runs).
     """
     service = service_get(name=name)
-    started_at = timezone.now()
-    started = time.monotonic()
     result: Any = None
     error: str | None = None
     where: str | None = None
-    skipped = False
     with service_lock(name=service.name) if service.singleton else nullcontext(True) as held:
-        if not held:
-            skipped = True  # another process (a second server, a second Beat) is running this pass right now
-        else:
+        # Timed from the moment the lock is held: the records of one service's passes never overlap.
+        started_at = timezone.now()
+        started = time.monotonic()
+        if held:
             try:
                 result = import_string(service.function)()
             except Exception as exc:
                 error = f"{exc.__class__.__name__}: {exc}"
                 where = traceback.format_exc()
                 logger.warning("service %s failed: %s", service.name, error)
+        finished_at = timezone.now()
     duration = time.monotonic() - started
     record = ServiceRun.objects.create(
         service=service.name,
         trigger=trigger,
         started_at=started_at,
-        finished_at=timezone.now(),
+        finished_at=finished_at,
         duration_seconds=duration,
         result=json.loads(json.dumps(result, default=str)),
         error=error,
         traceback=where,
-        skipped=skipped,
+        # Not held: another process (a second server, a second Beat) is running this service's pass right now.
+        skipped=not held,
+        runner=runner_name(),
     )
     _history_prune(service=service.name)
     logger.debug("service %s: %s in %.3fs", service.name, error or result, duration)
