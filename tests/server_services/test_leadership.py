@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -13,7 +18,7 @@ from django.utils import timezone
 from apps.server_services.leadership import advisory_lock_key, service_lock
 from apps.server_services.models import ServiceLease, ServiceRun
 from apps.server_services.services import service_run
-from tests.server_services.helpers import database_url_of_this_test
+from tests.server_services.helpers import database_url_of_this_test, services_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,3 +74,35 @@ def test_an_expired_lease_of_a_dead_process_is_taken_over() -> None:
 
     assert service_run(name="late_runs").skipped is False
     assert ServiceLease.objects.get(service="late_runs").expires_at <= timezone.now()  # released after the pass
+
+
+HOLD_AND_WAIT = """
+import sys, time, django
+django.setup()
+from apps.server_services.leadership import service_lock
+with service_lock(name="scheduler") as held:
+    print("held" if held else "refused", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_lock_held_by_a_killed_process_is_taken_over() -> None:
+    """A server killed mid-pass must not stop the scheduler everywhere: PostgreSQL frees its lock with its
+    connection, and on SQLite its lease runs out (ORCHESTRATOR_SERVICE_LEASE_SECONDS)."""
+    env = services_env(Path(tempfile.mkdtemp()), ORCHESTRATOR_SERVICE_LEASE_SECONDS="1")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_AND_WAIT], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with service_lock(name="scheduler") as held:
+            assert not held
+    finally:
+        holder.kill()
+        holder.wait()
+    killed = time.monotonic()
+
+    def free() -> bool:
+        with service_lock(name="scheduler") as held:
+            return held
+
+    wait_for(free, timeout=10, what="the killed holder's lock to be free")
+    assert time.monotonic() - killed < (1 if connection.vendor == "postgresql" else 3)
