@@ -13,3 +13,5 @@ SERVICE_INTERVALS = {
     "pause_timeouts": 3600,
     "retention": 3600,
 }
+# Every pass's record is kept: the test and benchmarks/leadership.py read the whole history of passes.
+SERVICE_RUN_HISTORY = 100_000
