@@ -64,7 +64,9 @@ def day_write(*, day: datetime, runs: int, tasks: int, logs: int, flow) -> None:
             flow_states.append(
                 FlowRunState(flow_run=run, type=state_type, name=name, timestamp=start + timedelta(seconds=offset))
             )
-        flow_states.append(FlowRunState(id=run.state_id, flow_run=run, type="COMPLETED", name="Completed", timestamp=end))
+        flow_states.append(
+            FlowRunState(id=run.state_id, flow_run=run, type="COMPLETED", name="Completed", timestamp=end)
+        )
         for task_index in range(tasks):
             task = TaskRun(
                 id=uuid.uuid4(),
@@ -81,7 +83,9 @@ def day_write(*, day: datetime, runs: int, tasks: int, logs: int, flow) -> None:
             for state_type, name in (("PENDING", "Pending"), ("RUNNING", "Running"), ("COMPLETED", "Completed")):
                 task_states.append(TaskRunState(task_run=task, type=state_type, name=name, timestamp=start))
         for line in range(logs):
-            lines.append(Log(flow_run=run, message=f"step {line} of run {index}: processed 1000 records", timestamp=start))
+            lines.append(
+                Log(flow_run=run, message=f"step {line} of run {index}: processed 1000 records", timestamp=start)
+            )
         for state in ("Pending", "Running", "Completed"):
             events.append(
                 Event(
