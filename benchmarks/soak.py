@@ -4,9 +4,10 @@ Starts `orchestrator server start` (services on) on an empty database, then `--p
 `--threads` threads each (50 concurrent flow runs by default), each thread running flows back to back until
 `--minutes` have passed: a flow of `--tasks` tasks, every task and the flow writing log lines. Samples the
 server's memory (RSS of all its processes) every 10 seconds. Prints flow runs, state transitions per second
-(counted in the database), p95 latencies of a flow run, of a task run and of an API probe (a run read every
-half second), errors (flows that did not complete, client exceptions, 5xx and tracebacks in the server's
-output), "database is locked" occurrences, and the memory growth after the first minute (under 10% expected).
+(counted in the database), p50/p95/p99 latencies of a flow run and of an API probe (a list of runs read every
+half second), errors (flows that did not complete; client exceptions, with the SDK's retries off by default so
+that a 5xx or a dropped connection counts; tracebacks in the server's output), "database is locked"
+occurrences, and the memory growth after the first minute (under 10% expected).
 
     .venv/bin/python benchmarks/soak.py [--database sqlite|postgresql] [--minutes 10] [--processes 5] [--threads 10]
 """
@@ -120,6 +121,12 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=5)
     parser.add_argument("--threads", type=int, default=10, help="concurrent flow runs per client process")
     parser.add_argument("--tasks", type=int, default=5, help="tasks per flow run")
+    parser.add_argument(
+        "--client-retries",
+        type=int,
+        default=0,
+        help="the SDK's retries of a 5xx or a transport error (0: every one counts as an error here)",
+    )
     options = parser.parse_args()
     seconds = options.minutes * 60
 
@@ -135,6 +142,7 @@ def main() -> int:
                 Path(folder) / "client-home", url, ORCHESTRATOR_API_URL=api_url, ORCHESTRATOR_API_KEY=key
             )
             client_env.pop("ORCHESTRATOR_DATABASE_URL")
+            client_env["ORCHESTRATOR_CLIENT_RETRIES"] = str(options.client_retries)
 
             memory: list[tuple[float, float]] = []
             probe_seconds: list[float] = []
