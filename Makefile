@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 PORT ?= 4200
 HOST ?= 127.0.0.1
 
-.PHONY: install run test test-sqlite test-postgres chaos bench lint services browser clean
+.PHONY: install run test test-sqlite test-postgres chaos bench bench-resilience soak lint services browser clean
 
 install: $(STAMP)
 
@@ -77,6 +77,19 @@ bench: install services
 	$(PY) benchmarks/notifications.py --database sqlite
 	$(PY) benchmarks/server_memory.py
 	$(PY) benchmarks/concurrency.py
+
+# Minutes each, so not part of `make bench`: scheduler leadership under restarts (PostgreSQL) and a simulated
+# month of retention on each database.
+bench-resilience: install services
+	$(PY) benchmarks/leadership.py
+	$(PY) benchmarks/retention.py --database sqlite
+	$(PY) benchmarks/retention.py --database postgresql
+
+# 10 minutes per database by default; SOAK_MINUTES=2 make soak for a shorter one.
+SOAK_MINUTES ?= 10
+soak: install services
+	$(PY) benchmarks/soak.py --database sqlite --minutes $(SOAK_MINUTES)
+	$(PY) benchmarks/soak.py --database postgresql --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

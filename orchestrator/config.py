@@ -357,8 +357,28 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "ORCHESTRATOR_RETENTION_DAYS",
             "30",
-            "the retention service deletes finished runs, logs and events older than this (days; 0 keeps everything)",
+            "the retention service deletes finished runs, logs, events and other records older than this (days; "
+            "0 keeps everything)",
             _validate_non_negative_integer,
+        ),
+        Setting(
+            "ORCHESTRATOR_RETENTION_BATCH_SIZE",
+            "500",
+            "rows the retention service deletes per transaction (short transactions keep SQLite's lock free)",
+            _validate_positive_integer,
+        ),
+        Setting(
+            "ORCHESTRATOR_RETENTION_PASS_SECONDS",
+            "60",
+            "the most time one retention pass spends deleting; the next pass continues (seconds)",
+            _validate_positive_number,
+        ),
+        Setting(
+            "ORCHESTRATOR_SERVICE_LEASE_SECONDS",
+            "15",
+            "SQLite: how long a killed server's service pass holds the service back (seconds; PostgreSQL frees it "
+            "at once)",
+            _validate_positive_number,
         ),
         Setting(
             "ORCHESTRATOR_WORKER_HEARTBEAT_TIMEOUT_SECONDS",

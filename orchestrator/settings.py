@@ -385,6 +385,13 @@ SERVICE_RUN_HISTORY = 100
 # The retention service deletes finished runs (with their task runs, states and logs), logs and outbox events
 # older than this many days; 0 keeps everything.
 RETENTION_DAYS = int(_setting("ORCHESTRATOR_RETENTION_DAYS") or 30)
+# Rows deleted per transaction (short transactions leave SQLite's write lock free for the API in between), and
+# the most seconds one retention pass spends deleting: the rest waits for the next pass.
+RETENTION_BATCH_SIZE = max(1, int(_setting("ORCHESTRATOR_RETENTION_BATCH_SIZE") or 500))
+RETENTION_PASS_SECONDS = float(_setting("ORCHESTRATOR_RETENTION_PASS_SECONDS") or 60)
+# On SQLite, a singleton service's pass holds a lease this long, renewed while it runs: a server killed mid-pass
+# holds the service back at most this long (on PostgreSQL the advisory lock ends with its connection).
+SERVICE_LEASE_SECONDS = float(_setting("ORCHESTRATOR_SERVICE_LEASE_SECONDS") or 15)
 
 # `orchestrator server start` (orchestrator/server.py, docs/server.md): the threads of the services' Celery worker
 # (Beat runs on a thread of the same process), how long the processes get to stop on Ctrl+C before they are

@@ -101,3 +101,35 @@ def postgresql_database_create_if_missing() -> str | None:
         ) from None
     connection.close()
     return f"created PostgreSQL database {name!r}"
+
+
+def database_size() -> int:
+    """Bytes the configured database takes: the SQLite file with its WAL, or PostgreSQL's pg_database_size."""
+    if connection.vendor == "sqlite":
+        name = str(connection.settings_dict["NAME"])
+        return sum(Path(name + suffix).stat().st_size for suffix in ("", "-wal") if Path(name + suffix).exists())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_database_size(current_database())")
+        return int(cursor.fetchone()[0])
+
+
+def database_vacuum(*, full: bool = False) -> tuple[int, int]:
+    """Give the space of deleted rows back; return the database size (bytes) before and after.
+
+    SQLite: VACUUM rewrites the file without its free pages, and the WAL is checkpointed and truncated before and
+    after. PostgreSQL: VACUUM (ANALYZE) on each of our tables marks dead rows' space reusable (and gives back
+    empty pages at a table's end) without blocking reads or writes; `full` rewrites each table (VACUUM FULL)
+    and so gives all the space back to the file system, holding an exclusive lock on the table meanwhile.
+    VACUUM cannot run in a transaction: Django's connection is in autocommit mode here.
+    """
+    before = database_size()
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.execute("VACUUM")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            options = "FULL, ANALYZE" if full else "ANALYZE"
+            for table in sorted(connection.introspection.django_table_names(only_existing=True)):
+                cursor.execute(f"VACUUM ({options}) {connection.ops.quote_name(table)}")
+    return before, database_size()

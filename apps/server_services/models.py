@@ -23,6 +23,10 @@ class ServiceRun(BaseModel):
     result = models.JSONField(null=True, blank=True, help_text="what the service function returned")
     error = models.TextField(null=True, blank=True, help_text="the exception it raised, if any")
     traceback = models.TextField(null=True, blank=True, help_text="where it was raised")
+    runner = models.CharField(max_length=200, blank=True, help_text="the host and process that ran it")
+    skipped = models.BooleanField(
+        default=False, help_text="another process was running this service: this pass did nothing"
+    )
 
     class Meta:
         ordering = ["-started_at"]
@@ -51,3 +55,18 @@ class ServiceSchedule(BaseModel):
 
     def __str__(self) -> str:
         return self.service
+
+
+class ServiceLease(BaseModel):
+    """Who runs a singleton service's pass right now, on SQLite (PostgreSQL uses an advisory lock instead).
+
+    A pass takes the row when its lease has expired and renews it while it runs; a process that dies stops
+    renewing, so another takes over once `expires_at` passes (docs/services.md, "Leadership").
+    """
+
+    service = models.CharField(max_length=100, unique=True)
+    holder = models.CharField(max_length=200, help_text="the pass holding it: host, process, and a random token")
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.service} held by {self.holder} until {self.expires_at:%H:%M:%S}"

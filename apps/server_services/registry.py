@@ -21,6 +21,8 @@ class Service:
     function: str
     interval_seconds: int
     description: str
+    # One pass at a time across every process and host sharing the database (apps/server_services/leadership.py).
+    singleton: bool = True
 
 
 SERVICES: tuple[Service, ...] = (
@@ -76,7 +78,7 @@ SERVICES: tuple[Service, ...] = (
         "retention",
         "apps.server_services.retention.retention_delete_expired",
         3600,
-        "deletes finished runs, logs and events older than ORCHESTRATOR_RETENTION_DAYS",
+        "deletes finished runs, task runs, logs, events and other records older than ORCHESTRATOR_RETENTION_DAYS",
     ),
 )
 

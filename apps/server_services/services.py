@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +18,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from apps.server_services.leadership import service_lock
 from apps.server_services.models import ServiceRun, ServiceSchedule
 from apps.server_services.registry import Service, service_default_interval, service_get, services_all
 
@@ -37,6 +41,11 @@ SECONDS_PER_PERIOD = {
 }
 
 
+def runner_name() -> str:
+    """Which process ran a pass: with several servers on one database, the records say which one did the work."""
+    return f"{socket.gethostname()[:100]} pid {os.getpid()}"
+
+
 def periodic_task_name(service_name: str) -> str:
     return f"service: {service_name}"
 
@@ -45,31 +54,41 @@ def periodic_task_name(service_name: str) -> str:
 def service_run(*, name: str, trigger: str = ServiceRun.Trigger.CELERY) -> ServiceRun:  # type: ignore[assignment]
     """Call the service's function once and record when, how long, and what it returned or raised.
 
+    A singleton service's pass holds the service's database lock (apps/server_services/leadership.py): when
+    another process holds it, nothing runs and the record says the pass was skipped.
+
     A failing service is recorded, not raised: the next run is the retry. The log gets one line per failure (a
     broken service fails every few seconds); the traceback is kept with the record (admin: Service runs).
     """
     service = service_get(name=name)
-    started_at = timezone.now()
-    started = time.monotonic()
     result: Any = None
     error: str | None = None
     where: str | None = None
-    try:
-        result = import_string(service.function)()
-    except Exception as exc:
-        error = f"{exc.__class__.__name__}: {exc}"
-        where = traceback.format_exc()
-        logger.warning("service %s failed: %s", service.name, error)
+    with service_lock(name=service.name) if service.singleton else nullcontext(True) as held:
+        # Timed from the moment the lock is held: the records of one service's passes never overlap.
+        started_at = timezone.now()
+        started = time.monotonic()
+        if held:
+            try:
+                result = import_string(service.function)()
+            except Exception as exc:
+                error = f"{exc.__class__.__name__}: {exc}"
+                where = traceback.format_exc()
+                logger.warning("service %s failed: %s", service.name, error)
+        finished_at = timezone.now()
     duration = time.monotonic() - started
     record = ServiceRun.objects.create(
         service=service.name,
         trigger=trigger,
         started_at=started_at,
-        finished_at=timezone.now(),
+        finished_at=finished_at,
         duration_seconds=duration,
         result=json.loads(json.dumps(result, default=str)),
         error=error,
         traceback=where,
+        # Not held: another process (a second server, a second Beat) is running this service's pass right now.
+        skipped=not held,
+        runner=runner_name(),
     )
     _history_prune(service=service.name)
     logger.debug("service %s: %s in %.3fs", service.name, error or result, duration)

@@ -89,11 +89,13 @@ class TestRetention:
         deleted = retention_delete_expired(now=timezone.now() + timedelta(days=31))
 
         assert deleted == {
-            "flow_runs": 2,
-            "task_runs": 1,
-            "logs": 0,
+            "logs": 1,
             "events": deleted["events"],
+            "task_runs": 2,
+            "flow_runs": 2,
             "service_runs": 0,
+            "workers": 0,
+            "cache_entries": 0,
             "notification_deliveries": 0,
         }
         assert deleted["events"] > 0  # each state change wrote one

@@ -1,4 +1,4 @@
-"""`orchestrator server start`, `orchestrator server database reset|upgrade` and `orchestrator server services ls|run`.
+"""`orchestrator server start`, `server database reset|upgrade|vacuum` and `server services ls|run`.
 
 `start` prepares the database once (migrations, the first admin user, the services' Beat entries) in this
 process, then hands the listening socket to Daphne worker processes, the first of which also runs the services (a
@@ -30,7 +30,11 @@ from apps.accounts.models import ApiKey
 from apps.accounts.services import local_admin_key_ensure
 from apps.core.errors import NotFound
 from apps.core.management.base import OneLineErrorParser, OrchestratorCommand, database_label, mask_url_password
-from apps.server_services.database import database_holders, postgresql_database_create_if_missing
+from apps.server_services.database import (
+    database_holders,
+    database_vacuum,
+    postgresql_database_create_if_missing,
+)
 from apps.server_services.models import ServiceRun
 from apps.server_services.registry import service_get, services_all
 from apps.server_services.selectors import ServiceStatus, service_status, services_status
@@ -150,9 +154,15 @@ def interval_text(status: ServiceStatus) -> str:
     return every if status.enabled else f"{every} (disabled)"
 
 
+def megabytes(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MB"
+
+
 def result_text(record: ServiceRun | None) -> str:
     if record is None:
         return ""
+    if record.skipped:
+        return "skipped: another process was running it"
     if record.error:
         return f"error: {record.error}"
     if isinstance(record.result, dict):
@@ -187,11 +197,19 @@ class Command(OrchestratorCommand):
             help="do not run the services (run Beat and workers with `celery -A orchestrator.celery ...`)",
         )
 
-        database = actions.add_parser("database", help="reset or upgrade the database")
-        database_actions = database.add_subparsers(dest="database_action", required=True, metavar="{reset,upgrade}")
+        database = actions.add_parser("database", help="reset, upgrade or vacuum the database")
+        database_actions = database.add_subparsers(
+            dest="database_action", required=True, metavar="{reset,upgrade,vacuum}"
+        )
         reset = database_actions.add_parser("reset", help="drop everything and re-apply the schema")
         reset.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
         database_actions.add_parser("upgrade", help="apply pending migrations")
+        vacuum = database_actions.add_parser("vacuum", help="give back the space of deleted rows (after retention)")
+        vacuum.add_argument(
+            "--full",
+            action="store_true",
+            help="PostgreSQL: VACUUM FULL, which returns all the space but locks each table while it is rewritten",
+        )
 
         services = actions.add_parser("services", help="list the server services or run one in the foreground")
         services_actions = services.add_subparsers(dest="services_action", required=True, metavar="{ls,run}")
@@ -217,6 +235,8 @@ class Command(OrchestratorCommand):
                 self.services_run(name=options["name"], once=options["once"])
         elif options["database_action"] == "reset":
             self.reset(assume_yes=options["yes"])
+        elif options["database_action"] == "vacuum":
+            self.vacuum(full=options["full"])
         else:
             self.create_database_if_missing()
             self.say(self.migrated_message(database_upgrade()))
@@ -401,6 +421,15 @@ class Command(OrchestratorCommand):
             self.say(f"{service.name}: stopped")
         if once and record is not None and record.error:
             raise CommandError(f"{service.name} failed: {record.error}")
+
+    def vacuum(self, *, full: bool) -> None:
+        if full and connection.vendor != "postgresql":
+            raise CommandError("--full is for PostgreSQL; SQLite's VACUUM always rewrites the whole file")
+        before, after = database_vacuum(full=full)
+        self.say(
+            f"database vacuumed: {database_label()}: {megabytes(before)} -> {megabytes(after)} "
+            f"({megabytes(max(0, before - after))} reclaimed)"
+        )
 
     def reset(self, *, assume_yes: bool) -> None:
         label = database_label()
