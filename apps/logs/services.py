@@ -7,10 +7,11 @@ for runs somebody watches) without an event per line (docs/live.md).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from apps.events.models import Event
 from apps.events.stream import wake_on_commit
@@ -21,12 +22,16 @@ LOGS_WRITTEN = "logs.written"
 _LINE_BITS = 32
 
 
-def log_ids_for_batch(count: int) -> list[uuid.UUID]:
+def log_ids_for_batch(count: int, *, key: str | None = None) -> list[uuid.UUID]:
     """`count` ids that sort in the order of the lines and fill one range no other batch's id falls in: RFC 9562
-    version 8 (custom) UUIDs made of 92 random bits shared by the batch and the line's number."""
+    version 8 (custom) UUIDs made of 92 bits shared by the batch and the line's number. The shared bits are
+    random, or taken from the batch's key (the same key, the same ids)."""
     if count >= 2**_LINE_BITS:
         raise ValueError(f"at most {2**_LINE_BITS - 1} log lines per batch")
-    shared = secrets.randbits(92)
+    if key is None:
+        shared = secrets.randbits(92)
+    else:
+        shared = int.from_bytes(hashlib.sha256(key.encode()).digest()[:12], "big") >> 4
     # Layout: 48 random bits, version (4 bits: 8), 12 random bits, variant (2 bits: 0b10), 30 random bits,
     # then the line number.
     high = shared >> 44  # 48 bits
@@ -36,14 +41,27 @@ def log_ids_for_batch(count: int) -> list[uuid.UUID]:
     return [uuid.UUID(int=prefix | number) for number in range(count)]
 
 
-def logs_create(*, entries: list[dict]) -> int:
-    """Write a batch of log lines (dicts of Log fields) and its `logs.written` event, in one transaction."""
+def logs_create(*, entries: list[dict], batch_key: str | None = None) -> int:
+    """Write a batch of log lines (dicts of Log fields) and its `logs.written` event, in one transaction; return
+    how many lines were written. A batch with a key is written once: sent again (its answer was lost), it
+    writes nothing."""
     if not entries:
         return 0
-    ids = log_ids_for_batch(len(entries))
+    ids = log_ids_for_batch(len(entries), key=batch_key)
+    try:
+        return _logs_write(ids, entries, once=batch_key is not None)
+    except IntegrityError:
+        if batch_key is not None and Log.objects.filter(pk=ids[0]).exists():  # the same batch, at the same time
+            return 0
+        raise
+
+
+def _logs_write(ids: list[uuid.UUID], entries: list[dict], *, once: bool) -> int:
     lines = [Log(id=line_id, **entry) for line_id, entry in zip(ids, entries, strict=True)]
     flow_run_ids = sorted({str(line.flow_run_id) for line in lines if line.flow_run_id is not None})
     with transaction.atomic():
+        if once and Log.objects.filter(pk=ids[0]).exists():
+            return 0
         Log.objects.bulk_create(lines, batch_size=500)
         Event.objects.create(
             name=LOGS_WRITTEN,

@@ -149,6 +149,7 @@ class OrchestratorClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         retries: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         attempts = 1 + (self.retries if retries is None else retries)
         delay = self.settings.backoff_seconds
@@ -157,7 +158,7 @@ class OrchestratorClient:
         while True:
             attempt += 1
             try:
-                response = self._http.request(method, path, json=json, params=params)
+                response = self._http.request(method, path, json=json, params=params, headers=headers)
             except self._httpx.TransportError as exc:
                 outage = not isinstance(exc, self._httpx.TimeoutException)
                 if not self._try_again(attempt, attempts, started, outage=outage):
@@ -177,11 +178,13 @@ class OrchestratorClient:
     def _try_again(self, attempt: int, attempts: int, started: float, *, outage: bool) -> bool:
         """Whether a failed attempt is sent again: within the retries, or while a server that answered before is
         down or unavailable, for ORCHESTRATOR_CLIENT_OUTAGE_SECONDS. A caller that asked for no retries (a worker's
-        poll: its next tick asks again) gets none."""
+        poll: its next tick asks again) gets none, and nor does the in-process mode: no server restarts there, and
+        a database it cannot reach is reported after the retries."""
         if attempt < attempts:
             return True
         return (
             attempts > 1
+            and not self.in_process
             and outage
             and self.answered_before
             and time.monotonic() - started < self.settings.outage_seconds
@@ -382,8 +385,10 @@ class OrchestratorClient:
     def read_flow_run(self, run_id: str) -> RunInfo:
         return RunInfo.from_json(self.request("GET", f"flow_runs/{run_id}/"))
 
-    def create_logs(self, entries: list[dict[str, Any]]) -> None:
-        self.request("POST", "logs/", entries)
+    def create_logs(self, entries: list[dict[str, Any]], *, batch_key: str | None = None) -> None:
+        """Store log lines. A batch sent again with the same `batch_key` (its answer was lost) is stored once."""
+        headers = {"Idempotency-Key": batch_key} if batch_key else None
+        self._send("POST", "logs/", json=entries, headers=headers)
 
     # -- flow runs as the CLI shows them (the API's JSON) -----------------------------------------------------
     def read_flow_run_json(self, run_id: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import queue
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
@@ -103,7 +104,7 @@ class RunRecordShipper:
                     failing_since = None
                 backlog = unsent
                 with self.condition:
-                    self.pending -= len(batch) - len(unsent)
+                    self.pending -= sum(map(_weight, batch)) - sum(map(_weight, unsent))
                     self.condition.notify_all()
 
     def _send(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,6 +113,7 @@ class RunRecordShipper:
         records: dict[str, dict[str, Any]] = {}
         states: list[dict[str, Any]] = []
         logs: list[dict[str, Any]] = []
+        resent: list[dict[str, Any]] = []  # log batches sent before whose answer never came
         record_items: list[dict[str, Any]] = []
         for item in batch:
             if "task_run_record" in item:
@@ -125,6 +127,8 @@ class RunRecordShipper:
                 else:
                     states.append(later)
                 record_items.append(item)
+            elif "log_batch" in item:
+                resent.append(item)
             else:
                 logs.append(item)
         if records or states:
@@ -140,14 +144,31 @@ class RunRecordShipper:
                     sys.stderr.write(
                         f"orchestrator: the server refused {len(refused)} task run record(s), e.g. {refused[0]}\n"
                     )
+        # A batch of log lines keeps its key when it is sent again: the server stores a batch once, so lines whose
+        # answer was lost (a server killed after its commit) are not written twice.
         if logs:
-            try:
-                self.client.create_logs(logs)
-            except Exception as exc:  # logs must never break a run
-                if _worth_retrying(exc):
-                    return logs
-                sys.stderr.write(f"orchestrator: could not ship {len(logs)} log line(s): {exc}\n")
+            resent.append({"log_batch": {"key": uuid.uuid4().hex, "entries": logs}})
+        for index, item in enumerate(resent):
+            if not self._ship_logs(item["log_batch"]):
+                return resent[index:]
         return []
+
+    def _ship_logs(self, log_batch: dict[str, Any]) -> bool:
+        """Send one batch of log lines under its key; False when it is worth sending again later."""
+        entries = log_batch["entries"]
+        try:
+            self.client.create_logs(entries, batch_key=log_batch["key"])
+        except Exception as exc:  # logs must never break a run
+            if _worth_retrying(exc):
+                return False
+            sys.stderr.write(f"orchestrator: could not ship {len(entries)} log line(s): {exc}\n")
+        return True
+
+
+def _weight(item: dict[str, Any]) -> int:
+    """How many queued entries an item of a batch stands for (a log batch kept for sending again holds many)."""
+    log_batch = item.get("log_batch")
+    return len(log_batch["entries"]) if log_batch is not None else 1
 
 
 def _worth_retrying(exc: Exception) -> bool:
@@ -213,6 +234,22 @@ class ConsoleFormatter(logging.Formatter):
         return text
 
 
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to sys.stderr as it is when a line is logged, not as it was when the logger was built: a program (or a
+    test runner) that replaces or closes sys.stderr later still gets the lines, and never a closed file's error."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _build_logger(name: str) -> logging.Logger:
     logger = logging.getLogger(name)
     logger.propagate = False
@@ -220,7 +257,7 @@ def _build_logger(name: str) -> logging.Logger:
         from orchestrator import config
 
         logger.setLevel((config.get("ORCHESTRATOR_LOGGING_LEVEL") or "INFO").upper())
-        console = logging.StreamHandler(sys.stderr)
+        console = ConsoleHandler()
         console.setFormatter(ConsoleFormatter())
         api = RunLogHandler()
         api.setFormatter(logging.Formatter("%(message)s"))

@@ -33,6 +33,28 @@ def test_bulk_create_stores_every_log(api, task_run):
     assert Log.objects.get(message="row 1").task_run_id == task_run.id
 
 
+def test_a_batch_sent_again_under_its_key_is_stored_once(api, task_run):
+    """A client whose answer was lost (the server died after its commit) sends the batch again: the lines and the
+    batch's live event are written once."""
+    from apps.events.models import Event
+
+    batch = [{"flow_run": str(task_run.flow_run_id), "message": f"line {n}"} for n in range(3)]
+    first = api.post("/api/logs/", batch, format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+    again = api.post("/api/logs/", batch, format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+    other = api.post("/api/logs/", batch, format="json", HTTP_IDEMPOTENCY_KEY="batch-2")
+    assert [r.json() for r in (first, again, other)] == [{"created": 3}, {"created": 0}, {"created": 3}]
+    assert Log.objects.count() == 6
+    assert Event.objects.filter(name="logs.written").count() == 2
+
+
+@pytest.mark.parametrize("key", ["   ", "k" * 201])
+def test_a_blank_or_overlong_batch_key_is_refused(api, flow_run, key):
+    """The key is what makes a resend harmless: a key that cannot be one is refused, not ignored."""
+    batch = [{"flow_run": str(flow_run.id), "message": "x"}]
+    assert_error(api.post("/api/logs/", batch, format="json", HTTP_IDEMPOTENCY_KEY=key), 400, field="Idempotency-Key")
+    assert not Log.objects.exists()
+
+
 def test_a_single_object_is_accepted(api, flow_run):
     """A client sending one log need not wrap it in a list."""
     response = api.post("/api/logs/", {"flow_run": str(flow_run.id), "message": "one"}, format="json")

@@ -81,6 +81,7 @@ def test_the_entries_name_every_kind_of_row_that_grows() -> None:
         "service_runs",
         "workers",
         "cache_entries",
+        "notification_deliveries",
     ]
 
 

@@ -15,6 +15,8 @@ from apps.logs.models import Log
 from apps.logs.selectors import LOG_FIELDS
 from apps.runs.models import FlowRun, TaskRun
 
+MAX_BATCH_KEY_LENGTH = 200
+
 
 class LogFilterSet(FilterSet):
     flow_run = django_filters.UUIDFilter(field_name="flow_run_id")
@@ -48,8 +50,20 @@ class LogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         for entry in entries:
             entry["flow_run_id"] = entry.pop("flow_run", None)
             entry["task_run_id"] = entry.pop("task_run", None)
-        created = services.logs_create(entries=entries)
+        created = services.logs_create(entries=entries, batch_key=_batch_key(request))
         return Response({"created": created}, status=status.HTTP_201_CREATED)
+
+
+def _batch_key(request: Request) -> str | None:
+    """The batch's `Idempotency-Key` header: a batch sent again under the same key is stored once."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not key.strip() or len(key) > MAX_BATCH_KEY_LENGTH:
+        raise ValidationError(
+            {"Idempotency-Key": [f"give a non-empty key of at most {MAX_BATCH_KEY_LENGTH} characters, or none"]}
+        )
+    return key
 
 
 def _check_runs_exist(entries: list[dict]) -> None:
