@@ -29,7 +29,7 @@ BATCH_INTERVAL_SECONDS = 0.5
 # While the server does not answer, a batch is sent again every RETRY_SECONDS, for GIVE_UP_SECONDS at most.
 RETRY_SECONDS = 1.0
 GIVE_UP_SECONDS = 300.0
-_FLUSH = {"flush": True}  # a marker that ends the current batch at once
+_FLUSH = {"flush": True}  # a marker that ends the current batch at once (a flush() call puts its own)
 
 
 class RunRecordShipper:
@@ -57,16 +57,18 @@ class RunRecordShipper:
         self.put({"task_run_state": {"task_run": task_run_id, "state": state}})
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until every queued entry was sent (or the timeout passes)."""
+        """Wait until every entry queued before this call was sent (or the timeout passes). Entries other runs of
+        the process queue meanwhile are not waited for: with many flows logging at once the queue is never empty."""
         with self.condition:
             if self.pending == 0:
                 return
-        self.queue.put(_FLUSH)
-        with self.condition:
-            self.condition.wait_for(lambda: self.pending == 0, timeout=timeout)
+        sent = threading.Event()
+        self.queue.put({"flush": True, "sent": sent})
+        sent.wait(timeout)
 
     def _run(self) -> None:
         backlog: list[dict[str, Any]] = []  # what the server could not take yet, sent again first
+        flushes: list[threading.Event] = []  # flush() calls whose entries were all taken from the queue
         failing_since: float | None = None
         while True:
             try:
@@ -74,7 +76,9 @@ class RunRecordShipper:
             except queue.Empty:
                 first = _FLUSH
             batch = list(backlog)
-            if first is not _FLUSH:
+            if "flush" in first:
+                _flush_taken(first, flushes)
+            else:
                 batch.append(first)
                 deadline = time.monotonic() + BATCH_INTERVAL_SECONDS
                 while len(batch) < BATCH_SIZE:
@@ -83,10 +87,12 @@ class RunRecordShipper:
                         item = self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()
                     except queue.Empty:
                         break
-                    if item is _FLUSH:
+                    if "flush" in item:
+                        _flush_taken(item, flushes)
                         break
                     batch.append(item)
             if not batch:
+                _flushes_done(flushes)
                 continue
             unsent: list[dict[str, Any]] = []
             try:
@@ -106,6 +112,8 @@ class RunRecordShipper:
                 with self.condition:
                     self.pending -= sum(map(_weight, batch)) - sum(map(_weight, unsent))
                     self.condition.notify_all()
+                if not backlog:  # everything taken before those flushes was sent (or given up on)
+                    _flushes_done(flushes)
 
     def _send(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Send a batch: task run records first, then log lines. Returns the items to send again (the server
@@ -163,6 +171,17 @@ class RunRecordShipper:
                 return False
             sys.stderr.write(f"orchestrator: could not ship {len(entries)} log line(s): {exc}\n")
         return True
+
+
+def _flush_taken(marker: dict[str, Any], flushes: list[threading.Event]) -> None:
+    if "sent" in marker:
+        flushes.append(marker["sent"])
+
+
+def _flushes_done(flushes: list[threading.Event]) -> None:
+    for sent in flushes:
+        sent.set()
+    flushes.clear()
 
 
 def _weight(item: dict[str, Any]) -> int:

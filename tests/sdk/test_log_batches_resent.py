@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -95,3 +96,40 @@ def test_a_log_batch_whose_answer_was_lost_is_stored_once(
         lines = api.get("logs/", params={"flow_run": run["id"], "limit": 50}).json()["results"]
     assert [line["message"] for line in lines] == ["line 0", "line 1", "line 2"]
     assert len(proxy.log_keys) == 2 and proxy.log_keys[0] == proxy.log_keys[1] and proxy.log_keys[0], proxy.log_keys
+
+
+def test_flush_waits_for_its_own_lines_not_for_other_runs_that_keep_logging(
+    orchestrator_server_process: RunningServer,
+) -> None:
+    """A flow's end flushes the process's shipper: with other flows logging all the time the queue is never empty,
+    and a flush that waited for an empty queue held every flow's end until the others paused (soak p99 ~100 s)."""
+    server = orchestrator_server_process
+    with server.api_client() as api:
+        flow = api.post("flows/", json={"name": "busy-neighbours"}).json()
+        busy, quiet = (api.post("flow_runs/", json={"flow": flow["id"]}).json() for _ in range(2))
+        client = OrchestratorClient(api_url=server.api_url, api_key=server.api_key)
+        shipper = RunRecordShipper(client)
+        stop = threading.Event()
+
+        def neighbour() -> None:
+            number = 0
+            while not stop.is_set():
+                shipper.put({"flow_run": busy["id"], "message": f"neighbour {number}", "level": 20})
+                number += 1
+                time.sleep(0.001)
+
+        thread = threading.Thread(target=neighbour, daemon=True)
+        thread.start()
+        try:
+            time.sleep(0.5)
+            shipper.put({"flow_run": quiet["id"], "message": "mine", "level": 20})
+            started = time.monotonic()
+            shipper.flush(timeout=20)
+            took = time.monotonic() - started
+            mine = api.get("logs/", params={"flow_run": quiet["id"]}).json()["results"]
+        finally:
+            stop.set()
+            thread.join()
+        client.close()
+    assert [line["message"] for line in mine] == ["mine"], "flush returned before its line was sent"
+    assert took < 5, f"flush waited {took:.1f} s for lines queued after it"
