@@ -46,6 +46,7 @@ def release_slots_on_leaving_running(context: TransitionContext, state_row: obje
     if context.initial_type != StateType.RUNNING or context.validated_type == StateType.RUNNING:
         return
     if context.kind == RunKind.TASK_RUN:
-        release_slots(context.run)
+        if context.run.tags:  # only its tags' limits give a task run leases
+            release_slots(context.run)
     else:
         concurrency_slots_release(flow_run_ids=[str(context.run.id)])

@@ -136,10 +136,9 @@ def concurrency_slots_release(*, task_run_ids: Iterable[str] = (), flow_run_ids:
     held = Q(holder_kind=HolderKind.TASK_RUN, holder_id__in=task_run_ids) | Q(
         holder_kind=HolderKind.FLOW_RUN, holder_id__in=flow_run_ids
     )
-    with transaction.atomic():
-        deleted, _ = ConcurrencyLease.objects.filter(held).delete()
-        if deleted:
-            _released()
+    deleted, _ = ConcurrencyLease.objects.filter(held).delete()  # one statement: no savepoint needed
+    if deleted:
+        _released()
     return deleted
 
 
